@@ -1,0 +1,69 @@
+"""Wires the `orch` commands together and turns expected failures into one line + exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from orchestrator.cli import (
+    audit_cmd,
+    dashboard_cmd,
+    data_cmd,
+    devices_cmd,
+    model_cmd,
+    results_cmd,
+    run_cmd,
+    sim_cmd,
+    sweep_cmd,
+    validate_cmd,
+)
+from orchestrator.errors import ExitCode, OrchError
+
+app = typer.Typer(
+    name="orch",
+    help="Private on-device fine-tuning experiments on Android phones.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+app.command("validate")(validate_cmd.validate)
+app.command("run", context_settings=getattr(run_cmd, "CONTEXT_SETTINGS", None))(
+    run_cmd.run
+)
+app.add_typer(results_cmd.app, name="results")
+app.add_typer(devices_cmd.app, name="devices")
+app.add_typer(sim_cmd.app, name="sim")
+app.add_typer(model_cmd.app, name="model")
+app.command("audit", context_settings=getattr(audit_cmd, "CONTEXT_SETTINGS", None))(
+    audit_cmd.audit
+)
+app.add_typer(sweep_cmd.app, name="sweep")
+app.add_typer(data_cmd.app, name="data")
+app.command("dashboard", context_settings=getattr(dashboard_cmd, "CONTEXT_SETTINGS", None))(
+    dashboard_cmd.dashboard
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: the one place where the exception tree becomes a user message."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except OrchError as e:
+        typer.secho(f"error: {e.one_line()}", err=True, fg="red")
+        sys.exit(int(e.exit_code))
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True, fg="yellow")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except __import__("click").exceptions.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except __import__("click").exceptions.Exit as e:
+        sys.exit(e.exit_code)

@@ -1,0 +1,81 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="table for people, json for scripts.")
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Results store: any SQLAlchemy URL (default: ORCH_DB, else a "
+                 "SQLite file under ORCH_HOME).", show_default=False),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a spec field, e.g. --set training.batch_size=8 "
+                 "(repeatable).", show_default=False),
+]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def store_url(db: str | None) -> str:
+    from orchestrator.settings import get_settings
+
+    return db or get_settings().db_url
+
+
+def open_store(db: str | None) -> Session:
+    from orchestrator.store.db import open_session
+
+    return open_session(store_url(db))
+
+
+def to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, default=str, allow_nan=True) + "\n")
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*["—" if v is None else str(v) for v in r])
+    console.print(table)
+
+
+def fmt_pct(x: float | None) -> str | None:
+    return None if x is None else f"{100 * x:.2f} %"
+
+
+def fmt_s(x: float | None) -> str | None:
+    return None if x is None else f"{x:.1f} s"

@@ -1,0 +1,99 @@
+"""`orch results list|show RUN|compare EXPERIMENT`: read the results store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli.common import (
+    DbOption,
+    FormatOption,
+    OutputFormat,
+    console,
+    fmt_pct,
+    fmt_s,
+    open_store,
+    print_json,
+    print_table,
+)
+from orchestrator.store import repo
+
+app = typer.Typer(help="Browse stored results.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
+    db: DbOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """List runs, newest first."""
+    with open_store(db) as s:
+        runs = repo.list_runs(session=s, experiment=experiment, status=status, limit=limit)
+    if format is OutputFormat.json:
+        print_json(runs)
+        return
+    if not runs:
+        console.print("No runs yet. Start one with `orch run SPEC --device DEV`.")
+        return
+    print_table(None, ["run", "experiment", "variant", "device", "status", "accuracy",
+                       "train", "delegate", "finished"],
+                [(r.id, r.experiment, r.variant, r.device or "local", r.status,
+                  fmt_pct(r.accuracy), fmt_s(r.timing.get("train")), r.delegate_used,
+                  r.finished.strftime("%Y-%m-%d %H:%M") if r.finished else None) for r in runs])
+
+
+@app.command()
+def show(
+    run_id: Annotated[int, typer.Argument(help="Run id (see `orch results list`).")],
+    db: DbOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Show one run: status, accuracy, timing, delegate and per-epoch metrics."""
+    with open_store(db) as s:
+        run = repo.get_run(session=s, run_id=run_id)
+        series = repo.metric_series(session=s, run_id=run_id)
+    if format is OutputFormat.json:
+        print_json({"run": run, "metrics": series})
+        return
+    console.print(f"[bold]Run {run.id}[/bold] · {run.experiment} / {run.variant} on "
+                  f"{run.device or 'local'} · {run.status}")
+    if run.error:
+        console.print(f"[red]error:[/red] {run.error}", soft_wrap=True)
+    console.print(f"accuracy {fmt_pct(run.accuracy) or '—'} · delegate requested "
+                  f"{run.delegate_requested or '—'}, used {run.delegate_used or '—'}"
+                  + (f" ({run.delegate_reason})" if run.delegate_reason else ""), soft_wrap=True)
+    if run.timing:
+        console.print("timing: " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in run.timing.items() if isinstance(v, (int, float))))
+    epochs = sorted({step for pts in series.values() for step, _ in pts})
+    keys = [k for k in ("train_loss", "train_acc", "test_loss", "test_acc") if k in series]
+    if epochs and keys:
+        lookup = {k: dict(series[k]) for k in keys}
+        print_table("per epoch", ["epoch", *keys],
+                    [(e, *[None if lookup[k].get(e) is None else f"{lookup[k][e]:.4f}"
+                           for k in keys]) for e in epochs])
+
+
+@app.command()
+def compare(
+    experiment: Annotated[str, typer.Argument(help="Experiment name (the spec's `name`).")],
+    db: DbOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """The paper's Table 1: variant × device → accuracy, training time, delegate used."""
+    with open_store(db) as s:
+        rows = repo.compare(session=s, experiment=experiment)
+    if format is OutputFormat.json:
+        print_json(rows)
+        return
+    print_table(f"{experiment}", ["variant", "finetune_from", "device", "accuracy",
+                                  "training time", "total", "delegate (req → used)",
+                                  "status", "run"],
+                [(r.variant, r.finetune_from or "head only", r.device, fmt_pct(r.accuracy),
+                  fmt_s(r.train_seconds), fmt_s(r.total_seconds),
+                  f"{r.delegate_requested or '—'} → {r.delegate_used or '—'}", r.status,
+                  r.run_id) for r in rows])

@@ -1,0 +1,1 @@
+"""The results store: devices, experiments, runs, metrics, device samples, transfers."""

@@ -1,0 +1,340 @@
+"""Data functions of the results store. Keyword-only arguments; they return public models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from orchestrator.errors import NotFound
+from orchestrator.store.public import (
+    CompareRow,
+    DevicePublic,
+    ExperimentPublic,
+    MetricPublic,
+    RunPublic,
+    SamplePublic,
+    TransferPublic,
+)
+from orchestrator.store.tables import (
+    Device,
+    DeviceSample,
+    Experiment,
+    Metric,
+    Run,
+    Transfer,
+    utcnow,
+)
+
+RUN_STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelled")
+
+# ------------------------------------------------------------------ devices
+
+
+def upsert_device(*, session: Session, serial: str, **facts: Any) -> DevicePublic:
+    """Create or refresh a device by serial; only the given facts change."""
+    row = session.exec(select(Device).where(Device.serial == serial)).first()
+    if row is None:
+        row = Device(serial=serial)
+    for key, value in facts.items():
+        if value is not None:
+            setattr(row, key, value)
+    row.last_seen = utcnow()
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return DevicePublic.model_validate(row)
+
+
+def set_alias(*, session: Session, serial: str, alias: str) -> DevicePublic:
+    for other in session.exec(select(Device).where(Device.alias == alias)).all():
+        if other.serial != serial:
+            other.alias = None
+            session.add(other)
+    return upsert_device(session=session, serial=serial, alias=alias)
+
+
+def list_devices(*, session: Session) -> list[DevicePublic]:
+    rows = session.exec(select(Device).order_by(Device.id)).all()
+    return [DevicePublic.model_validate(r) for r in rows]
+
+
+def get_device(*, session: Session, device_id: int) -> DevicePublic:
+    row = session.get(Device, device_id)
+    if row is None:
+        raise NotFound(f"No device {device_id} in the store.", hint="See `orch devices list`.")
+    return DevicePublic.model_validate(row)
+
+
+def find_device(*, session: Session, serial: str) -> DevicePublic | None:
+    row = session.exec(select(Device).where(Device.serial == serial)).first()
+    return DevicePublic.model_validate(row) if row else None
+
+
+def alias_map(*, session: Session) -> dict[str, str]:
+    """alias → serial for every aliased device."""
+    rows = session.exec(select(Device).where(col(Device.alias).is_not(None))).all()
+    return {r.alias: r.serial for r in rows if r.alias}
+
+
+# ------------------------------------------------------------------ experiments
+
+
+def upsert_experiment(
+    *, session: Session, name: str, spec: dict[str, Any], spec_hash: str
+) -> ExperimentPublic:
+    row = session.exec(select(Experiment).where(Experiment.name == name)).first()
+    if row is None:
+        row = Experiment(name=name)
+    row.spec = spec
+    row.spec_hash = spec_hash
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return ExperimentPublic.model_validate(row)
+
+
+def list_experiments(*, session: Session) -> list[ExperimentPublic]:
+    rows = session.exec(select(Experiment).order_by(Experiment.id)).all()
+    return [ExperimentPublic.model_validate(r) for r in rows]
+
+
+def get_experiment(*, session: Session, name: str) -> ExperimentPublic:
+    row = session.exec(select(Experiment).where(Experiment.name == name)).first()
+    if row is None:
+        known = ", ".join(e.name for e in list_experiments(session=session)) or "none yet"
+        raise NotFound(f"No experiment named {name!r} in the store (known: {known}).",
+                       hint="Run one with `orch run SPEC --device DEV`.")
+    return ExperimentPublic.model_validate(row)
+
+
+# ------------------------------------------------------------------ runs
+
+
+def _public_run(session: Session, row: Run) -> RunPublic:
+    run = RunPublic.model_validate(row)
+    exp = session.get(Experiment, row.experiment_id)
+    run.experiment = exp.name if exp else None
+    if row.device_id is not None:
+        dev = session.get(Device, row.device_id)
+        if dev is not None:
+            run.device = dev.alias or dev.model or dev.serial
+    return run
+
+
+def create_run(
+    *,
+    session: Session,
+    experiment_id: int,
+    variant: str,
+    device_id: int | None = None,
+    params: dict[str, Any] | None = None,
+    status: str = "queued",
+    sweep_id: int | None = None,
+    **fields: Any,
+) -> RunPublic:
+    row = Run(experiment_id=experiment_id, variant=variant, device_id=device_id,
+              params=params or {}, status=status, sweep_id=sweep_id, **fields)
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return _public_run(session, row)
+
+
+def update_run(*, session: Session, run_id: int, **fields: Any) -> RunPublic:
+    row = session.get(Run, run_id)
+    if row is None:
+        raise NotFound(f"No run {run_id} in the store.", hint="See `orch results list`.")
+    for key, value in fields.items():
+        if key == "status" and value not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {value!r}")
+        setattr(row, key, value)
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return _public_run(session, row)
+
+
+def get_run(*, session: Session, run_id: int) -> RunPublic:
+    row = session.get(Run, run_id)
+    if row is None:
+        raise NotFound(f"No run {run_id} in the store.", hint="See `orch results list`.")
+    return _public_run(session, row)
+
+
+def list_runs(
+    *,
+    session: Session,
+    experiment: str | None = None,
+    status: str | None = None,
+    device_id: int | None = None,
+    sweep_id: int | None = None,
+    limit: int | None = None,
+) -> list[RunPublic]:
+    q = select(Run).order_by(col(Run.id).desc())
+    if experiment is not None:
+        exp = get_experiment(session=session, name=experiment)
+        q = q.where(Run.experiment_id == exp.id)
+    if status is not None:
+        q = q.where(Run.status == status)
+    if device_id is not None:
+        q = q.where(Run.device_id == device_id)
+    if sweep_id is not None:
+        q = q.where(Run.sweep_id == sweep_id)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_public_run(session, r) for r in session.exec(q).all()]
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def record_metrics(
+    *,
+    session: Session,
+    run_id: int,
+    metrics: Iterable[tuple[str, int, float | None]],
+    time: datetime | None = None,
+) -> int:
+    """Append (key, step, value) points; a point already stored is skipped. Returns new count."""
+    existing = {
+        (k, s)
+        for k, s in session.exec(select(Metric.key, Metric.step).where(Metric.run_id == run_id))
+    }
+    added = 0
+    for key, step, value in metrics:
+        if (key, step) in existing:
+            continue
+        is_nan = value is None or (isinstance(value, float) and not math.isfinite(value))
+        session.add(Metric(run_id=run_id, key=key, step=step,
+                           value=None if is_nan else float(value), is_nan=is_nan,
+                           time=time or utcnow()))
+        existing.add((key, step))
+        added += 1
+    session.commit()
+    return added
+
+
+def run_metrics(*, session: Session, run_id: int, key: str | None = None) -> list[MetricPublic]:
+    q = select(Metric).where(Metric.run_id == run_id)
+    if key is not None:
+        q = q.where(Metric.key == key)
+    rows = session.exec(q.order_by(Metric.key, Metric.step)).all()
+    out = []
+    for r in rows:
+        m = MetricPublic.model_validate(r)
+        if r.is_nan:
+            m.value = float("nan")
+        out.append(m)
+    return out
+
+
+def metric_series(*, session: Session, run_id: int) -> dict[str, list[tuple[int, float | None]]]:
+    series: dict[str, list[tuple[int, float | None]]] = {}
+    for m in run_metrics(session=session, run_id=run_id):
+        series.setdefault(m.key, []).append((m.step, m.value))
+    return series
+
+
+# ------------------------------------------------------------------ device samples, transfers
+
+
+def record_sample(
+    *,
+    session: Session,
+    device_id: int,
+    run_id: int | None = None,
+    step: int | None = None,
+    battery: float | None = None,
+    temperature: float | None = None,
+) -> None:
+    session.add(DeviceSample(device_id=device_id, run_id=run_id, step=step,
+                             battery=battery, temperature=temperature))
+    session.commit()
+
+
+def run_samples(*, session: Session, run_id: int) -> list[SamplePublic]:
+    q = select(DeviceSample).where(DeviceSample.run_id == run_id).order_by(DeviceSample.id)
+    return [SamplePublic.model_validate(r) for r in session.exec(q).all()]
+
+
+def latest_sample(*, session: Session, device_id: int) -> SamplePublic | None:
+    q = (select(DeviceSample).where(DeviceSample.device_id == device_id)
+         .order_by(col(DeviceSample.id).desc()).limit(1))
+    row = session.exec(q).first()
+    return SamplePublic.model_validate(row) if row else None
+
+
+def record_transfer(
+    *,
+    session: Session,
+    direction: str,
+    kind: str,
+    device_path: str,
+    nbytes: int = 0,
+    sha256: str | None = None,
+    run_id: int | None = None,
+    device_id: int | None = None,
+    launcher: str | None = None,
+    reason: str | None = None,
+) -> TransferPublic:
+    row = Transfer(direction=direction, kind=kind, device_path=device_path, bytes=nbytes,
+                   sha256=sha256, run_id=run_id, device_id=device_id, launcher=launcher,
+                   reason=reason)
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return TransferPublic.model_validate(row)
+
+
+def run_transfers(*, session: Session, run_id: int) -> list[TransferPublic]:
+    q = select(Transfer).where(Transfer.run_id == run_id).order_by(Transfer.id)
+    return [TransferPublic.model_validate(r) for r in session.exec(q).all()]
+
+
+# ------------------------------------------------------------------ comparisons
+
+
+def compare(*, session: Session, experiment: str) -> list[CompareRow]:
+    """The paper's Table 1: the latest finished run per (variant, device), else the latest."""
+    exp = get_experiment(session=session, name=experiment)
+    runs = session.exec(
+        select(Run).where(Run.experiment_id == exp.id).order_by(col(Run.id).desc())
+    ).all()
+    counts = dict(
+        ((v, d), n)
+        for v, d, n in session.exec(
+            select(Run.variant, Run.device_id, func.count())
+            .where(Run.experiment_id == exp.id)
+            .group_by(Run.variant, Run.device_id)
+        )
+    )
+    chosen: dict[tuple[str, int | None], Run] = {}
+    for r in runs:
+        key = (r.variant, r.device_id)
+        best = chosen.get(key)
+        if best is None or (best.status != "finished" and r.status == "finished"):
+            chosen[key] = r
+    rows = []
+    for (variant, device_id), r in chosen.items():
+        pub = _public_run(session, r)
+        rows.append(CompareRow(
+            variant=variant,
+            device=pub.device or "local",
+            finetune_from=(r.params or {}).get("finetune_from"),
+            run_id=r.id or 0,
+            runs=counts.get((variant, device_id), 1),
+            accuracy=r.accuracy,
+            train_seconds=(r.timing or {}).get("train"),
+            total_seconds=(r.timing or {}).get("total"),
+            delegate_requested=r.delegate_requested,
+            delegate_used=r.delegate_used,
+            status=r.status,
+        ))
+    order = list(exp.spec.get("variants", {}))
+    rows.sort(key=lambda c: (order.index(c.variant) if c.variant in order else len(order),
+                             c.variant, c.device))
+    return rows

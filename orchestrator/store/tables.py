@@ -1,0 +1,114 @@
+"""Tables of the results store (MLflow's shape: runs + an append-only long metrics table).
+
+Rows never leave `orchestrator.store`; callers get the `*Public` models from `models.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Device(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    serial: str = Field(index=True, unique=True)  # `SERIAL` or `SERIAL@HOST:PORT` for remote
+    alias: str | None = Field(default=None, index=True)
+    model: str | None = None
+    manufacturer: str | None = None
+    sdk: int | None = None
+    release: str | None = None
+    soc: str | None = None
+    abi: str | None = None
+    launcher: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+
+
+class Experiment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    spec_hash: str = ""
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiment.id", index=True)
+    device_id: int | None = Field(default=None, foreign_key="device.id", index=True)
+    sweep_id: int | None = Field(default=None, index=True)
+    variant: str
+    # queued | running | finished | failed | interrupted | cancelled
+    status: str = Field(default="queued", index=True)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created: datetime = Field(default_factory=utcnow)
+    started: datetime | None = None
+    finished: datetime | None = None
+    accuracy: float | None = None
+    # Timing breakdown in seconds: decode, features, train, eval, total, wall, …
+    timing: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    delegate_requested: str | None = None
+    delegate_used: str | None = None
+    delegate_reason: str | None = None
+    delegate_info: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    frozen_hash: str | None = None
+    train_hash: str | None = None
+    agent_version: str | None = None
+    interpreter: str | None = None
+    launcher: str | None = None
+    device_run_dir: str | None = None
+    # The agent's result.json as admitted by the egress guard (aggregate metrics only).
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    events_seen: int = 0  # highest event seq ingested: re-reading events is idempotent
+    progress: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    error: str | None = None
+
+
+class Metric(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", "step", name="uq_metric_run_key_step"),
+        Index("ix_metric_run_key", "run_id", "key"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id")
+    key: str
+    step: int = 0
+    value: float | None = None  # NULL when is_nan: SQLite cannot store NaN
+    is_nan: bool = False
+    time: datetime = Field(default_factory=utcnow)
+
+
+class DeviceSample(SQLModel, table=True):
+    __table_args__ = (Index("ix_devicesample_run", "run_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    device_id: int = Field(foreign_key="device.id", index=True)
+    step: int | None = None
+    battery: float | None = None
+    temperature: float | None = None
+    time: datetime = Field(default_factory=utcnow)
+
+
+class Transfer(SQLModel, table=True):
+    """The audit ledger: every byte that crossed the cable, in either direction."""
+
+    __table_args__ = (Index("ix_transfer_run", "run_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    device_id: int | None = Field(default=None, foreign_key="device.id")
+    direction: str  # push | pull | refused | skipped
+    kind: str  # agent | model | images | job | metrics | other
+    device_path: str
+    bytes: int = 0
+    sha256: str | None = None
+    launcher: str | None = None
+    reason: str | None = None  # why a read was refused, why a push was skipped
+    time: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs everything orch needs on a fresh Debian machine: the adb server, Chromium (for the
+# dashboard's browser tests), a C compiler (the simulated NNAPI library), and orch itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v adb >/dev/null 2>&1 || need_apt+=(adb)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"

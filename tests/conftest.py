@@ -1,0 +1,53 @@
+"""Shared fixtures: where the reference data lives, an isolated ORCH_HOME per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ORCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+CATSDOGS = SHARED_DATA / "catsdogs"
+WEIGHTS_025 = SHARED_DATA / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
+
+
+def _real_phone_attached() -> bool:
+    return bool(os.environ.get("ORCH_TEST_DEVICE"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if _real_phone_attached():
+        return
+    skip = pytest.mark.skip(reason="needs a real phone: set ORCH_TEST_DEVICE=SERIAL")
+    for item in items:
+        if "device" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own ORCH_HOME, so no test touches the user's store or cache."""
+    home = tmp_path / "orch-home"
+    monkeypatch.setenv("ORCH_HOME", str(home))
+    monkeypatch.delenv("ORCH_DB", raising=False)
+    from orchestrator.settings import get_settings
+
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def shared_catsdogs() -> Path:
+    if not (CATSDOGS / "cat").is_dir():
+        pytest.skip("reference photographs (../shared/data/catsdogs) are absent")
+    return CATSDOGS
+
+
+@pytest.fixture
+def shared_weights() -> Path:
+    if not WEIGHTS_025.is_file():
+        pytest.skip("reference weights (../shared/data/weights) are absent")
+    return WEIGHTS_025

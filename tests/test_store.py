@@ -1,0 +1,94 @@
+"""Results store contract, run on SQLite in memory and on a file."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pytest
+
+from orchestrator.errors import NotFound
+from orchestrator.store import repo
+from orchestrator.store.db import make_engine
+from sqlmodel import Session
+
+
+@pytest.fixture(params=["memory", "file"])
+def session(request, tmp_path):
+    url = "sqlite://" if request.param == "memory" else f"sqlite:///{tmp_path / 'r.db'}"
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+    engine.dispose()
+
+
+def _run(session, variant="method1", device="SER1"):
+    exp = repo.upsert_experiment(session=session, name="exp", spec={"variants": {
+        "method1": {}, "method2": {}}}, spec_hash="h")
+    dev = repo.upsert_device(session=session, serial=device, model="Pixel 7")
+    return repo.create_run(session=session, experiment_id=exp.id, variant=variant,
+                           device_id=dev.id, params={"finetune_from": None})
+
+
+def test_metrics_are_idempotent_and_keep_nan(session):
+    """The same event ingested twice is stored once; NaN survives the round trip."""
+    run = _run(session)
+    pts = [("train_loss", 1, float("nan")), ("test_acc", 1, 0.5)]
+    assert repo.record_metrics(session=session, run_id=run.id, metrics=pts) == 2
+    assert repo.record_metrics(session=session, run_id=run.id, metrics=pts) == 0
+    series = repo.metric_series(session=session, run_id=run.id)
+    assert math.isnan(series["train_loss"][0][1])
+    assert series["test_acc"] == [(1, 0.5)]
+
+
+def test_compare_prefers_finished_runs(session):
+    """Table 1 shows the latest finished run of each variant × device."""
+    done = _run(session)
+    repo.update_run(session=session, run_id=done.id, status="finished", accuracy=0.9,
+                    timing={"train": 3.0, "total": 5.0}, delegate_used="cpu")
+    failed = _run(session)
+    repo.update_run(session=session, run_id=failed.id, status="failed")
+    other = _run(session, variant="method2")
+    rows = repo.compare(session=session, experiment="exp")
+    assert [(r.variant, r.run_id, r.runs) for r in rows] == [
+        ("method1", done.id, 2), ("method2", other.id, 1)]
+    assert rows[0].accuracy == 0.9 and rows[0].train_seconds == 3.0
+
+
+def test_transfers_ledger(session):
+    """Transfers are recorded per run, in order."""
+    run = _run(session)
+    repo.record_transfer(session=session, run_id=run.id, direction="push", kind="model",
+                         device_path="/data/local/tmp/orch/m", nbytes=10, sha256="ab")
+    repo.record_transfer(session=session, run_id=run.id, direction="refused", kind="other",
+                         device_path="/x.jpg", reason="not an allowed file")
+    rows = repo.run_transfers(session=session, run_id=run.id)
+    assert [r.direction for r in rows] == ["push", "refused"]
+
+
+def test_unknown_ids_raise_not_found(session):
+    """Asking for what is not there names it."""
+    with pytest.raises(NotFound):
+        repo.get_run(session=session, run_id=999)
+    with pytest.raises(NotFound, match="nope"):
+        repo.get_experiment(session=session, name="nope")
+
+
+def test_alias_moves_between_devices(session):
+    """An alias names one device at a time."""
+    repo.upsert_device(session=session, serial="A")
+    repo.upsert_device(session=session, serial="B")
+    repo.set_alias(session=session, serial="A", alias="pixel7")
+    repo.set_alias(session=session, serial="B", alias="pixel7")
+    assert repo.alias_map(session=session) == {"pixel7": "B"}
+
+
+def test_file_store_uses_wal(tmp_path):
+    """A file store runs in WAL mode so the dashboard can read while the CLI writes."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.connect():
+        pass
+    con = sqlite3.connect(tmp_path / "w.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+    engine.dispose()
