@@ -1,0 +1,91 @@
+"""`--device NAME` → one attached phone: an alias, a serial, or a model name that matches
+exactly one phone (case-insensitive substring of ro.product.model).
+
+`match_device` is pure (tested on lists); `resolve_device` feeds it the adb server's list
+and the store's aliases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from orchestrator.devices.adb import Attached, list_attached
+from orchestrator.devices.address import DeviceAddress
+from orchestrator.errors import DeviceAmbiguous, DeviceNotFound, DeviceOffline
+
+USABLE = "device"
+
+
+def alias_target(name: str, aliases: dict[str, str]) -> str | None:
+    """The serial an alias stands for (exact first, then case-insensitive)."""
+    if name in aliases:
+        return aliases[name]
+    return next((s for alias, s in aliases.items() if alias.lower() == name.lower()), None)
+
+
+def describe(attached: Sequence[Attached]) -> str:
+    """`A (Pixel 7), B (SM-A525F, offline)` or `none`."""
+    if not attached:
+        return "none"
+    parts = []
+    for a in attached:
+        bits = [b for b in (a.model, None if a.state == USABLE else a.state) if b]
+        parts.append(f"{a.name} ({', '.join(bits)})" if bits else a.name)
+    return ", ".join(parts)
+
+
+def match_device(
+    name: str,
+    attached: Sequence[Attached],
+    aliases: dict[str, str],
+    model_of: Callable[[Attached], str | None] = lambda a: a.model,
+) -> Attached:
+    """The one attached phone that `name` designates, in this order: alias, serial, model."""
+    by_name = {a.name: a for a in attached}
+    hint = "See `orch devices list`; name a phone by alias, serial or model."
+    target = alias_target(name, aliases)
+    if target is not None:
+        if target in by_name:
+            return _usable(by_name[target], name)
+        raise DeviceNotFound(f"Device {name!r} (serial {target}) is not attached; attached: "
+                             f"{describe(attached)}.", hint="Plug it in or `adb connect` it.")
+    if name in by_name:
+        return _usable(by_name[name], name)
+    needle = name.lower().replace("_", " ")
+    hits = [a for a in attached
+            if a.state == USABLE and needle in (model_of(a) or "").lower().replace("_", " ")]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise DeviceAmbiguous(f"{name!r} matches {len(hits)} phones: {describe(hits)}.",
+                              hint="Name one by serial, or give it an alias with "
+                                   "`orch devices alias NAME SERIAL`.")
+    raise DeviceNotFound(f"No attached phone matches {name!r}; attached: {describe(attached)}.",
+                         hint=hint)
+
+
+def _usable(a: Attached, name: str) -> Attached:
+    if a.state != USABLE:
+        raise DeviceOffline(f"Device {name!r} ({a.name}) is {a.state}.",
+                            hint="Unlock it and accept the USB debugging prompt, or re-plug it."
+                            if a.state == "unauthorized" else "Re-plug it or `adb reconnect`.")
+    return a
+
+
+def resolve_device(name: str, aliases: dict[str, str]) -> Attached:
+    """Resolve against the live adb server(s): the default one, or the one a
+    `SERIAL@HOST:PORT` name (or an alias standing for one) points at."""
+    target = DeviceAddress.parse(alias_target(name, aliases) or name)
+    attached = list_attached(target.server)
+    if target.server is not None:
+        # Remote names are exact: `SERIAL@HOST:PORT` never matches by model.
+        return match_device(target.name, attached, {})
+    return match_device(name, attached, aliases, model_of=_model_or_getprop)
+
+
+def _model_or_getprop(a: Attached) -> str | None:
+    if a.model or a.state != USABLE:
+        return a.model
+    from orchestrator.devices.adb import Phone
+
+    return Phone(a.address).run("getprop ro.product.model").strip() or None
