@@ -12,6 +12,7 @@
     ├── RunError                   (exit 6, RUN)       the agent failed or the run was interrupted
     │   └── RunInterrupted         resumable: `orch run --resume RUN`
     ├── EgressRefused              (exit 7, EGRESS)    the egress guard refused a read
+    ├── AuditFailed                (exit 7, EGRESS)    a run's ledger does not prove privacy
     ├── StoreError                 (exit 8, STORE)     database cannot be opened or is inconsistent
     ├── NotFound                   (exit 9, NOT_FOUND) run / experiment / sweep id unknown
     └── NotImplementedYet          (exit 10, NOT_READY) a command that is not there yet
@@ -128,6 +129,10 @@ class EgressRefused(OrchError):
         self.path = path
         self.reason = reason
         super().__init__(f"Egress guard refused to read {path}: {reason}.")
+
+
+class AuditFailed(OrchError):
+    exit_code = ExitCode.EGRESS
 
 
 class StoreError(OrchError):
