@@ -2,29 +2,128 @@
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
+
 import typer
 
-from orchestrator.errors import NotImplementedYet
+from orchestrator.cli.common import (
+    DbOption,
+    FormatOption,
+    OutputFormat,
+    console,
+    open_store,
+    print_json,
+    print_table,
+)
+from orchestrator.errors import NotImplementedYet, OrchError
 
 app = typer.Typer(help="Phones: list, info, alias, doctor, setup, clean.", no_args_is_help=True)
 
-
-@app.command("list", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def list_() -> None:
-    """Not available yet."""
-    raise NotImplementedYet("orch devices list")
+DeviceArg = Annotated[str, typer.Argument(
+    help="Alias, serial (SERIAL or SERIAL@HOST:PORT for a remote adb server) or model name.")]
 
 
-@app.command("info", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def info_() -> None:
-    """Not available yet."""
-    raise NotImplementedYet("orch devices info")
+def _temp(t: float | None) -> str | None:
+    return None if t is None else f"{t:.1f} °C"
 
 
-@app.command("alias", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def alias_() -> None:
-    """Not available yet."""
-    raise NotImplementedYet("orch devices alias")
+def _pct(b: float | None) -> str | None:
+    return None if b is None else f"{b:.0f} %"
+
+
+@app.command("list")
+def list_(
+    server: Annotated[str | None, typer.Option(
+        help="HOST:PORT of another adb server (default ORCH_ADB_HOST/ORCH_ADB_PORT).")] = None,
+    db: DbOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Attached phones: serial, alias, model, Android version, SoC, state, battery, temperature."""
+    from orchestrator.devices.adb import list_attached
+    from orchestrator.devices.address import AdbServer
+    from orchestrator.devices.inventory import look
+    from orchestrator.store import repo
+
+    remote = None
+    if server:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            raise OrchError(f"--server must be HOST:PORT, got {server!r}.")
+        remote = AdbServer(host, int(port))
+    with open_store(db) as s:
+        aliases = repo.alias_map(session=s)
+        views = [look(a, session=s, aliases=aliases) for a in list_attached(remote)]
+    if format is OutputFormat.json:
+        print_json(views)
+        return
+    if not views:
+        console.print("No phones attached. Plug one in (USB debugging on), `adb connect` one, "
+                      "or start a virtual one with `orch sim start --profile pixel7`.")
+        return
+    print_table(None, ["serial", "alias", "model", "android", "soc", "state", "battery",
+                       "temperature"],
+                [(v.serial, v.alias, v.model,
+                  f"{v.release} (SDK {v.sdk})" if v.release else None, v.soc,
+                  v.state if not v.error else f"{v.state} (error)", _pct(v.battery),
+                  _temp(v.temperature)) for v in views])
+    for v in views:
+        if v.error:
+            console.print(f"[yellow]{v.serial}:[/yellow] {v.error}", soft_wrap=True)
+
+
+@app.command("info")
+def info_(device: DeviceArg, db: DbOption = None, format: FormatOption = OutputFormat.table
+          ) -> None:
+    """One phone in detail: facts, health, free space for staging."""
+    from orchestrator.devices.inventory import look
+    from orchestrator.devices.resolve import resolve_device
+    from orchestrator.store import repo
+
+    with open_store(db) as s:
+        aliases = repo.alias_map(session=s)
+        view = look(resolve_device(device, aliases), session=s, aliases=aliases, with_disk=True)
+    if view.error:
+        raise OrchError(f"Cannot read {view.serial}: {view.error}")
+    if format is OutputFormat.json:
+        print_json(view)
+        return
+    rows = [("serial", view.serial), ("alias", view.alias), ("model", view.model),
+            ("manufacturer", view.manufacturer),
+            ("android", f"{view.release} (SDK {view.sdk})" if view.release else None),
+            ("soc", view.soc), ("abi", view.abi), ("state", view.state),
+            ("battery", _pct(view.battery)
+             + (" (plugged)" if view.plugged else "") if view.battery is not None else None),
+            ("temperature", _temp(view.temperature)),
+            ("thermal status", view.thermal_status),
+            ("free for staging", None if view.free_bytes is None
+             else f"{view.free_bytes / 1e9:.2f} GB")]
+    print_table(None, ["", ""], rows)
+
+
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+@app.command("alias")
+def alias_(
+    name: Annotated[str, typer.Argument(help="The alias, e.g. pixel7.")],
+    serial: Annotated[str, typer.Argument(help="Serial (or a model name matching one phone).")],
+    db: DbOption = None,
+) -> None:
+    """Name a phone: `--device NAME` then means that phone."""
+    from orchestrator.devices.adb import Phone
+    from orchestrator.devices.inventory import read_facts, remember
+    from orchestrator.devices.resolve import resolve_device
+    from orchestrator.store import repo
+
+    if not _ALIAS.fullmatch(name):
+        raise OrchError(f"Alias {name!r} is not a plain name.",
+                        hint="Use letters, digits, '_', '.', '-', starting with a letter.")
+    target = resolve_device(serial, {})
+    with open_store(db) as s:
+        remember(s, target.name, read_facts(Phone(target.address, timeout=30)))
+        dev = repo.set_alias(session=s, serial=target.name, alias=name)
+    console.print(f"{name} → {dev.serial} ({dev.model or 'unknown model'})")
 
 
 @app.command("doctor", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
