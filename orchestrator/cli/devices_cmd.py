@@ -126,10 +126,32 @@ def alias_(
     console.print(f"{name} → {dev.serial} ({dev.model or 'unknown model'})")
 
 
-@app.command("doctor", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def doctor_() -> None:
-    """Not available yet."""
-    raise NotImplementedYet("orch devices doctor")
+@app.command("doctor")
+def doctor_(device: DeviceArg, db: DbOption = None,
+            format: FormatOption = OutputFormat.table) -> None:
+    """Check what a run needs on a phone (Python, numpy, Pillow, interpreter, space, …)."""
+    from orchestrator.devices.doctor import gather, run_checks
+    from orchestrator.devices.resolve import resolve_device
+    from orchestrator.errors import DeviceError
+    from orchestrator.runner.adb_link import AdbLink
+    from orchestrator.store import repo
+
+    with open_store(db) as s:
+        target = resolve_device(device, repo.alias_map(session=s))
+        results = run_checks(gather(AdbLink(target.address), session=s))
+    failed = [r for r in results if not r.ok]
+    if format is OutputFormat.json:
+        print_json({"device": target.name, "ok": not failed, "checks": results})
+    else:
+        console.print(f"[bold]{target.name}[/bold] ({target.model or 'unknown model'})")
+        for r in results:
+            mark = "[green]✓[/green]" if r.ok else "[red]✗[/red]"
+            fix = f" → {r.fix}" if r.fix and not r.ok else ""
+            console.print(f"{mark} {r.name}: {r.detail}{fix}", soft_wrap=True)
+    if failed:
+        raise DeviceError(f"{len(failed)} of {len(results)} checks failed on {target.name}: "
+                          f"{', '.join(r.name for r in failed)}.",
+                          hint="Apply the fixes listed above, then run the doctor again.")
 
 
 @app.command("setup", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -138,7 +160,32 @@ def setup_() -> None:
     raise NotImplementedYet("orch devices setup")
 
 
-@app.command("clean", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def clean_() -> None:
-    """Not available yet."""
-    raise NotImplementedYet("orch devices clean")
+@app.command("clean")
+def clean_(
+    device: DeviceArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    db: DbOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Remove staged agents, models, data sets and runs not in use; report bytes freed."""
+    from orchestrator.devices.adb import Phone
+    from orchestrator.devices.clean import clean
+    from orchestrator.devices.resolve import resolve_device
+    from orchestrator.runner.adb_link import DEVICE_ROOT
+    from orchestrator.store import repo
+
+    with open_store(db) as s:
+        target = resolve_device(device, repo.alias_map(session=s))
+    plan = clean(Phone(target.address), DEVICE_ROOT, dry_run=dry_run)
+    if format is OutputFormat.json:
+        print_json({"device": target.name, "dry_run": dry_run, "bytes_freed": plan.bytes_freed,
+                    "removed": [e.path for e in plan.remove],
+                    "kept": [e.path for e in plan.keep]})
+        return
+    verb = "would remove" if dry_run else "removed"
+    for e in plan.remove:
+        console.print(f"{verb} {e.path} ({e.kbytes * 1024 / 1e6:.1f} MB)")
+    for e in plan.keep:
+        console.print(f"kept {e.path}: a running agent uses it")
+    console.print(f"{'Would free' if dry_run else 'Freed'} {plan.bytes_freed / 1e6:.1f} MB on "
+                  f"{target.name}.")

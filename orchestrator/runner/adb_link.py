@@ -1,0 +1,233 @@
+"""`AdbLink`: the device link to a phone over adb (adbutils), with the `direct` launcher (a
+Python on the phone shell's PATH, as on the virtual phone or a rooted phone).
+
+Every device command goes through `orchestrator.devices.adb.Phone`, which checks exit codes.
+Hashes are computed on the phone, so skipping an unchanged file costs no bytes; sha256s of a
+staged folder are fetched in one command the first time one of its files is asked about.
+Paths outside `root` are never listed (a `device:` data set is only ever tested with `-d`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+
+from device_agent import contract
+from orchestrator.devices.adb import Phone, adb_errors
+from orchestrator.devices.address import DeviceAddress
+from orchestrator.devices.facts import facts_from_props
+from orchestrator.devices.health import sample_health
+from orchestrator.devices.parsers import parse_getprop
+from orchestrator.errors import DeviceCommandFailed, DeviceError
+from orchestrator.runner.link import (
+    AgentHandle,
+    DeviceFacts,
+    FileStat,
+    HealthSample,
+    TransferInfo,
+)
+from orchestrator.runner.local_link import file_sha256
+
+DEVICE_ROOT = "/data/local/tmp/orch"
+_SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *]?(.+)$")
+# Files are staged world-readable: apps (Termux via run-as) may read exact paths only.
+STAGED_MODE = 0o644
+
+
+def q(path: str) -> str:
+    return shlex.quote(path)
+
+
+class AdbLink:
+    """A `DeviceLink` to one phone over adb; the agent runs detached (`setsid nohup`)."""
+
+    launcher = "direct"
+
+    def __init__(self, phone: Phone | DeviceAddress | str, *, root: str = DEVICE_ROOT,
+                 python: str | None = None) -> None:
+        if isinstance(phone, str):
+            phone = DeviceAddress.parse(phone)
+        self.phone = phone if isinstance(phone, Phone) else Phone(phone)
+        self.root = root.rstrip("/")
+        self._python = python
+        self._sha: dict[str, str | None] = {}  # device path → sha256 (None: absent)
+        self._listed: set[str] = set()  # staged folders whose hashes are in _sha
+        self._dirs: set[str] = set()  # folders known to exist (saves a mkdir per file)
+
+    @property
+    def serial(self) -> str:
+        return self.phone.name
+
+    def _under_root(self, path: str) -> bool:
+        return path == self.root or path.startswith(self.root + "/")
+
+    # ------------------------------------------------------------------ files
+
+    def push(self, local_path: str, device_path: str, kind: str) -> TransferInfo:
+        digest = file_sha256(local_path)
+        if self.sha256_of(device_path) == digest:
+            return TransferInfo(device_path, 0, digest, skipped=True)
+        folder = posixpath.dirname(device_path)
+        if folder not in self._dirs:
+            self.mkdirs(folder)
+        # No temporary name is needed: an interrupted push leaves a file whose hash differs,
+        # so the next run pushes it again.
+        with adb_errors(f"push {kind}", self.serial):
+            sent = self.phone.device.sync._push_file(local_path, device_path, STAGED_MODE,
+                                                     check=True)
+        self._sha[device_path] = digest
+        return TransferInfo(device_path, sent, digest)
+
+    def exists(self, device_path: str) -> bool:
+        rc, _ = self.phone.run_rc(f"test -e {q(device_path)} || test -L {q(device_path)}")
+        return rc == 0
+
+    def is_dir(self, device_path: str) -> bool:
+        """`test -d`: the only question the host asks about a `device:` data set."""
+        rc, _ = self.phone.run_rc(f"test -d {q(device_path)}")
+        return rc == 0
+
+    def sha256_of(self, device_path: str) -> str | None:
+        folder = posixpath.dirname(device_path)
+        if not self._under_root(device_path):
+            return self._sha_one(device_path)
+        if folder not in self._listed:
+            self._hash_folder(folder)
+        return self._sha.get(device_path)
+
+    def _sha_one(self, device_path: str) -> str | None:
+        rc, out = self.phone.run_rc(f"test -f {q(device_path)} && test ! -L {q(device_path)} "
+                                    f"&& sha256sum {q(device_path)}")
+        m = _SHA_LINE.match(out.strip()) if rc == 0 else None
+        return m.group(1) if m else None
+
+    def _hash_folder(self, folder: str) -> None:
+        """One command hashes every regular file directly in a staged folder."""
+        rc, out = self.phone.run_rc(
+            f"test -d {q(folder)} || exit 0; echo 'ORCH-DIR'; "
+            f"find {q(folder)} -maxdepth 1 -type f -exec sha256sum {{}} +")
+        if rc != 0:
+            raise DeviceCommandFailed(f"sha256sum in {folder}", rc, out)
+        if "ORCH-DIR" in out:
+            self._dirs.add(folder)
+        for line in out.splitlines():
+            m = _SHA_LINE.match(line.strip())
+            if m:
+                self._sha[m.group(2)] = m.group(1)
+        self._listed.add(folder)
+
+    def mkdirs(self, device_path: str) -> None:
+        self.phone.run(f"umask 022; mkdir -p {q(device_path)} && chmod 755 {q(device_path)}")
+        while device_path.startswith(self.root) and device_path not in self._dirs:
+            self._dirs.add(device_path)
+            device_path = posixpath.dirname(device_path)
+
+    def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
+        """At most `max_bytes` from `offset`: only those bytes cross the cable."""
+        if max_bytes <= 0:
+            return b""
+        cmd = (f"test -f {q(device_path)} || exit 2; "
+               f"tail -c +{offset + 1} {q(device_path)} 2>/dev/null | head -c {max_bytes}")
+        v2 = self.phone.shell_v2()
+        with adb_errors("read", self.serial):
+            r = self.phone.device.shell2(cmd if v2 else f"( {cmd} )", timeout=self.phone.timeout,
+                                         encoding=None, v2=v2)
+        if r.returncode != 0:
+            raise DeviceCommandFailed(f"read {device_path}", r.returncode, "")
+        return (r.stdout if v2 else r.output)[:max_bytes]
+
+    def stat(self, device_path: str) -> FileStat | None:
+        p = q(device_path)
+        rc, out = self.phone.run_rc(
+            f"if test -L {p}; then t=link; elif test -f {p}; then t=file; "
+            f"elif test -e {p}; then t=other; else echo none; exit 0; fi; "
+            f"echo \"$t $(stat -c %s {p}) $(readlink -f {p})\"")
+        if rc != 0:
+            raise DeviceCommandFailed(f"stat {device_path}", rc, out)
+        kind, _, rest = out.strip().partition(" ")
+        if kind == "none":
+            return None
+        size, _, real = rest.partition(" ")
+        return FileStat(size=int(size) if size.isdigit() else 0, is_file=kind == "file",
+                        is_symlink=kind == "link", real_path=real or device_path)
+
+    def remove(self, device_path: str) -> None:
+        self.phone.run(f"rm -rf {q(device_path)}")
+        for key in [k for k in self._sha if k == device_path or k.startswith(device_path + "/")]:
+            del self._sha[key]
+        gone = device_path + "/"
+        self._listed = {f for f in self._listed if not (f + "/").startswith(gone)}
+        self._dirs = {f for f in self._dirs if not (f + "/").startswith(gone)}
+
+    # ------------------------------------------------------------------ the agent
+
+    @property
+    def python(self) -> str:
+        """The phone's Python for the `direct` launcher: configured, else found on PATH."""
+        if self._python is None:
+            rc, out = self.phone.run_rc("command -v python3 || command -v python")
+            if rc != 0 or not out.strip():
+                raise DeviceError(f"No Python on {self.serial}'s shell PATH.",
+                                  hint=f"Run `orch devices doctor {self.serial}` to see how "
+                                       "to install one (Termux: `pkg install python`).")
+            self._python = out.strip().splitlines()[-1]
+        return self._python
+
+    def _pid_guard(self, run_dir: str) -> str:
+        """Shell that sets $pid to this run's live agent, or exits 1 (pid reuse is checked)."""
+        pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
+        return (f"pid=$(cat {pidfile} 2>/dev/null) || exit 1; "
+                f"case \"$pid\" in ''|*[!0-9]*) exit 1;; esac; "
+                f"kill -0 \"$pid\" 2>/dev/null || exit 1; "
+                f"tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- {q(run_dir)} "
+                f"|| exit 1; ")
+
+    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
+        args = f"-u -m device_agent run {q(run_dir)}" + (" --resume" if resume else "")
+        log = q(posixpath.join(run_dir, contract.LOG_FILE))
+        pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
+        # setsid + nohup: the agent leaves adb's session, so it keeps training when the
+        # cable is pulled; its own pid (not the shell's) goes to the pid file.
+        out = self.phone.run(
+            f"cd {q(agent_dir)} && PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
+            f"setsid nohup {q(self.python)} {args} >> {log} 2>&1 < /dev/null & "
+            f"echo $! > {pidfile} && echo $!")
+        pid = out.strip().splitlines()[-1] if out.strip() else ""
+        return AgentHandle(run_dir=run_dir, pid=int(pid) if pid.isdigit() else None)
+
+    def agent_alive(self, run_dir: str) -> bool:
+        rc, _ = self.phone.run_rc(self._pid_guard(run_dir) + "exit 0")
+        return rc == 0
+
+    def agent_exit_code(self, run_dir: str) -> int | None:
+        return None  # the phone's shell does not keep it; events say how the agent ended
+
+    def stop_agent(self, run_dir: str, *, grace_s: float = 10.0) -> None:
+        """SIGTERM the agent's process group (it checkpoints and exits), SIGKILL after grace."""
+        ticks = max(1, int(grace_s * 10))
+        self.phone.run_rc(
+            self._pid_guard(run_dir)
+            + "kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\"; i=0; "
+            f"while kill -0 \"$pid\" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; "
+            "i=$((i+1)); done; kill -KILL -\"$pid\" 2>/dev/null; exit 0",
+            timeout=grace_s + 30)
+
+    # ------------------------------------------------------------------ facts
+
+    def facts(self) -> DeviceFacts:
+        out = self.phone.run("getprop; echo ====ORCH-NPROC====; nproc 2>/dev/null || true")
+        props_text, _, nproc = out.partition("====ORCH-NPROC====")
+        f = facts_from_props(parse_getprop(props_text))
+        extra = {k: v for k, v in (("product", f.product), ("fingerprint", f.fingerprint)) if v}
+        return DeviceFacts(serial=self.serial, model=f.model, manufacturer=f.manufacturer,
+                           sdk=f.sdk, release=f.release, soc=f.soc, abi=f.abi,
+                           launcher=self.launcher,
+                           cpus=int(nproc.strip()) if nproc.strip().isdigit() else None,
+                           extra=extra)
+
+    def sample_health(self) -> HealthSample | None:
+        h = sample_health(self.phone)
+        if h.battery is None and h.temperature is None:
+            return None
+        return HealthSample(battery=h.battery, temperature=h.temperature)
