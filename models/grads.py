@@ -1,0 +1,164 @@
+"""Forward and hand-written backward passes of each layer kind of the training graph.
+
+TensorFlow's own gradients of these layers need Flex ops (Conv2DBackpropFilter,
+DepthwiseConv2dNativeBackprop*, Relu6Grad, SparseSoftmaxCrossEntropyWithLogits), which no
+phone-side Python interpreter links. Every function here uses only ops that convert to
+TFLite builtins, with static shapes (a dynamic batch brings BroadcastGradientArgs).
+Layouts: activations NHWC; depthwise kernel [3, 3, C, 1] (as Keras); pointwise kernel
+[Cin, Cout] (a 1×1 convolution is a matmul over the B·H·W positions); dense [D, K].
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+Tensor = tf.Tensor
+
+
+# --- pointwise 1×1 convolution (BatchNorm folded into kernel and bias) ---------------------
+
+
+def pointwise_forward(x: Tensor, kernel: Tensor, bias: Tensor) -> Tensor:
+    b, h, w, cin = x.shape
+    y = tf.matmul(tf.reshape(x, [b * h * w, cin]), kernel) + bias
+    return tf.reshape(y, [b, h, w, kernel.shape[1]])
+
+
+def pointwise_backward(
+    dy: Tensor, x: Tensor, kernel: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Return (dx, dkernel, dbias)."""
+    b, h, w, cin = x.shape
+    cout = kernel.shape[1]
+    x2 = tf.reshape(x, [b * h * w, cin])
+    dy2 = tf.reshape(dy, [b * h * w, cout])
+    dkernel = tf.matmul(x2, dy2, transpose_a=True)
+    dbias = tf.reduce_sum(dy2, axis=0)
+    dx = tf.reshape(tf.matmul(dy2, kernel, transpose_b=True), [b, h, w, cin])
+    return dx, dkernel, dbias
+
+
+# --- depthwise 3×3 convolution ------------------------------------------------------------
+# Stride 1 is Keras's "same" (one zero row/column on each side). Stride 2 is Keras's
+# ZeroPadding2D(((0, 1), (0, 1))) followed by a "valid" convolution.
+
+
+def _padded(x: Tensor, stride: int) -> Tensor:
+    if stride == 1:
+        return tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    return tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
+
+
+def depthwise_forward(x: Tensor, kernel: Tensor, bias: Tensor, stride: int) -> Tensor:
+    xp = _padded(x, stride)
+    y = tf.nn.depthwise_conv2d(xp, kernel, [1, stride, stride, 1], "VALID")
+    return y + bias
+
+
+def _dilate(t: Tensor, axis: int) -> Tensor:
+    """Insert one zero between neighbours along spatial `axis` (1 or 2): n → 2n − 1."""
+    shape = t.shape.as_list()
+    n = shape[axis]
+    t = tf.stack([t, tf.zeros_like(t)], axis=axis + 1)
+    shape[axis] = 2 * n
+    t = tf.reshape(t, shape)
+    begin = [0, 0, 0, 0]
+    size = list(shape)
+    size[axis] = 2 * n - 1
+    return tf.slice(t, begin, size)
+
+
+def depthwise_backward(
+    dy: Tensor, x: Tensor, kernel: Tensor, stride: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Return (dx, dkernel, dbias).
+
+    dx: a depthwise convolution of the zero-dilated, padded output gradient with the
+    spatially flipped kernel. dkernel: for each of the nine taps, the sum over batch and
+    positions of the shifted (strided) input slice times the output gradient.
+    """
+    _, h, w, _ = x.shape
+    _, ho, wo, _ = dy.shape
+    flipped = tf.reverse(kernel, axis=[0, 1])
+    if stride == 1:
+        g = tf.pad(dy, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    else:
+        g = _dilate(_dilate(dy, 1), 2)
+        # Rows of the padded input that no window reached get no gradient; the padding
+        # row/column Keras added (bottom/right) is cut off by sizing the result to h × w.
+        g = tf.pad(g, [[0, 0], [2, h - 2 * ho + 1], [2, w - 2 * wo + 1], [0, 0]])
+    dx = tf.nn.depthwise_conv2d(g, flipped, [1, 1, 1, 1], "VALID")
+
+    xp = _padded(x, stride)
+    taps = []
+    for i in range(3):
+        for j in range(3):
+            window = tf.strided_slice(
+                xp,
+                [0, i, j, 0],
+                [xp.shape[0], i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, xp.shape[3]],
+                [1, stride, stride, 1],
+            )
+            taps.append(tf.reduce_sum(window * dy, axis=[0, 1, 2]))
+    dkernel = tf.reshape(tf.stack(taps, axis=0), kernel.shape)
+    dbias = tf.reduce_sum(dy, axis=[0, 1, 2])
+    return dx, dkernel, dbias
+
+
+# --- ReLU6 ----------------------------------------------------------------------------------
+
+
+def relu6_forward(z: Tensor) -> Tensor:
+    return tf.nn.relu6(z)
+
+
+def relu6_backward(dy: Tensor, z: Tensor) -> Tensor:
+    """The gradient passes where 0 < z < 6 (z is the pre-activation)."""
+    inside = tf.logical_and(tf.greater(z, 0.0), tf.less(z, 6.0))
+    return dy * tf.cast(inside, dy.dtype)
+
+
+# --- global average pooling -----------------------------------------------------------------
+
+
+def gap_forward(x: Tensor) -> Tensor:
+    return tf.reduce_mean(x, axis=[1, 2])
+
+
+def gap_backward(dy: Tensor, x_shape: tf.TensorShape) -> Tensor:
+    _, h, w, _ = x_shape
+    spread = tf.constant(1.0 / (h * w), shape=[1, h, w, 1], dtype=dy.dtype)
+    return dy[:, None, None, :] * spread
+
+
+# --- dense + weighted softmax cross-entropy -------------------------------------------------
+
+
+def dense_forward(x: Tensor, kernel: Tensor, bias: Tensor) -> Tensor:
+    return tf.matmul(x, kernel) + bias
+
+
+def dense_backward(dy: Tensor, x: Tensor, kernel: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Return (dx, dkernel, dbias)."""
+    return (tf.matmul(dy, kernel, transpose_b=True), tf.matmul(x, dy, transpose_a=True),
+            tf.reduce_sum(dy, axis=0))
+
+
+LOSS_EPS = 1e-7
+
+
+def weighted_ce(
+    logits: Tensor, labels: Tensor, weights: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Return (loss, dlogits) for loss = Σ w·ce / max(Σ w, eps).
+
+    Padding rows of a short batch carry weight 0 and so add nothing to loss or gradient.
+    """
+    num_classes = logits.shape[1]
+    onehot = tf.one_hot(labels, num_classes, dtype=logits.dtype)
+    log_probs = tf.nn.log_softmax(logits)
+    ce = -tf.reduce_sum(onehot * log_probs, axis=1)
+    denom = tf.maximum(tf.reduce_sum(weights), LOSS_EPS)
+    loss = tf.reduce_sum(weights * ce) / denom
+    dlogits = (tf.exp(log_probs) - onehot) * (weights / denom)[:, None]
+    return loss, dlogits
