@@ -1,15 +1,110 @@
-"""`orch run`: Run an experiment on a phone (or --device local): build, stage, train, collect."""
+"""`orch run SPEC --device DEV`: build, stage, train on the device, collect, compare."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
 import typer
 
-from orchestrator.errors import NotImplementedYet
+from orchestrator.cli.common import (
+    DbOption,
+    FormatOption,
+    OutputFormat,
+    SetOption,
+    console,
+    err_console,
+    fmt_pct,
+    fmt_s,
+    open_store,
+    print_json,
+    print_table,
+)
+from orchestrator.errors import RunError, SpecError, SpecProblem
+from orchestrator.runner.devices import device_name_of_run, open_link, register_device
+from orchestrator.runner.display import RunDisplay
+from orchestrator.runner.pipeline import run_experiment
+from orchestrator.settings import get_settings
+from orchestrator.spec import load_spec
+from orchestrator.store import repo
+from orchestrator.store.public import RunPublic
 
-# Stub: accept any arguments until the command lands.
-CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+def _ask_to_stop(run: RunPublic) -> bool:
+    """On Ctrl-C: stop the device's run too? Without a terminal, leave it running."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return typer.confirm(f"Stop run {run.id} on the device too?", default=False,
+                             err=True)
+    except (KeyboardInterrupt, click.Abort):
+        return False
 
 
-def run(ctx: typer.Context) -> None:
+def _summary_line(r: RunPublic) -> str:
+    t = r.timing
+    parts = [f"{k} {t[k]:.1f}" for k in ("build", "stage", "total", "train")
+             if isinstance(t.get(k), (int, float))]
+    wall = fmt_s(t.get("wall")) or "—"
+    text = (f"run {r.id} {r.variant}: {r.status} · accuracy {fmt_pct(r.accuracy) or '—'} · "
+            f"wall {wall}" + (f" ({', '.join(parts)} s)" if parts else ""))
+    return text + (f" · {r.error}" if r.error else "")
+
+
+def run(
+    spec: Annotated[Path | None, typer.Argument(
+        help="Experiment spec (YAML). Not needed with --resume.", show_default=False)] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", "-d", help="Where to train: `local` (this host) or a phone.",
+        show_default=False)] = None,
+    variant: Annotated[str | None, typer.Option(help="Only this variant of the spec.")] = None,
+    set_: SetOption = None,
+    resume: Annotated[int | None, typer.Option(
+        "--resume", help="Continue run RUN from its last checkpoint, or reattach to it.",
+        show_default=False)] = None,
+    db: DbOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
     """Run an experiment on a phone (or --device local): build, stage, train, collect."""
-    raise NotImplementedYet("orch run")
+    settings = get_settings()
+    parsed = None
+    if resume is None:
+        if spec is None:
+            raise SpecError([SpecProblem("SPEC", "missing: give a spec file, or --resume RUN")])
+        parsed = load_spec(spec, overrides=set_ or [])
+        variants = parsed.variant_names(variant)
+    else:
+        variants = []
+    with open_store(db) as session:
+        if device is None and resume is not None:
+            device = device_name_of_run(session=session, run_id=resume)
+        if device is None:
+            raise SpecError([SpecProblem("--device", "missing: `--device local` or a phone")])
+        link = open_link(device, settings=settings)
+        dev = register_device(session=session, link=link)
+        with RunDisplay(err_console) as display:
+            runs = run_experiment(spec=parsed, variants=variants, link=link, session=session,
+                                  device=dev, on_progress=display, resume_run_id=resume,
+                                  on_interrupt=_ask_to_stop)
+        experiment = parsed.name if parsed else runs[0].experiment
+        rows = repo.compare(session=session, experiment=experiment) if experiment else []
+    if format is OutputFormat.json:
+        print_json({"runs": runs, "compare": rows})
+    else:
+        for r in runs:
+            console.print(_summary_line(r), soft_wrap=True)
+        print_table(experiment, ["variant", "finetune_from", "device", "accuracy",
+                                 "training time", "total", "delegate (req → used)", "status",
+                                 "run"],
+                    [(c.variant, c.finetune_from or "head only", c.device, fmt_pct(c.accuracy),
+                      fmt_s(c.train_seconds), fmt_s(c.total_seconds),
+                      f"{c.delegate_requested or '—'} → {c.delegate_used or '—'}", c.status,
+                      c.run_id) for c in rows])
+    bad = [r for r in runs if r.status != "finished"]
+    if bad:
+        first = bad[0]
+        raise RunError(f"{len(bad)} of {len(runs)} runs did not finish; run {first.id} "
+                       f"({first.variant}) {first.status}: {first.error or 'no reason given'}.",
+                       hint=f"See `orch results show {first.id}`.")

@@ -1,0 +1,87 @@
+"""Live progress of `orch run`: rich bars on a terminal, plain lines otherwise (logs, CI).
+
+Progress goes to stderr so that `--format json` keeps stdout for the result alone.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from orchestrator.runner.follow import Progress as RunProgress
+
+
+class RunDisplay:
+    """Callable progress sink for `run_experiment`; a context manager around the live bars."""
+
+    def __init__(self, console: Console, *, live: bool | None = None) -> None:
+        self.console = console
+        self.live = console.is_terminal if live is None else live
+        self._bars: Progress | None = None
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+        self._last_line: dict[tuple[str, str], object] = {}
+
+    def __enter__(self) -> RunDisplay:
+        if self.live:
+            self._bars = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                console=self.console, transient=False)
+            self._bars.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._bars is not None:
+            self._bars.stop()
+
+    # ------------------------------------------------------------------ updates
+
+    def __call__(self, p: RunProgress) -> None:
+        if self._bars is not None:
+            self._bar(p)
+        else:
+            self._line(p)
+
+    def _bar(self, p: RunProgress) -> None:
+        assert self._bars is not None
+        if p.kind in ("note", "delegate", "launch"):
+            self._bars.console.print(f"[dim]{p.variant}:[/dim] {p.text}", soft_wrap=True)
+            return
+        name = p.stage if p.kind == "agent" else p.kind
+        key = (p.variant, name or "?")
+        if p.kind == "epoch":
+            total, done = p.epochs, p.epoch
+            note = f"test acc {p.test_acc:.3f}" if p.test_acc is not None else ""
+        else:
+            total, done, note = p.total, p.done, p.text
+        if key not in self._tasks:
+            self._tasks[key] = self._bars.add_task(f"{p.variant} · {name}", total=total,
+                                                   note=note)
+        self._bars.update(self._tasks[key], total=total, completed=done or 0, note=note)
+
+    def _line(self, p: RunProgress) -> None:
+        """One plain line per meaningful change: a stage's start and end, each epoch."""
+        if p.kind == "agent":
+            key = (p.variant, f"agent:{p.stage}")
+            state = "end" if p.total is not None and p.done == p.total else "start"
+            if self._last_line.get(key) == state or (state == "start" and key in self._last_line):
+                return
+            self._last_line[key] = state
+            counts = f" {p.done}/{p.total}" if p.total is not None else ""
+            self.console.print(f"{p.variant}: {p.stage}{counts}", soft_wrap=True)
+        elif p.kind == "epoch":
+            acc = f", test acc {p.test_acc:.4f}" if p.test_acc is not None else ""
+            self.console.print(f"{p.variant}: epoch {p.epoch}/{p.epochs} ({p.text}){acc}",
+                               soft_wrap=True)
+        elif p.text:
+            self.console.print(f"{p.variant}: {p.text}", soft_wrap=True)

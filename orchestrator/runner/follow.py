@@ -1,0 +1,106 @@
+"""Following a launched agent: poll its events through the egress guard, store them, report
+progress, until it reports done/error or stops."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from orchestrator.egress import EgressGuard
+from orchestrator.runner.ingest import ingest_events
+from orchestrator.runner.link import DeviceLink
+
+
+@dataclass
+class Progress:
+    """One progress update for the display. `kind`: build | stage | launch | agent (a stage
+    of the agent: decode, features, …) | epoch | delegate | note."""
+
+    variant: str
+    kind: str
+    run_id: int | None = None
+    stage: str | None = None
+    done: int | None = None
+    total: int | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    test_acc: float | None = None
+    text: str = ""
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class FollowOutcome:
+    terminal: str | None  # finished | cancelled | failed from the agent; None: it just stopped
+    exit_code: int | None  # when the link knows it
+
+
+def _report(ev: dict, variant: str, run_id: int, epochs: int, on_progress: ProgressFn) -> None:
+    kind = ev["kind"]
+    if kind == "stage":
+        on_progress(Progress(variant, "agent", run_id, stage=ev["stage"], done=ev.get("done"),
+                             total=ev.get("total")))
+    elif kind == "epoch":
+        on_progress(Progress(variant, "epoch", run_id, epoch=ev["epoch"], epochs=epochs,
+                             test_acc=ev.get("test_acc"), text=ev.get("phase") or ""))
+    elif kind == "delegate":
+        why = f" ({ev['reason']})" if ev.get("reason") else ""
+        on_progress(Progress(variant, "delegate", run_id,
+                             text=f"delegate {ev.get('requested')} → {ev.get('used')}{why}"))
+    elif kind == "start":
+        on_progress(Progress(variant, "note", run_id, text=f"agent {ev.get('agent_version')} "
+                             f"started ({ev.get('interpreter') or 'interpreter unknown'})"))
+
+
+def drain(*, guard: EgressGuard, session: Session, run_id: int, device_id: int | None,
+          link: DeviceLink, variant: str, epochs: int, on_progress: ProgressFn) -> str | None:
+    """Read and store every complete event available now; returns a terminal status if seen."""
+    terminal = None
+    while True:
+        events = guard.read_events()
+        if not events:
+            return terminal
+        got = ingest_events(session=session, run_id=run_id, events=events,
+                            device_id=device_id, sample_health=link.sample_health)
+        for ev in got.new:
+            _report(ev, variant, run_id, epochs, on_progress)
+        terminal = got.terminal or terminal
+
+
+def follow_agent(
+    *,
+    link: DeviceLink,
+    guard: EgressGuard,
+    session: Session,
+    run_id: int,
+    device_id: int | None,
+    variant: str,
+    epochs: int,
+    on_progress: ProgressFn,
+    poll_s: float = 0.5,
+    exit_grace_s: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FollowOutcome:
+    def step() -> str | None:
+        return drain(guard=guard, session=session, run_id=run_id, device_id=device_id,
+                     link=link, variant=variant, epochs=epochs, on_progress=on_progress)
+
+    while True:
+        terminal = step()
+        if terminal:
+            break
+        if not link.agent_alive(guard.run_dir):
+            terminal = step()  # its last lines, written just before it exited
+            break
+        sleep(poll_s)
+    if terminal:
+        # result.json is written around the done event: let the agent finish and exit.
+        deadline = time.monotonic() + exit_grace_s
+        while link.agent_alive(guard.run_dir) and time.monotonic() < deadline:
+            sleep(min(poll_s, 0.1))
+    return FollowOutcome(terminal, link.agent_exit_code(guard.run_dir))

@@ -1,0 +1,146 @@
+"""Ingestion: admitted events and results → the store, idempotently.
+
+`Run.events_seen` is the highest event seq ingested, so reading the same events again (a
+resumed run re-reads its events file from the start) stores nothing twice; metrics are also
+unique per (run, key, step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from orchestrator.runner.link import HealthSample
+from orchestrator.store import repo
+from orchestrator.store.public import RunPublic
+
+PHASE_STEP = {"head": 0, "finetune": 1}  # the `phase` metric: 0 head, 1 fine-tune
+EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+@dataclass
+class Ingested:
+    """What one batch of events changed: for progress display and the follow loop."""
+
+    new: list[dict[str, Any]] = field(default_factory=list)
+    terminal: str | None = None  # finished | cancelled | failed, once a done/error arrived
+    run: RunPublic | None = None
+
+
+def _when(t: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(t), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def epoch_metrics(ev: dict[str, Any]) -> list[tuple[str, int, float | None]]:
+    """One epoch event (or result.epochs item) → (key, step, value) points."""
+    step = int(ev["epoch"])
+    points: list[tuple[str, int, float | None]] = [
+        (k, step, ev.get(k)) for k in EPOCH_METRICS if k in ev]
+    if ev.get("phase") in PHASE_STEP:
+        points.append(("phase", step, float(PHASE_STEP[ev["phase"]])))
+    if "seconds" in ev:
+        points.append(("epoch_seconds", step, ev["seconds"]))
+    return points
+
+
+def ingest_events(
+    *,
+    session: Session,
+    run_id: int,
+    events: Iterable[dict[str, Any]],
+    device_id: int | None = None,
+    sample_health: Callable[[], HealthSample | None] | None = None,
+) -> Ingested:
+    """Store the events not stored yet; sample device health once per new epoch."""
+    run = repo.get_run(session=session, run_id=run_id)
+    seen = run.events_seen
+    out = Ingested()
+    fields: dict[str, Any] = {}
+    progress = dict(run.progress)
+    metrics: list[tuple[str, int, float | None]] = []
+    epochs: list[int] = []
+    for ev in sorted(events, key=lambda e: e["seq"]):
+        if ev["seq"] <= seen:
+            continue
+        seen = ev["seq"]
+        out.new.append(ev)
+        kind = ev["kind"]
+        if kind == "start":
+            fields.update(agent_version=ev.get("agent_version"),
+                          interpreter=ev.get("interpreter"))
+            if run.started is None:
+                fields["started"] = _when(ev["t"])
+        elif kind == "stage":
+            progress.update(stage=ev["stage"], done=ev.get("done"), total=ev.get("total"))
+        elif kind == "delegate":
+            fields.update(delegate_requested=ev.get("requested"), delegate_used=ev.get("used"),
+                          delegate_reason=ev.get("reason"), delegate_info=ev.get("info") or {})
+        elif kind == "epoch":
+            metrics += epoch_metrics(ev)
+            epochs.append(int(ev["epoch"]))
+            progress.update(epoch=ev["epoch"], phase=ev.get("phase"),
+                            test_acc=ev.get("test_acc"))
+        elif kind == "checkpoint":
+            progress["checkpoint"] = ev["epoch"]
+        elif kind == "done":
+            out.terminal = ev["status"]
+            fields.update(status=ev["status"], finished=_when(ev["t"]))
+            if ev.get("accuracy") is not None:
+                fields["accuracy"] = ev["accuracy"]
+        elif kind == "error":
+            out.terminal = "failed"
+            code = ev.get("code")
+            fields.update(status="failed", finished=_when(ev["t"]),
+                          error=f"{code}: {ev['message']}" if code else ev["message"])
+    if not out.new:
+        out.run = run
+        return out
+    if metrics:
+        repo.record_metrics(session=session, run_id=run_id, metrics=metrics)
+    out.run = repo.update_run(session=session, run_id=run_id, events_seen=seen,
+                              progress=progress, **fields)
+    # After events_seen is stored: a crash in between loses a sample, never doubles one.
+    if sample_health is not None and device_id is not None:
+        for epoch in epochs:
+            health = sample_health()
+            if health is not None:
+                repo.record_sample(session=session, device_id=device_id, run_id=run_id,
+                                   step=epoch, battery=health.battery,
+                                   temperature=health.temperature)
+    return out
+
+
+def ingest_result(
+    *, session: Session, run_id: int, result: dict[str, Any], host_timing: dict[str, float]
+) -> RunPublic:
+    """Store an admitted result.json: accuracy, timing (+ host-side), versions, delegate."""
+    run = repo.get_run(session=session, run_id=run_id)
+    epochs = result.get("epochs") or []
+    if epochs:
+        repo.record_metrics(session=session, run_id=run_id,
+                            metrics=[p for e in epochs for p in epoch_metrics(e)])
+    timing = {**run.timing, **(result.get("timing") or {}), **host_timing}
+    versions = result.get("versions") or {}
+    fields: dict[str, Any] = {
+        "result": result, "timing": timing,
+        "accuracy": result.get("accuracy", run.accuracy),
+        "agent_version": versions.get("agent") or run.agent_version,
+        "interpreter": versions.get("interpreter") or run.interpreter,
+    }
+    delegate = result.get("delegate") or {}
+    if delegate:
+        fields.update(delegate_requested=delegate.get("requested") or run.delegate_requested,
+                      delegate_used=delegate.get("used") or run.delegate_used,
+                      delegate_reason=delegate.get("reason"),
+                      delegate_info=delegate.get("info") or run.delegate_info)
+    status = result.get("status")
+    if status in ("finished", "cancelled", "failed"):
+        fields["status"] = status
+    return repo.update_run(session=session, run_id=run_id, **fields)

@@ -1,0 +1,115 @@
+"""The device link: everything the run pipeline needs from wherever the agent runs.
+
+The pipeline never touches a phone (or the local device folder) except through this
+interface, so `LocalLink` (this host) and an adb link are interchangeable. Device paths are
+POSIX strings under `root`. Reading a file back is `read_file`, and only the egress guard
+(`orchestrator.egress`) may call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+# Ledger kinds of pushed files (Transfer.kind).
+PushKind = str  # "agent" | "model" | "images" | "job"
+
+
+@dataclass(frozen=True)
+class TransferInfo:
+    """What one push did: bytes sent (0 when skipped) and the content hash on the device."""
+
+    device_path: str
+    bytes: int
+    sha256: str
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """Metadata of a device file. `real_path` is the path with every symlink resolved."""
+
+    size: int
+    is_file: bool
+    is_symlink: bool
+    real_path: str
+
+
+@dataclass(frozen=True)
+class HealthSample:
+    battery: float | None = None  # percent
+    temperature: float | None = None  # °C
+
+
+@dataclass
+class DeviceFacts:
+    """What the store keeps about a device (`repo.upsert_device` fields)."""
+
+    serial: str
+    model: str | None = None
+    manufacturer: str | None = None
+    sdk: int | None = None
+    release: str | None = None
+    soc: str | None = None
+    abi: str | None = None
+    launcher: str | None = None
+    cpus: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def store_fields(self) -> dict[str, Any]:
+        return {"model": self.model, "manufacturer": self.manufacturer, "sdk": self.sdk,
+                "release": self.release, "soc": self.soc, "abi": self.abi,
+                "launcher": self.launcher, "facts": {"cpus": self.cpus, **self.extra}}
+
+
+@dataclass
+class AgentHandle:
+    """A launched agent. `pid` is on the device; `exit_code` is known only to some links."""
+
+    run_dir: str
+    pid: int | None = None
+    exit_code: int | None = None
+
+
+@runtime_checkable
+class DeviceLink(Protocol):
+    """Where the agent runs. Implementations: `LocalLink`; an adb link for phones."""
+
+    root: str  # device-side base folder (`/data/local/tmp/orch` on a phone)
+    launcher: str  # recorded with every run: local | direct | runas | ssh
+
+    def push(self, local_path: str, device_path: str, kind: PushKind) -> TransferInfo:
+        """Copy one host file to the device, skipped when the device copy has the same hash."""
+        ...
+
+    def exists(self, device_path: str) -> bool: ...
+
+    def sha256_of(self, device_path: str) -> str | None:
+        """The device file's sha256 computed on the device (its content never comes back)."""
+        ...
+
+    def mkdirs(self, device_path: str) -> None: ...
+
+    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
+        """Launch `python -u -m device_agent run RUN_DIR [--resume]` detached from the host."""
+        ...
+
+    def agent_alive(self, run_dir: str) -> bool: ...
+
+    def agent_exit_code(self, run_dir: str) -> int | None:
+        """The agent's exit code when the link can know it, else None."""
+        ...
+
+    def stop_agent(self, run_dir: str) -> None: ...
+
+    def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
+        """At most `max_bytes` from `offset`. Only `orchestrator.egress` may call this."""
+        ...
+
+    def stat(self, device_path: str) -> FileStat | None: ...
+
+    def remove(self, device_path: str) -> None: ...
+
+    def facts(self) -> DeviceFacts: ...
+
+    def sample_health(self) -> HealthSample | None: ...

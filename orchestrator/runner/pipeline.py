@@ -1,0 +1,312 @@
+"""The run pipeline: per variant build → stage → job → launch → follow → collect → store.
+
+Everything device-side goes through a `DeviceLink`; everything read back goes through the
+egress guard. A failure keeps the metrics stored so far and marks the run failed (or
+interrupted, when `orch run --resume RUN` can continue it from the agent's checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from device_agent import contract
+from orchestrator.egress import EgressGuard, EgressLimits
+from orchestrator.errors import (
+    DeviceError,
+    EgressRefused,
+    OrchError,
+    RunError,
+    RunInterrupted,
+)
+from orchestrator.runner.follow import Progress, ProgressFn, follow_agent
+from orchestrator.runner.ingest import ingest_result
+from orchestrator.runner.job import make_job, run_params
+from orchestrator.runner.ledger import PushLedger
+from orchestrator.runner.link import DeviceLink
+from orchestrator.runner.local_link import file_sha256
+from orchestrator.runner.staging import (
+    AGENT_PACKAGE,
+    BuiltModel,
+    StageTally,
+    push_text,
+    stage_agent,
+    stage_data,
+    stage_model,
+)
+from orchestrator.spec import ExperimentSpec, spec_hash
+from orchestrator.store import repo
+from orchestrator.store.public import DevicePublic, RunPublic
+from orchestrator.store.tables import utcnow
+
+Builder = Callable[[ExperimentSpec, str], BuiltModel]
+# Asked on Ctrl-C: True stops the agent on the device, False leaves it running.
+InterruptFn = Callable[[RunPublic], bool]
+
+EXIT_NAMES = {contract.EXIT_ERROR: "error", contract.EXIT_BAD_JOB: "bad job",
+              contract.EXIT_DATA: "data problem", contract.EXIT_CANCELLED: "cancelled",
+              contract.EXIT_DISK_FULL: "disk full"}
+
+
+def default_builder(cache_dir: Path) -> Builder:
+    """Builds with `models/` (TensorFlow, imported only when a build is needed)."""
+
+    def build(spec: ExperimentSpec, variant: str) -> BuiltModel:
+        from models.build import build as build_model
+        from orchestrator.model_config import config_for
+
+        return build_model(config_for(spec, variant), cache_dir=cache_dir)
+
+    return build
+
+
+@dataclass
+class _Ctx:
+    link: DeviceLink
+    session: Session
+    device: DevicePublic
+    on_progress: ProgressFn
+    on_interrupt: InterruptFn | None
+    poll_s: float
+    agent_package: Path
+
+    def ledger(self, run_id: int | None) -> PushLedger:
+        return PushLedger(self.session, run_id, self.device.id, self.link.launcher)
+
+    def update(self, run_id: int, **fields: Any) -> RunPublic:
+        return repo.update_run(session=self.session, run_id=run_id, **fields)
+
+
+def _epochs(params: dict[str, Any]) -> int:
+    return int(params.get("head_epochs", 0)) + int(params.get("finetune_epochs", 0))
+
+
+def _guard(ctx: _Ctx, run: RunPublic) -> EgressGuard:
+    p = run.params
+    assert run.device_run_dir is not None
+    prefixes = (ctx.link.root,) + ((p["data_root"],) if p.get("data_root") else ())
+    limits = EgressLimits(epochs=_epochs(p), classes=tuple(p.get("classes", ())),
+                          allowed_prefixes=prefixes)
+    return EgressGuard(link=ctx.link, session=ctx.session, run_id=run.id,
+                       run_dir=run.device_run_dir,
+                       run_key=posixpath.basename(run.device_run_dir), limits=limits,
+                       device_id=ctx.device.id)
+
+
+def run_experiment(
+    *,
+    spec: ExperimentSpec | None,
+    variants: list[str],
+    link: DeviceLink,
+    session: Session,
+    device: DevicePublic,
+    on_progress: ProgressFn | None = None,
+    resume_run_id: int | None = None,
+    builder: Builder | None = None,
+    on_interrupt: InterruptFn | None = None,
+    agent_package: Path = AGENT_PACKAGE,
+    poll_s: float = 0.5,
+) -> list[RunPublic]:
+    """Run `variants` of `spec` on the device behind `link` (or resume one run); returns the
+    stored runs. Raises RunInterrupted when the user interrupts or the device goes away."""
+    ctx = _Ctx(link, session, device, on_progress or (lambda _p: None), on_interrupt, poll_s,
+               agent_package)
+    if resume_run_id is not None:
+        return [_resume(ctx, resume_run_id)]
+    if spec is None:
+        raise ValueError("a spec is needed unless resuming a run")
+    if builder is None:
+        from orchestrator.settings import get_settings
+
+        builder = default_builder(get_settings().cache_dir / "models")
+    exp = repo.upsert_experiment(session=session, name=spec.name,
+                                 spec=spec.model_dump(mode="json"), spec_hash=spec_hash(spec))
+    return [_fresh(ctx, spec, v, exp.id, builder) for v in variants]
+
+
+# ---------------------------------------------------------------- one fresh run
+
+
+def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
+           builder: Builder) -> RunPublic:
+    link = ctx.link
+    params = run_params(spec, variant)
+    run = repo.create_run(session=ctx.session, experiment_id=experiment_id, variant=variant,
+                          device_id=ctx.device.id, params=params, launcher=link.launcher,
+                          delegate_requested=spec.delegate)
+    t0 = time.monotonic()
+    try:
+        ctx.on_progress(Progress(variant, "build", run.id, text="building models"))
+        build = builder(spec, variant)
+        t_build = time.monotonic() - t0
+        ctx.on_progress(Progress(variant, "build", run.id, done=1, total=1,
+                                 text=f"models {build.hash} ({t_build:.1f} s)"))
+
+        t1 = time.monotonic()
+        run_key = f"{run.id}-{secrets.token_hex(4)}"
+        run_dir = posixpath.join(link.root, "runs", run_key)
+        ledger, tally = ctx.ledger(run.id), StageTally()
+        ctx.on_progress(Progress(variant, "stage", run.id, text="staging"))
+        agent_dir, agent_hash = stage_agent(link, ledger, tally, ctx.agent_package)
+        models = stage_model(link, ledger, tally, build)
+        data_root, data_hash = stage_data(link, ledger, tally, spec.data, spec.head.classes)
+        threads = int(ctx.device.facts.get("cpus") or 4)
+        job = make_job(run_key=run_key, spec=spec, variant=variant, models=models,
+                       data_root=data_root, threads=threads)
+        link.mkdirs(run_dir)
+        push_text(link, ledger, json.dumps(job, indent=1),
+                  posixpath.join(run_dir, contract.JOB_FILE), "job")
+        t_stage = time.monotonic() - t1
+        ctx.on_progress(Progress(variant, "stage", run.id, done=tally.pushed,
+                                 total=tally.pushed + tally.skipped,
+                                 text=f"staged {tally.pushed} files "
+                                      f"({tally.pushed_bytes / 1e6:.1f} MB), "
+                                      f"{tally.skipped} already there"))
+        run = ctx.update(
+            run.id, status="running", device_run_dir=run_dir,
+            frozen_hash=_sha_or_none(build.dir, "frozen.tflite"),
+            train_hash=_sha_or_none(build.dir, "train.tflite"),
+            params={**params, "model_hash": build.hash, "agent": agent_hash,
+                    "data_hash": data_hash, "data_root": data_root, "threads": threads},
+            timing={"build": round(t_build, 3), "stage": round(t_stage, 3)})
+        link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=False)
+        ctx.on_progress(Progress(variant, "launch", run.id, text=f"agent started in {run_dir}"))
+    except KeyboardInterrupt:
+        ctx.update(run.id, status="interrupted", error="stopped before the agent started",
+                   finished=utcnow())
+        raise RunInterrupted(f"Run {run.id} ({variant}) stopped before the agent started.",
+                             run_id=None, hint="Start it again with `orch run SPEC`.") from None
+    except OrchError as e:
+        return ctx.update(run.id, status="failed", error=e.one_line(), finished=utcnow())
+    except Exception as e:
+        # A bug, not an expected failure: record it, then let it surface with its traceback.
+        ctx.update(run.id, status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0],
+                   finished=utcnow())
+        raise
+    return _follow_and_collect(ctx, run, t0)
+
+
+def _sha_or_none(folder: Path, name: str) -> str | None:
+    p = Path(folder) / name
+    return file_sha256(p) if p.is_file() else None
+
+
+# ---------------------------------------------------------------- resume
+
+
+def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
+    link = ctx.link
+    run = repo.get_run(session=ctx.session, run_id=run_id)
+    if run.status == "finished":
+        raise RunError(f"Run {run_id} already finished.", hint=f"See `orch results show {run_id}`.")
+    if not run.device_run_dir or not link.exists(
+            posixpath.join(run.device_run_dir, contract.JOB_FILE)):
+        raise RunError(f"Run {run_id} has nothing on the device to resume from.",
+                       hint="Start it again with `orch run SPEC --device DEV`.")
+    t0 = time.monotonic()
+    run_dir = run.device_run_dir
+    if link.agent_alive(run_dir):
+        ctx.on_progress(Progress(run.variant, "launch", run.id,
+                                 text="the agent is still running: reattaching"))
+    else:
+        ledger, tally = ctx.ledger(run.id), StageTally()
+        agent_dir, agent_hash = stage_agent(link, ledger, tally, ctx.agent_package)
+        if agent_hash != run.params.get("agent"):
+            ctx.on_progress(Progress(run.variant, "note", run.id,
+                                     text=f"agent code changed since the run started "
+                                          f"({run.params.get('agent')} → {agent_hash})"))
+        link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=True)
+        ctx.on_progress(Progress(run.variant, "launch", run.id,
+                                 text="agent restarted from its last checkpoint"))
+    run = ctx.update(run.id, status="running", error=None, finished=None)
+    return _follow_and_collect(ctx, run, t0)
+
+
+# ---------------------------------------------------------------- follow + collect
+
+
+def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float) -> RunPublic:
+    link, run_dir = ctx.link, run.device_run_dir
+    assert run_dir is not None
+    guard = _guard(ctx, run)
+    wall_before = float(run.timing.get("wall", 0.0))
+
+    def wall() -> dict[str, float]:
+        return {"wall": round(wall_before + time.monotonic() - t0, 3)}
+
+    try:
+        out = follow_agent(link=link, guard=guard, session=ctx.session, run_id=run.id,
+                           device_id=ctx.device.id, variant=run.variant,
+                           epochs=_epochs(run.params), on_progress=ctx.on_progress,
+                           poll_s=ctx.poll_s)
+        result = guard.read_result()
+    except KeyboardInterrupt:
+        _interrupted_by_user(ctx, run, wall)
+    except EgressRefused as e:
+        link.stop_agent(run_dir)  # nothing it sends can be admitted any more
+        return ctx.update(run.id, status="failed", error=e.one_line(), finished=utcnow(),
+                          timing={**_timing(ctx, run.id), **wall()})
+    except DeviceError as e:
+        ctx.update(run.id, status="interrupted", error=e.one_line(),
+                   timing={**_timing(ctx, run.id), **wall()})
+        raise RunInterrupted(f"Run {run.id} ({run.variant}) lost its device: {e.message}",
+                             run_id=run.id) from None
+
+    if result is not None:
+        run = ingest_result(session=ctx.session, run_id=run.id, result=result,
+                            host_timing=wall())
+    else:
+        run = ctx.update(run.id, timing={**_timing(ctx, run.id), **wall()})
+    status, error = _verdict(out.terminal, out.exit_code, result, run)
+    return ctx.update(run.id, status=status, error=error, finished=utcnow())
+
+
+def _timing(ctx: _Ctx, run_id: int) -> dict[str, Any]:
+    return dict(repo.get_run(session=ctx.session, run_id=run_id).timing)
+
+
+def _verdict(terminal: str | None, exit_code: int | None, result: dict | None,
+             run: RunPublic) -> tuple[str, str | None]:
+    """Final status and one-line error from what the agent reported and how it ended."""
+    where = f" at epoch {run.progress['epoch']}" if run.progress.get("epoch") else ""
+    if terminal == "failed":
+        return "failed", run.error or "the agent reported an error"
+    if terminal is None:
+        if exit_code == contract.EXIT_CANCELLED:
+            return "cancelled", "the agent was cancelled"
+        if exit_code == 0:
+            return "failed", f"the agent exited{where} without reporting done or an error"
+        if exit_code is not None and exit_code > 0:
+            name = EXIT_NAMES.get(exit_code, "error")
+            return "failed", (f"the agent exited with code {exit_code} ({name}){where} "
+                              "without reporting why")
+        how = f"killed by signal {-exit_code}" if exit_code else "it stopped"
+        return "interrupted", (f"the agent stopped before finishing{where} ({how}); "
+                               f"`orch run --resume {run.id}` continues from its checkpoint")
+    if result is None:
+        return "failed", "the agent reported done but wrote no result.json"
+    return str(result.get("status") or terminal), None
+
+
+def _interrupted_by_user(ctx: _Ctx, run: RunPublic, wall: Callable[[], dict]) -> None:
+    assert run.device_run_dir is not None
+    stop = ctx.on_interrupt(run) if ctx.on_interrupt else False
+    if stop:
+        ctx.link.stop_agent(run.device_run_dir)
+        error = "stopped by the user"
+        hint = f"`orch run --resume {run.id}` continues from the last checkpoint."
+    else:
+        error = "the host stopped following; the agent keeps running on the device"
+        hint = f"`orch run --resume {run.id}` reattaches and collects the result."
+    ctx.update(run.id, status="interrupted", error=error,
+               timing={**_timing(ctx, run.id), **wall()})
+    raise RunInterrupted(f"Run {run.id} ({run.variant}) interrupted: {error}.", run_id=run.id,
+                         hint=hint) from None
