@@ -175,22 +175,29 @@ class AdbLink:
         return self._python
 
     def _pid_guard(self, run_dir: str) -> str:
-        """Shell that sets $pid to this run's live agent, or exits 1 (pid reuse is checked)."""
+        """Shell that defines `alive` and sets $pid to this run's live agent, or exits 1.
+
+        The pid must still run this job (its command line names the run folder: pids are
+        reused), and a zombie counts as dead.
+        """
         pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
-        return (f"pid=$(cat {pidfile} 2>/dev/null) || exit 1; "
-                f"case \"$pid\" in ''|*[!0-9]*) exit 1;; esac; "
-                f"kill -0 \"$pid\" 2>/dev/null || exit 1; "
+        return ("alive() { kill -0 \"$pid\" 2>/dev/null && "
+                "! grep -q '^State:[[:space:]]*Z' /proc/$pid/status 2>/dev/null; }; "
+                f"pid=$(cat {pidfile} 2>/dev/null) || exit 1; "
+                "case \"$pid\" in ''|*[!0-9]*) exit 1;; esac; "
+                "alive || exit 1; "
                 f"tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- {q(run_dir)} "
-                f"|| exit 1; ")
+                "|| exit 1; ")
 
     def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
         args = f"-u -m device_agent run {q(run_dir)}" + (" --resume" if resume else "")
         log = q(posixpath.join(run_dir, contract.LOG_FILE))
         pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
         # setsid + nohup: the agent leaves adb's session, so it keeps training when the
-        # cable is pulled; its own pid (not the shell's) goes to the pid file.
+        # cable is pulled. The background job is one simple command, so `$!` is the agent
+        # itself (setsid and nohup exec), not a subshell around it.
         out = self.phone.run(
-            f"cd {q(agent_dir)} && PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
+            f"cd {q(agent_dir)} || exit 1; PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
             f"setsid nohup {q(self.python)} {args} >> {log} 2>&1 < /dev/null & "
             f"echo $! > {pidfile} && echo $!")
         pid = out.strip().splitlines()[-1] if out.strip() else ""
@@ -209,7 +216,7 @@ class AdbLink:
         self.phone.run_rc(
             self._pid_guard(run_dir)
             + "kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\"; i=0; "
-            f"while kill -0 \"$pid\" 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; "
+            f"while alive && [ $i -lt {ticks} ]; do sleep 0.1; "
             "i=$((i+1)); done; kill -KILL -\"$pid\" 2>/dev/null; exit 0",
             timeout=grace_s + 30)
 
