@@ -72,6 +72,8 @@ MODEL_META_KEYS = ("input_size", "feature_shape", "pooled_dim", "num_classes", "
 #   export_state() -> {name: tensor}                  weights + optimizer slots + step
 #   import_state({name: tensor}) -> {}                 exact inverse of export_state
 #   reset_optimizer() -> {}                            zero slots and step (a new phase)
+#   (import_state and reset_optimizer return {step: optimizer step}: TFLite drops a
+#   signature without outputs and prunes the assignments of one.)
 # Head-only builds (finetune_from null) have the pooled vector as frozen output and no
 # embed/train/infer (features are already pooled).
 # `mask` is the inverted-dropout mask: 0 or 1/(1-rate) per unit, drawn by the agent.
@@ -94,13 +96,16 @@ EVENT_KINDS = ("start", "stage", "delegate", "epoch", "checkpoint", "done", "err
 # result.json (aggregate metrics only: no file names, no per-image data)
 RESULT_KEYS = (
     "schema", "run_key", "status", "accuracy", "per_class_accuracy", "epochs", "timing",
-    "peak_memory_mb", "delegate", "versions", "counts",
+    "peak_memory_mb", "delegate", "versions", "counts", "phases",
 )
 # epochs: [{phase, epoch, train_loss, train_acc, test_loss, test_acc, seconds}]
 # timing: {decode, features, train, eval, total} seconds, train_per_epoch: [..]
 # delegate: {requested, used, reason, info}
 # versions: {agent, interpreter, python, numpy}
 # counts: {train, test, skipped_corrupt, per_class_train, per_class_test}  (numbers only)
+# phases: {head: {epochs, ran}, finetune: {epochs, ran, skipped: str|null}}  epochs planned
+#   and run per phase; head-only builds (method 1) skip the fine-tune phase and say why.
+# status: finished | cancelled | failed (the reason of a failure is the `error` event)
 
 # Agent exit codes
 EXIT_OK = 0

@@ -1,0 +1,70 @@
+"""The agent's expected failures: each has an event code, a one-line message and an exit code.
+
+    AgentError                 (EXIT_ERROR, code "error")
+    ├── BadJob                 (EXIT_BAD_JOB, "bad_job")     job.json or the models are unusable
+    ├── DataProblem            (EXIT_DATA, "data")           data root / class folder / too few
+    ├── DiskFull               (EXIT_DISK_FULL, "disk_full") ENOSPC writing cache or checkpoint
+    └── Cancelled              (EXIT_CANCELLED, "cancelled") SIGTERM
+
+Messages never contain an image's file name: they are sent to the host.
+"""
+
+from __future__ import annotations
+
+import re
+
+from device_agent.contract import (
+    EXIT_BAD_JOB,
+    EXIT_CANCELLED,
+    EXIT_DATA,
+    EXIT_DISK_FULL,
+    EXIT_ERROR,
+)
+
+
+class AgentError(Exception):
+    """Base of the agent's expected failures."""
+
+    code = "error"
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadJob(AgentError):
+    code = "bad_job"
+    exit_code = EXIT_BAD_JOB
+
+
+class DataProblem(AgentError):
+    code = "data"
+    exit_code = EXIT_DATA
+
+
+class DiskFull(AgentError):
+    code = "disk_full"
+    exit_code = EXIT_DISK_FULL
+
+
+class Cancelled(AgentError):
+    code = "cancelled"
+    exit_code = EXIT_CANCELLED
+
+
+_PATH = re.compile(r"(?<![\w.])~?/[^\s'\"(),;]+")
+_MEDIA = ("jpg|jpeg|jpe|jfif|png|gif|bmp|webp|heic|heif|tif|tiff|dng|raw|avif|mp4|mov|3gp|"
+          "mkv|webm|npy|npz")
+_FILE = re.compile(r"[^\s/\\'\"]+\.(?:" + _MEDIA + r")(?!\w)", re.IGNORECASE)
+MESSAGE_MAX = 280
+
+
+def redact(text: str) -> str:
+    """One line, short, with paths and file names removed: safe to send to the host."""
+    line = " ".join(str(text).split())
+    line = _PATH.sub("<path>", line)
+    line = _FILE.sub("<file>", line)
+    return line[:MESSAGE_MAX]

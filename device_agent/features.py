@@ -1,0 +1,171 @@
+"""Decode the sampled images and run the frozen trunk ONCE per image; cache the features.
+
+cache/ (agent-private, never leaves the phone) holds train_x.npy / test_x.npy (float32
+features, memory-mapped when read), train_y.npy / test_y.npy (labels), and manifest.json,
+written last, which makes the cache valid for the job that made it (its digest), with the
+counts, the delegate record and the decode/feature timings. For method 2's head phase,
+train_pooled.npy / test_pooled.npy hold the upper layers' pooled output (`embed`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from device_agent import data, trunk
+from device_agent.errors import BadJob, Cancelled
+from device_agent.events import EventLog
+from device_agent.fsio import atomic_open, disk_errors, read_json, write_json_atomic
+from device_agent.job import job_digest
+
+MANIFEST = "manifest.json"
+PROGRESS_EVERY_S = 2.0
+
+
+@dataclass
+class Features:
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    counts: dict[str, Any]
+    delegate: dict[str, Any]
+    timing: dict[str, float]  # decode, features (seconds, as spent when they were computed)
+
+
+def cache_key(job: dict[str, Any], meta: dict[str, Any]) -> str:
+    """What the cached features depend on: the trunk, the sample, the delegate."""
+    return job_digest({"model": meta.get("hash"), "frozen": job["models"]["frozen"],
+                       "data": job["data"], "delegate": job["delegate"]})
+
+
+class _NpyStream:
+    """Writes a float32 .npy of known shape row by row (regular writes: ENOSPC is an OSError)."""
+
+    def __init__(self, f: BinaryIO, shape: tuple[int, ...]) -> None:
+        self.f, self.row_shape, self.rows = f, shape[1:], 0
+        header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(f, header)
+
+    def write(self, row: np.ndarray) -> None:
+        if row.shape != self.row_shape:
+            raise BadJob(f"frozen.tflite gives features of shape {list(row.shape)}, meta.json "
+                         f"says {list(self.row_shape)}")
+        self.f.write(np.ascontiguousarray(row, dtype="<f4").tobytes())
+        self.rows += 1
+
+
+def load_cached(cache_dir: str, key: str) -> Features | None:
+    """The cached features of this job, or None when there are none (or another job's)."""
+    path = os.path.join(cache_dir, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    try:
+        man = read_json(path)
+    except ValueError:
+        return None
+    if man.get("key") != key:
+        return None
+
+    def arr(name: str) -> np.ndarray:
+        return np.load(os.path.join(cache_dir, name), mmap_mode="r")
+
+    return Features(arr("train_x.npy"), np.load(os.path.join(cache_dir, "train_y.npy")),
+                    arr("test_x.npy"), np.load(os.path.join(cache_dir, "test_y.npy")),
+                    man["counts"], man["delegate"], man["timing"])
+
+
+def extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: EventLog,
+            should_stop: Callable[[], bool]) -> Features:
+    """Sample, decode and run the trunk on every image once; write the cache; return it."""
+    d = job["data"]
+    listings = data.list_classes(d["root"], d["classes"])
+    data.check_enough(listings, d["train_per_class"], d["test_per_class"])
+    size = int(meta["input_size"])
+    os.makedirs(cache_dir, exist_ok=True)
+    for name in os.listdir(cache_dir):  # whatever was cached before belongs to other features
+        os.remove(os.path.join(cache_dir, name))
+
+    def probe_images(n: int = 2) -> list[np.ndarray]:
+        # A few of the run's own images, for the NNAPI runner to check itself against the CPU.
+        counts = data.SampleCounts(list(d["classes"]))
+        it = data.iter_samples(listings[:1], train=n, test=0, seed=d["seed"], size=size,
+                               counts=counts)
+        with contextlib.suppress(Exception):
+            return [s.pixels for s in it]
+        return []
+
+    run_trunk, delegate = trunk.open_trunk(job, probe_images=probe_images, cache_dir=cache_dir)
+    events.emit("delegate", **delegate)
+
+    k = len(d["classes"])
+    n_train, n_test = k * d["train_per_class"], k * d["test_per_class"]
+    fshape = tuple(int(x) for x in meta["feature_shape"])
+    counts = data.SampleCounts(list(d["classes"]))
+    labels: dict[str, list[int]] = {"train": [], "test": []}
+    timing = {"decode": 0.0, "features": 0.0}
+
+    def timed_decode(path: str, sz: int) -> np.ndarray | None:
+        t0 = time.perf_counter()
+        try:
+            return data.decode_image(path, sz)
+        finally:
+            timing["decode"] += time.perf_counter() - t0
+
+    total, done, last = n_train + n_test, 0, 0.0
+    events.emit("stage", stage="features", done=0, total=total)
+    with contextlib.ExitStack() as stack:
+        out = {
+            "train": _NpyStream(stack.enter_context(atomic_open(
+                os.path.join(cache_dir, "train_x.npy"), "feature cache")), (n_train, *fshape)),
+            "test": _NpyStream(stack.enter_context(atomic_open(
+                os.path.join(cache_dir, "test_x.npy"), "feature cache")), (n_test, *fshape)),
+        }
+        for s in data.iter_samples(listings, train=d["train_per_class"],
+                                   test=d["test_per_class"], seed=d["seed"], size=size,
+                                   counts=counts, decode=timed_decode):
+            if should_stop():
+                raise Cancelled("cancelled while extracting features")
+            t0 = time.perf_counter()
+            feat = run_trunk(s.pixels)
+            timing["features"] += time.perf_counter() - t0
+            with disk_errors("feature cache"):
+                out[s.split].write(feat)
+            labels[s.split].append(s.label)
+            done += 1
+            if done == total or time.monotonic() - last >= PROGRESS_EVERY_S:
+                last = time.monotonic()
+                events.emit("stage", stage="features", done=done, total=total)
+    for split in ("train", "test"):
+        with atomic_open(os.path.join(cache_dir, f"{split}_y.npy"), "feature cache") as f:
+            np.save(f, np.asarray(labels[split], dtype=np.int32))
+    summary = counts.as_dict()
+    write_json_atomic(os.path.join(cache_dir, MANIFEST),
+                      {"key": cache_key(job, meta), "counts": summary, "delegate": delegate,
+                       "timing": timing}, "feature cache")
+    cached = load_cached(cache_dir, cache_key(job, meta))
+    assert cached is not None
+    return cached
+
+
+def embed_cached(cache_dir: str, name: str, fn: Callable[[np.ndarray], np.ndarray],
+                 x: np.ndarray, batch: int) -> np.ndarray:
+    """The upper layers' pooled output for every row of x, computed once and cached.
+
+    Valid for a whole head phase: the upper layers are frozen while only the head trains.
+    """
+    from device_agent.training import predict
+
+    path = os.path.join(cache_dir, f"{name}_pooled.npy")
+    if os.path.isfile(path):
+        return np.load(path)
+    pooled = predict(fn, x, batch).astype(np.float32)
+    with atomic_open(path, "embedding cache") as f:
+        np.save(f, pooled)
+    return pooled

@@ -1,0 +1,61 @@
+"""`python -m device_agent info`: what this runtime has (the host's `devices doctor` reads it)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+from device_agent import runtime, trunk
+
+
+def _nnapi() -> dict[str, Any]:
+    try:
+        from device_agent import nnapi
+    except ImportError:
+        return {"available": False, "reason": "NNAPI binding unavailable"}
+    probe = getattr(nnapi, "nnapi_info", None) or getattr(nnapi, "info", None)
+    if callable(probe):
+        try:
+            return dict(probe())
+        except Exception as e:  # a broken platform library must not break `info`
+            return {"available": False, "reason": f"{type(e).__name__}"}
+    return {"available": None, "reason": "the NNAPI binding is present; not probed"}
+
+
+def _gpu() -> dict[str, Any]:
+    if runtime.INTERPRETER_NAME is None:
+        return {"available": False, "reason": "no interpreter"}
+    delegate, lib, tried = trunk._gpu_delegate()
+    if delegate is None:
+        return {"available": False, "reason": "no GPU delegate plugin could be loaded",
+                "tried": tried}
+    return {"available": True, "library": lib}
+
+
+def info() -> dict[str, Any]:
+    """Python, numpy, Pillow, the interpreter, and the delegates this runtime can offer."""
+    try:
+        import PIL
+
+        pillow: str | None = PIL.__version__
+    except ImportError:
+        pillow = None
+    versions = runtime.versions()
+    interp = runtime.INTERPRETER_NAME
+    return {
+        "agent_version": versions["agent"],
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": {"system": platform.system(), "machine": platform.machine()},
+        "numpy": versions["numpy"],
+        "pillow": pillow,
+        "interpreter": {"name": interp, "version": versions["interpreter_version"]},
+        "delegates": {
+            "cpu": {"available": interp is not None},
+            "xnnpack": {"available": interp is not None},
+            "gpu": _gpu(),
+            "nnapi": _nnapi(),
+        },
+        "byteorder": sys.byteorder,
+    }

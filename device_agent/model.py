@@ -1,0 +1,83 @@
+"""train.tflite: the trainable part (upper layers + head) behind its signatures.
+
+All signatures run in one interpreter, so they share the weights (resource variables).
+Every batch input has the static batch size B of meta.json; callers pad short batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from device_agent import runtime
+from device_agent.contract import HEAD_ONLY_SIGNATURES, SIGNATURES
+from device_agent.errors import BadJob
+
+
+class TrainModel:
+    def __init__(self, path: str, meta: dict[str, Any], *, threads: int) -> None:
+        try:
+            self.interpreter = runtime.make_interpreter(path, threads=threads)
+            self.signatures = self.interpreter.get_signature_list()
+        except (ValueError, RuntimeError) as e:
+            raise BadJob(f"train.tflite cannot be loaded: {e}") from e
+        self.head_only = not meta.get("has_finetune", False)
+        need = HEAD_ONLY_SIGNATURES if self.head_only else SIGNATURES
+        missing = [s for s in need if s not in self.signatures]
+        if missing:
+            raise BadJob(f"train.tflite lacks the signatures {', '.join(missing)}")
+        self._runners = {s: self.interpreter.get_signature_runner(s) for s in self.signatures}
+        self.batch = int(meta["batch_size"])
+        self.pooled_dim = int(meta["pooled_dim"])
+        self.num_classes = int(meta["num_classes"])
+        self.state_names = list(meta.get("state_names") or [])
+
+    def _run(self, sig: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        return self._runners[sig](**inputs)
+
+    @staticmethod
+    def _one(out: dict[str, np.ndarray], name: str) -> np.ndarray:
+        if name in out:
+            return out[name]
+        if len(out) == 1:
+            return next(iter(out.values()))
+        raise BadJob(f"train.tflite output {name!r} not found among {sorted(out)}")
+
+    def _step(self, sig: str, key: str, x: np.ndarray, labels: np.ndarray,
+              weights: np.ndarray, mask: np.ndarray, lr: float) -> float:
+        out = self._run(sig, **{key: x.astype(np.float32, copy=False)},
+                        labels=labels.astype(np.int32, copy=False),
+                        weights=weights.astype(np.float32, copy=False),
+                        mask=mask.astype(np.float32, copy=False),
+                        lr=np.asarray(lr, dtype=np.float32))
+        return float(self._one(out, "loss"))
+
+    def train_head(self, pooled, labels, weights, mask, lr: float) -> float:
+        """One optimizer step of the head on pooled vectors [B, D]; the batch's loss."""
+        return self._step("train_head", "pooled", pooled, labels, weights, mask, lr)
+
+    def train(self, features, labels, weights, mask, lr: float) -> float:
+        """One optimizer step of upper layers + head on trunk features [B, h, w, c]."""
+        return self._step("train", "features", features, labels, weights, mask, lr)
+
+    def infer_head(self, pooled: np.ndarray) -> np.ndarray:
+        return self._one(self._run("infer_head", pooled=pooled.astype(np.float32)), "probs")
+
+    def infer(self, features: np.ndarray) -> np.ndarray:
+        return self._one(self._run("infer", features=features.astype(np.float32)), "probs")
+
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        return self._one(self._run("embed", features=features.astype(np.float32)), "pooled")
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        return {k: np.array(v) for k, v in self._run("export_state").items()}
+
+    def import_state(self, state: dict[str, np.ndarray]) -> None:
+        expected = set(self._runners["import_state"].get_input_details())
+        if set(state) != expected:
+            raise BadJob("the checkpoint does not match train.tflite's state tensors")
+        self._run("import_state", **{k: np.asarray(v) for k, v in state.items()})
+
+    def reset_optimizer(self) -> None:
+        self._run("reset_optimizer")

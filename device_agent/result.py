@@ -1,0 +1,34 @@
+"""result.json: aggregate metrics only (no file names, no per-image data), written atomically."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from device_agent import runtime
+from device_agent.contract import JOB_SCHEMA, RESULT_FILE
+from device_agent.events import clean
+from device_agent.fsio import write_json_atomic
+
+
+def peak_memory_mb() -> float | None:
+    """Peak resident memory of this process (Linux/Android report ru_maxrss in KiB)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def all_versions() -> dict[str, Any]:
+    import PIL
+
+    return {**runtime.versions(), "pillow": PIL.__version__}
+
+
+def write_result(run_dir: str, **fields: Any) -> dict[str, Any]:
+    """Write result.json from the given RESULT_KEYS fields; returns what was written."""
+    result = clean({"schema": JOB_SCHEMA, "peak_memory_mb": peak_memory_mb(),
+                    "versions": all_versions(), **fields})
+    write_json_atomic(os.path.join(run_dir, RESULT_FILE), result, "result")
+    return result

@@ -1,0 +1,1 @@
+"""Image sets for demos and tests: a synthetic class-folder set and public downloads."""
