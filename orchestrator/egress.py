@@ -30,6 +30,8 @@ from orchestrator.store import repo
 
 EVENTS_CHUNK = 256 * 1024  # most bytes pulled from events.jsonl per read
 LINE_MAX = 8 * 1024  # longest admissible event line
+TORN_MAX = 16  # event lines cut short by a killed agent that a run may skip
+_TORN_RE = re.compile(rb'^\{"seq":\d+[,}]')
 SNIFF = 64  # bytes read first, so a binary file is refused after a few bytes, not all of it
 TEXT_MAX = 300  # longest admissible free text (a reason, an error message)
 WORD_MAX = 64  # longest admissible short text (a version, an interpreter name)
@@ -183,7 +185,7 @@ class _Checker:
 
     def free(self, v: Any, where: str, depth: int = 0) -> None:
         """Small free-form diagnostics (delegate info): scalars, short lists, shallow dicts."""
-        if depth > 2:
+        if isinstance(v, (dict, list)) and depth > 2:
             self.fail(where, "nested too deeply")
         if isinstance(v, dict):
             if len(v) > 32:
@@ -309,6 +311,15 @@ def check_result(res: Any, limits: EgressLimits, run_key: str) -> None:
     for k, v in versions.items():
         c.ident(k, "result.versions key")
         c.text(v, f"result.versions.{k}", max_len=WORD_MAX)
+    phases = res.get("phases")
+    if phases is not None:
+        c.obj(phases, "result.phases", PHASES)
+        for name, ph in phases.items():
+            w = f"result.phases.{name}"
+            c.obj(ph, w, ("epochs", "ran", "skipped"))
+            c.int_(ph.get("epochs"), f"{w}.epochs", hi=limits.epochs, null=True)
+            c.int_(ph.get("ran"), f"{w}.ran", hi=limits.epochs, null=True)
+            c.text(ph.get("skipped"), f"{w}.skipped")
     counts = res.get("counts")
     if counts is not None:
         c.obj(counts, "result.counts", ("train", "test", "skipped_corrupt", "per_class_train",
@@ -348,7 +359,7 @@ def parse_json(raw: bytes) -> Any:
         value = json.loads(text, object_pairs_hook=_strict_pairs)
     except ValueError:
         raise _Refusal("not valid JSON") from None
-    if _depth(value) > 4:
+    if _depth(value) > 6:
         raise _Refusal("JSON nested too deeply")
     return value
 
@@ -387,6 +398,7 @@ class EgressGuard:
         self.limits = limits
         self.events_offset = 0
         self.last_seq = 0
+        self.torn = 0
 
     @property
     def events_path(self) -> str:
@@ -429,25 +441,34 @@ class EgressGuard:
             return []
         end = raw.rfind(b"\n") + 1
         events: list[dict] = []
-        last = self.last_seq
+        last, torn = self.last_seq, self.torn
         try:
             if end == 0 and len(raw) >= LINE_MAX:
                 raise _Refusal(f"an event line longer than {LINE_MAX} bytes")
             for n, line in enumerate(raw[:end].splitlines(), start=1):
+                where = f"line {n} after byte {self.events_offset}"
                 if len(line) > LINE_MAX:
-                    raise _Refusal(f"an event line longer than {LINE_MAX} bytes")
+                    raise _Refusal(f"{where}: an event line longer than {LINE_MAX} bytes")
                 try:
                     ev = parse_json(line)
+                except _Refusal as r:
+                    # A killed agent can leave a cut line; on resume it ends it and goes on.
+                    if r.reason == "not valid JSON" and _TORN_RE.match(line) and torn < TORN_MAX:
+                        torn += 1
+                        continue
+                    raise _Refusal(f"{where}: {r.reason}") from None
+                try:
                     check_event(ev, self.limits, last)
                 except _Refusal as r:
-                    where = f"line {n} after byte {self.events_offset}"
                     raise _Refusal(f"{where}: {r.reason}") from None
                 last = ev["seq"]
                 events.append(ev)
         except _Refusal as r:
             self._refuse(path, "metrics", len(raw), _sha(raw), r.reason)
         # Every byte that crossed counts, the partial last line included (it is read again).
-        self._record("pull", path, len(raw), _sha(raw))
+        note = f"{torn - self.torn} cut-short event line(s) skipped" if torn > self.torn else None
+        self._record("pull", path, len(raw), _sha(raw), note)
+        self.torn = torn
         self.events_offset += end
         self.last_seq = last
         return events

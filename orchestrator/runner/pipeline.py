@@ -86,7 +86,15 @@ class _Ctx:
 
 
 def _epochs(params: dict[str, Any]) -> int:
+    """Most epochs a run can report (the egress guard's bound)."""
     return int(params.get("head_epochs", 0)) + int(params.get("finetune_epochs", 0))
+
+
+def _planned_epochs(params: dict[str, Any]) -> int:
+    """Epochs the agent will run: head-only builds (method 1) skip the fine-tune phase."""
+    if params.get("finetune_from") is None:
+        return int(params.get("head_epochs", 0))
+    return _epochs(params)
 
 
 def _guard(ctx: _Ctx, run: RunPublic) -> EgressGuard:
@@ -245,7 +253,7 @@ def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float) -> RunPublic:
     try:
         out = follow_agent(link=link, guard=guard, session=ctx.session, run_id=run.id,
                            device_id=ctx.device.id, variant=run.variant,
-                           epochs=_epochs(run.params), on_progress=ctx.on_progress,
+                           epochs=_planned_epochs(run.params), on_progress=ctx.on_progress,
                            poll_s=ctx.poll_s)
         result = guard.read_result()
     except KeyboardInterrupt:
