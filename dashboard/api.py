@@ -1,0 +1,116 @@
+"""The JSON API under /api (schema at /api/openapi.json). Read-only; NaN is sent as null."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from dashboard import data
+from dashboard.deps import SessionDep
+from orchestrator.audit import AuditVerdict, audit_verdict
+from orchestrator.store import queries, repo
+from orchestrator.store.queries import (
+    SORT_KEYS,
+    DeviceSummary,
+    ExperimentSummary,
+    RunPage,
+    RunProgress,
+)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with NaN / ±inf as null: a diverged loss must not turn a page into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        from dashboard.render import dumps
+
+        return dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+router = APIRouter(prefix="/api", tags=["results"], default_response_class=SafeJSONResponse)
+
+SortParam = Annotated[Literal[SORT_KEYS], Query(description="Column to sort by.")]  # type: ignore[valid-type]
+
+
+@router.get("/experiments", response_model=list[ExperimentSummary])
+def experiments(session: SessionDep) -> Any:
+    """Every experiment with run counts, devices and best accuracy."""
+    return queries.experiments_summary(session=session)
+
+
+@router.get("/experiments/{experiment_id}", response_model=data.ExperimentDetail)
+def experiment(experiment_id: int, session: SessionDep) -> Any:
+    """The paper's Table 1 for one experiment (variant × device) and the spread of repeats."""
+    return data.experiment_detail(session, experiment_id)
+
+
+@router.get("/runs", response_model=RunPage)
+def runs(
+    session: SessionDep,
+    experiment_id: int | None = None,
+    status: Annotated[list[str] | None, Query(description="Repeat to allow several.")] = None,
+    variant: str | None = None,
+    device_id: int | None = None,
+    sweep_id: int | None = None,
+    sort: SortParam = "id",
+    order: Literal["asc", "desc"] = "desc",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Runs, filtered, sorted and paginated."""
+    return queries.runs_page(session=session, experiment_id=experiment_id, statuses=status,
+                             variant=variant, device_id=device_id, sweep_id=sweep_id,
+                             sort=sort, descending=order == "desc", limit=limit, offset=offset)
+
+
+@router.get("/runs/{run_id}", response_model=data.RunDetail)
+def run(run_id: int, session: SessionDep) -> Any:
+    """One run: facts, per-epoch metrics, device samples, transfer ledger and audit verdict."""
+    return data.run_detail(session, run_id)
+
+
+@router.get("/runs/{run_id}/live", response_model=data.RunLive)
+def run_live(run_id: int, session: SessionDep) -> Any:
+    """Status, progress and chart data of a run, for pages that follow a live run."""
+    return data.run_live(session, run_id)
+
+
+@router.get("/runs/{run_id}/audit", response_model=AuditVerdict)
+def run_audit(run_id: int, session: SessionDep) -> Any:
+    """The privacy verdict of a run, computed from its transfer ledger."""
+    repo.get_run(session=session, run_id=run_id)
+    return audit_verdict(repo.run_transfers(session=session, run_id=run_id))
+
+
+@router.get("/progress", response_model=list[RunProgress])
+def progress(
+    session: SessionDep,
+    ids: Annotated[list[int], Query(alias="id", max_length=200,
+                                    description="Run ids; repeat the parameter.")],
+) -> Any:
+    """Status and progress of several runs at once (what live pages poll)."""
+    return queries.run_progress(session=session, run_ids=ids)
+
+
+@router.get("/compare", response_model=data.CompareResult)
+def compare(
+    session: SessionDep,
+    run_ids: Annotated[list[int], Query(alias="run", min_length=1,
+                                        description="Run ids; repeat the parameter.")],
+) -> Any:
+    """Several runs side by side: their facts and per-epoch curves."""
+    return data.compare(session, run_ids)
+
+
+@router.get("/devices", response_model=list[DeviceSummary])
+def devices(session: SessionDep) -> Any:
+    """Every phone seen, with run counts and its latest health sample."""
+    return queries.device_summaries(session=session)
+
+
+@router.get("/devices/{device_id}", response_model=data.DeviceDetail)
+def device(device_id: int, session: SessionDep) -> Any:
+    """One phone: facts, run counts and its recent health samples."""
+    return data.device_detail(session, device_id)

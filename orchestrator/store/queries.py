@@ -1,0 +1,360 @@
+"""Read-only queries for lists and pages: joins and grouped counts, never one query per row.
+
+`repo.py` holds the data functions the pipeline writes with; these read what lists need in a
+constant number of statements, whatever the number of runs (the dashboard's p95 budget).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import case
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, func, select
+
+from orchestrator.errors import NotFound
+from orchestrator.store.public import CompareRow, DevicePublic, RunPublic, SamplePublic
+from orchestrator.store.tables import Device, DeviceSample, Experiment, Metric, Run
+
+Series = dict[str, list[tuple[int, float | None]]]
+SortKey = Literal["id", "created", "experiment", "variant", "device", "status", "accuracy",
+                  "train", "total"]
+SORT_KEYS: tuple[str, ...] = SortKey.__args__  # type: ignore[attr-defined]
+
+
+class ExperimentSummary(BaseModel):
+    id: int
+    name: str
+    description: str = ""
+    created: datetime
+    runs: int
+    finished: int
+    running: int
+    failed: int
+    devices: list[str]
+    best_accuracy: float | None
+    best_run_id: int | None
+    last_activity: datetime | None
+
+
+class RunPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    runs: list[RunPublic]
+
+
+class DeviceSummary(BaseModel):
+    device: DevicePublic
+    label: str
+    runs: int
+    running: int
+    best_accuracy: float | None
+    last_run: datetime | None
+    latest: SamplePublic | None
+
+
+class CellStats(BaseModel):
+    """Spread of the finished runs of one Table 1 cell (variant × device)."""
+
+    variant: str
+    device: str
+    finished: int
+    accuracy_min: float | None
+    accuracy_max: float | None
+    accuracy_mean: float | None
+    train_min: float | None
+    train_max: float | None
+
+
+class RunProgress(BaseModel):
+    id: int
+    status: str
+    accuracy: float | None
+    progress: dict[str, Any]
+    events_seen: int
+
+
+def _label() -> ColumnElement:
+    """A device's label in SQL: alias, else model, else serial (as `RunPublic.device`)."""
+    return func.coalesce(Device.alias, Device.model, Device.serial)
+
+
+def _train() -> ColumnElement:
+    return Run.timing["train"].as_float()  # type: ignore[index]
+
+
+def _total() -> ColumnElement:
+    return Run.timing["total"].as_float()  # type: ignore[index]
+
+
+# ------------------------------------------------------------------ experiments
+
+
+def experiments_summary(*, session: Session) -> list[ExperimentSummary]:
+    """Every experiment with its run counts, devices and best accuracy (three statements)."""
+    finished = func.sum(case((Run.status == "finished", 1), else_=0))
+    running = func.sum(case((Run.status == "running", 1), else_=0))
+    failed = func.sum(case((col(Run.status).in_(("failed", "interrupted")), 1), else_=0))
+    last = func.max(func.coalesce(Run.finished, Run.started, Run.created))
+    rows = session.exec(
+        select(Experiment, func.count(col(Run.id)), finished, running, failed,
+               func.max(Run.accuracy), last)
+        .join(Run, col(Run.experiment_id) == Experiment.id, isouter=True)
+        .group_by(col(Experiment.id))
+        .order_by(col(Experiment.id))
+    ).all()
+    rank = func.row_number().over(partition_by=Run.experiment_id,
+                                  order_by=(col(Run.accuracy).desc(), col(Run.id).desc()))
+    ranked = (select(Run.experiment_id, Run.id.label("run_id"), rank.label("rk"))  # type: ignore[union-attr]
+              .where(col(Run.accuracy).is_not(None)).subquery())
+    best = dict(session.exec(select(ranked.c.experiment_id, ranked.c.run_id)
+                             .where(ranked.c.rk == 1)).all())
+    devices: dict[int, set[str]] = {}
+    for exp_id, label in session.exec(
+        select(Run.experiment_id, _label())
+        .join(Device, col(Run.device_id) == Device.id, isouter=True).distinct()
+    ).all():
+        devices.setdefault(exp_id, set()).add(label or "local")
+    out = []
+    for exp, n, fin, run, fail, acc, last_at in rows:
+        out.append(ExperimentSummary(
+            id=exp.id, name=exp.name, description=str((exp.spec or {}).get("description") or ""),
+            created=exp.created, runs=n or 0, finished=fin or 0, running=run or 0,
+            failed=fail or 0, devices=sorted(devices.get(exp.id, ())), best_accuracy=acc,
+            best_run_id=best.get(exp.id), last_activity=last_at,
+        ))
+    return out
+
+
+def get_experiment_by_id(*, session: Session, experiment_id: int) -> Experiment:
+    row = session.get(Experiment, experiment_id)
+    if row is None:
+        raise NotFound(f"No experiment {experiment_id} in the store.",
+                       hint="See `orch results list`.")
+    return row
+
+
+def table1(*, session: Session, experiment: str) -> list[CompareRow]:
+    """`repo.compare`'s rows (the paper's Table 1) from one join over the needed columns."""
+    exp = session.exec(select(Experiment).where(Experiment.name == experiment)).first()
+    if exp is None:
+        raise NotFound(f"No experiment named {experiment!r} in the store.",
+                       hint="See `orch results list`.")
+    rows = session.exec(
+        select(Run.id, Run.variant, Run.device_id, Run.status, Run.accuracy,
+               Run.params["finetune_from"].as_string(),  # type: ignore[index]
+               _train(), _total(), Run.delegate_requested, Run.delegate_used, _label())
+        .join(Device, col(Run.device_id) == Device.id, isouter=True)
+        .where(Run.experiment_id == exp.id)
+        .order_by(col(Run.id).desc())
+    ).all()
+    counts: dict[tuple[str, int | None], int] = {}
+    chosen: dict[tuple[str, int | None], Any] = {}
+    for r in rows:
+        key = (r[1], r[2])
+        counts[key] = counts.get(key, 0) + 1
+        best = chosen.get(key)
+        if best is None or (best[3] != "finished" and r[3] == "finished"):
+            chosen[key] = r
+    out = [
+        CompareRow(variant=r[1], device=r[10] or "local", finetune_from=r[5], run_id=r[0],
+                   runs=counts[key], accuracy=r[4], train_seconds=r[6], total_seconds=r[7],
+                   delegate_requested=r[8], delegate_used=r[9], status=r[3])
+        for key, r in chosen.items()
+    ]
+    order = list((exp.spec or {}).get("variants", {}))
+    out.sort(key=lambda c: (order.index(c.variant) if c.variant in order else len(order),
+                            c.variant, c.device))
+    return out
+
+
+def cell_stats(*, session: Session, experiment_id: int) -> list[CellStats]:
+    """Min / max / mean over the finished runs of each variant × device (one statement)."""
+    label = func.coalesce(_label(), "local")
+    rows = session.exec(
+        select(Run.variant, label, func.count(), func.min(Run.accuracy), func.max(Run.accuracy),
+               func.avg(Run.accuracy), func.min(_train()), func.max(_train()))
+        .join(Device, col(Run.device_id) == Device.id, isouter=True)
+        .where(Run.experiment_id == experiment_id, Run.status == "finished")
+        .group_by(Run.variant, Run.device_id, label)
+    ).all()
+    return [CellStats(variant=v, device=d, finished=n, accuracy_min=a0, accuracy_max=a1,
+                      accuracy_mean=am, train_min=t0, train_max=t1)
+            for v, d, n, a0, a1, am, t0, t1 in rows]
+
+
+# ------------------------------------------------------------------ runs
+
+
+def _run_filters(
+    *,
+    experiment_id: int | None,
+    statuses: Sequence[str] | None,
+    variant: str | None,
+    device_id: int | None,
+    sweep_id: int | None,
+    ids: Sequence[int] | None,
+) -> list[ColumnElement]:
+    where: list[ColumnElement] = []
+    if experiment_id is not None:
+        where.append(col(Run.experiment_id) == experiment_id)
+    if statuses:
+        where.append(col(Run.status).in_(list(statuses)))
+    if variant:
+        where.append(col(Run.variant) == variant)
+    if device_id is not None:
+        where.append(col(Run.device_id) == device_id)
+    if sweep_id is not None:
+        where.append(col(Run.sweep_id) == sweep_id)
+    if ids is not None:
+        where.append(col(Run.id).in_(list(ids)))
+    return where
+
+
+def _sort_expr(sort: str) -> ColumnElement:
+    return {
+        "id": col(Run.id), "created": col(Run.created), "experiment": col(Experiment.name),
+        "variant": col(Run.variant), "device": _label(), "status": col(Run.status),
+        "accuracy": col(Run.accuracy), "train": _train(), "total": _total(),
+    }[sort]
+
+
+def _public_rows(rows: Iterable[Any]) -> list[RunPublic]:
+    out = []
+    for run, exp_name, label in rows:
+        pub = RunPublic.model_validate(run)
+        pub.experiment = exp_name
+        pub.device = label
+        out.append(pub)
+    return out
+
+
+def runs_page(
+    *,
+    session: Session,
+    experiment_id: int | None = None,
+    statuses: Sequence[str] | None = None,
+    variant: str | None = None,
+    device_id: int | None = None,
+    sweep_id: int | None = None,
+    sort: str = "id",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> RunPage:
+    """One page of runs with experiment and device names joined in (two statements)."""
+    if sort not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {sort!r}; one of {', '.join(SORT_KEYS)}")
+    where = _run_filters(experiment_id=experiment_id, statuses=statuses, variant=variant,
+                         device_id=device_id, sweep_id=sweep_id, ids=None)
+    total = session.exec(select(func.count()).select_from(Run).where(*where)).one()
+    key = _sort_expr(sort)
+    # Missing values (no accuracy yet, no timing) sort last in either direction.
+    order = [key.is_(None), key.desc() if descending else key.asc(),
+             col(Run.id).desc() if descending else col(Run.id).asc()]
+    q = (select(Run, Experiment.name, _label())
+         .join(Experiment, col(Run.experiment_id) == Experiment.id)
+         .join(Device, col(Run.device_id) == Device.id, isouter=True)
+         .where(*where).order_by(*order).limit(limit).offset(offset))
+    return RunPage(total=total, limit=limit, offset=offset,
+                   runs=_public_rows(session.exec(q).all()))
+
+
+def runs_by_ids(*, session: Session, run_ids: Sequence[int]) -> list[RunPublic]:
+    """The given runs, in the given order (unknown ids are left out), in one statement."""
+    if not run_ids:
+        return []
+    q = (select(Run, Experiment.name, _label())
+         .join(Experiment, col(Run.experiment_id) == Experiment.id)
+         .join(Device, col(Run.device_id) == Device.id, isouter=True)
+         .where(col(Run.id).in_(list(run_ids))))
+    found = {r.id: r for r in _public_rows(session.exec(q).all())}
+    return [found[i] for i in dict.fromkeys(run_ids) if i in found]
+
+
+def run_variants(*, session: Session, experiment_id: int | None = None) -> list[str]:
+    q = select(Run.variant).distinct().order_by(Run.variant)
+    if experiment_id is not None:
+        q = q.where(Run.experiment_id == experiment_id)
+    return list(session.exec(q).all())
+
+
+def run_progress(*, session: Session, run_ids: Sequence[int]) -> list[RunProgress]:
+    """Status and progress of the given runs, for live updates (one small statement)."""
+    if not run_ids:
+        return []
+    rows = session.exec(
+        select(Run.id, Run.status, Run.accuracy, Run.progress, Run.events_seen)
+        .where(col(Run.id).in_(list(run_ids))).order_by(Run.id)
+    ).all()
+    return [RunProgress(id=i, status=s, accuracy=a, progress=p or {}, events_seen=e or 0)
+            for i, s, a, p, e in rows]
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def metric_series_many(
+    *, session: Session, run_ids: Sequence[int], keys: Sequence[str] | None = None
+) -> dict[int, Series]:
+    """{run: {key: [(step, value)]}} for several runs in one statement; NaN stays NaN."""
+    out: dict[int, Series] = {i: {} for i in run_ids}
+    if not run_ids:
+        return out
+    q = select(Metric.run_id, Metric.key, Metric.step, Metric.value, Metric.is_nan).where(
+        col(Metric.run_id).in_(list(run_ids)))
+    if keys is not None:
+        q = q.where(col(Metric.key).in_(list(keys)))
+    for run_id, key, step, value, is_nan in session.exec(
+        q.order_by(Metric.run_id, Metric.key, Metric.step)
+    ).all():
+        out[run_id].setdefault(key, []).append((step, math.nan if is_nan else value))
+    return out
+
+
+# ------------------------------------------------------------------ devices
+
+
+def latest_samples(*, session: Session) -> dict[int, SamplePublic]:
+    """The latest health sample of every device (one statement)."""
+    newest = (select(func.max(DeviceSample.id).label("id"))
+              .group_by(DeviceSample.device_id).subquery())
+    rows = session.exec(select(DeviceSample).join(newest, col(DeviceSample.id) == newest.c.id))
+    return {r.device_id: SamplePublic.model_validate(r) for r in rows.all()}
+
+
+def device_summaries(
+    *, session: Session, device_ids: Sequence[int] | None = None
+) -> list[DeviceSummary]:
+    """Every device (or the given ones) with its run counts and latest health (three statements)."""
+    q = select(Device).order_by(col(Device.last_seen).desc(), col(Device.id))
+    stats_q = (select(Run.device_id, func.count(), func.sum(case((Run.status == "running", 1),
+                                                                 else_=0)),
+                      func.max(Run.accuracy), func.max(Run.created))
+               .where(col(Run.device_id).is_not(None)).group_by(Run.device_id))
+    if device_ids is not None:
+        q = q.where(col(Device.id).in_(list(device_ids)))
+        stats_q = stats_q.where(col(Run.device_id).in_(list(device_ids)))
+    devices = [DevicePublic.model_validate(d) for d in session.exec(q).all()]
+    stats = {d: (n, r, a, c) for d, n, r, a, c in session.exec(stats_q).all()}
+    latest = latest_samples(session=session)
+    out = []
+    for d in devices:
+        n, running, acc, last = stats.get(d.id, (0, 0, None, None))
+        out.append(DeviceSummary(device=d, label=d.label, runs=n, running=running or 0,
+                                 best_accuracy=acc, last_run=last, latest=latest.get(d.id)))
+    return out
+
+
+def device_samples(*, session: Session, device_id: int, limit: int = 500) -> list[SamplePublic]:
+    """The device's most recent health samples, oldest first."""
+    q = (select(DeviceSample).where(DeviceSample.device_id == device_id)
+         .order_by(col(DeviceSample.id).desc()).limit(limit))
+    rows = [SamplePublic.model_validate(r) for r in session.exec(q).all()]
+    return rows[::-1]
+
