@@ -19,19 +19,21 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlmodel import Session
 
 from device_agent import contract
 from orchestrator.errors import EgressRefused
-from orchestrator.runner.link import DeviceLink
 from orchestrator.store import repo
+
+if TYPE_CHECKING:
+    from orchestrator.runner.link import DeviceLink
 
 EVENTS_CHUNK = 256 * 1024  # most bytes pulled from events.jsonl per read
 LINE_MAX = 8 * 1024  # longest admissible event line
 TORN_MAX = 16  # event lines cut short by a killed agent that a run may skip
-_TORN_RE = re.compile(rb'^\{"seq":\d+[,}]')
+_TORN_RE = re.compile(rb'^\{\s*"seq"\s*:\s*\d+\s*[,}]')
 SNIFF = 64  # bytes read first, so a binary file is refused after a few bytes, not all of it
 TEXT_MAX = 300  # longest admissible free text (a reason, an error message)
 WORD_MAX = 64  # longest admissible short text (a version, an interpreter name)
