@@ -1,0 +1,366 @@
+"""The built models in LiteRT against TensorFlow/Keras: forward, one training step, resume.
+
+Weights: a legacy-layout HDF5 file of random values with realistic BatchNorm statistics
+(so folding is exercised without ../shared/data); alpha 0.25, input 96, split conv_dw_12
+(a stride-2 depthwise layer, then stride-1 ones and pointwise ones: every layer kind).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402
+
+from device_agent import contract  # noqa: E402
+from models import keras_net  # noqa: E402
+from models.build import ModelConfig, build  # noqa: E402
+from models.tflite_info import describe  # noqa: E402
+
+B = 4
+SPLIT = "conv_dw_12"
+# Float32 in another runtime, op set and summation order: after one step the weights agree
+# to 1e-6 absolute (0.1 % of Adam's step size lr = 1e-3; measured ≤ 1e-7), and Adam's first
+# moment (0.1 × the gradient, which Adam's sign-like step alone would hide) to 1e-5 of its
+# largest value (measured ≤ 2e-6).
+STEP_ATOL = 1e-6
+SLOT_RTOL = 1e-5
+rng = np.random.default_rng(3)
+
+
+def write_random_weights(path: Path, alpha: float) -> Path:
+    """A MobileNet V1 file in Keras's legacy HDF5 layout, BatchNorm statistics non-trivial."""
+    import h5py
+
+    base = keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=alpha,
+                                        include_top=False, weights=None)
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [layer.name.encode() for layer in base.layers]
+        for layer in base.layers:
+            g = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
+            g.attrs["weight_names"] = names
+            for name, w in zip(names, layer.weights, strict=True):
+                shape = tuple(w.shape)
+                if w.name == "moving_variance":
+                    value = rng.uniform(0.5, 2.0, shape)
+                elif w.name == "gamma":
+                    value = rng.uniform(0.5, 1.5, shape)
+                elif w.name in ("beta", "moving_mean"):
+                    value = rng.normal(0, 0.3, shape)
+                else:
+                    value = rng.normal(0, np.sqrt(2.0 / np.prod(shape[:-1])), shape)
+                g.create_dataset(name.decode(), data=value.astype(np.float32))
+    return path
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory) -> Path:
+    return write_random_weights(tmp_path_factory.mktemp("weights") / "random.h5", 0.25)
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def finetune(weights_file, cache):
+    """method 2 shape: Adam, fine-tune from a stride-2 depthwise layer."""
+    config = ModelConfig(alpha=0.25, input_size=96, weights=str(weights_file),
+                         finetune_from=SPLIT, batch_size=B, optimizer="adam")
+    return config, build(config, cache_dir=cache)
+
+
+@pytest.fixture(scope="session")
+def head_only(weights_file, cache):
+    """method 1 shape: SGD with momentum, head only."""
+    config = ModelConfig(alpha=0.25, input_size=96, weights=str(weights_file),
+                         finetune_from=None, batch_size=B, optimizer="sgd", momentum=0.9)
+    return config, build(config, cache_dir=cache)
+
+
+@pytest.fixture(scope="session")
+def keras_full(finetune):
+    return keras_net.build_keras_model(finetune[0])
+
+
+def runner(path: Path):
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    return interp
+
+
+def images(n: int) -> np.ndarray:
+    return rng.uniform(0, 255, (n, 96, 96, 3)).astype(np.float32)
+
+
+def frozen_features(built, imgs: np.ndarray) -> np.ndarray:
+    run = runner(built.frozen_path).get_signature_runner()
+    return np.concatenate([run(image=img[None])["features"] for img in imgs])
+
+
+def pooled_dim(built) -> int:
+    return json.loads(built.meta_path.read_text())["pooled_dim"]
+
+
+def batch(num_classes: int, dim: int, rate: float = 0.2):
+    labels = rng.integers(0, num_classes, B).astype(np.int32)
+    weights = np.array([1, 1, 1, 0], np.float32)  # a short batch: the last row is padding
+    mask = (rng.random((B, dim)) >= rate).astype(np.float32) / (1 - rate)
+    return labels, weights, mask
+
+
+# --- (1) builtin ops only, loads, allocates and runs in LiteRT --------------------------------
+
+
+def test_artifacts_are_builtin_only_with_contract_signatures(finetune, head_only):
+    """Both builds convert with TFLITE_BUILTINS only and have exactly the contract's signatures."""
+    for built, expected in ((finetune[1], contract.SIGNATURES),
+                            (head_only[1], contract.HEAD_ONLY_SIGNATURES)):
+        for path in (built.frozen_path, built.train_path):
+            info = describe(path)
+            assert info["builtin_only"] and not any(op.startswith("CUSTOM") for op in info["ops"])
+        assert set(runner(built.train_path).get_signature_list()) == set(expected)
+
+
+def test_meta_json_has_contract_keys_and_static_batch(finetune):
+    """meta.json holds MODEL_META_KEYS; every batch dimension is the static B."""
+    config, built = finetune
+    meta = json.loads(built.meta_path.read_text())
+    sigs = describe(built.train_path)["signatures"]
+
+    assert tuple(meta) == contract.MODEL_META_KEYS
+    assert meta["hash"] == built.hash and meta["batch_size"] == B and meta["has_finetune"]
+    assert sigs["train"]["inputs"]["features"] == [B, *meta["feature_shape"]]
+    assert sigs["train_head"]["inputs"]["mask"] == [B, meta["pooled_dim"]]
+    assert sorted(sigs["export_state"]["outputs"]) == sorted(meta["state_names"])
+
+
+# --- (4) forward parity -------------------------------------------------------------------------
+
+
+def test_frozen_trunk_equals_keras_trunk(finetune, keras_full):
+    """frozen.tflite (image 0…255 in) gives the Keras trunk's features at the split."""
+    config, built = finetune
+    imgs = images(2)
+
+    want = keras_net.build_frozen_keras(config, keras_full).predict(imgs, verbose=0)
+    got = frozen_features(built, imgs)
+
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_infer_equals_keras_prediction(finetune, keras_full):
+    """frozen.tflite then `infer` gives the probabilities of the Keras model on the images."""
+    _, built = finetune
+    imgs = images(B)
+
+    want = keras_full.predict(imgs, verbose=0)
+    got = runner(built.train_path).get_signature_runner("infer")(
+        features=frozen_features(built, imgs))["probs"]
+
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_head_only_infer_head_equals_keras_prediction(head_only):
+    """method 1: the frozen trunk's pooled vector then `infer_head` equals Keras's prediction."""
+    config, built = head_only
+    imgs = images(B)
+
+    want = keras_net.build_keras_model(config).predict(imgs, verbose=0)
+    got = runner(built.train_path).get_signature_runner("infer_head")(
+        pooled=frozen_features(built, imgs))["probs"]
+
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+# --- (3) one training step against Keras on the equivalent (folded) model ---------------------
+
+
+def folded_keras(config: ModelConfig, state: dict[str, np.ndarray]):
+    """The upper part + head in plain Keras layers, BatchNorm folded, weights from `state`."""
+    plan = keras_net.upper_plan(config, keras_net.build_keras_model(config))
+    features = keras.Input(plan.feature_shape, batch_size=B)
+    mask = keras.Input((plan.head_kernel.shape[0],), batch_size=B)
+    x, assign = features, []
+    for layer in plan.layers:
+        k, b = state[f"{layer.name}_kernel"], state[f"{layer.name}_bias"]
+        if layer.kind == "dw":
+            if layer.stride == 2:
+                x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+            conv = keras.layers.DepthwiseConv2D(
+                3, strides=layer.stride, padding="same" if layer.stride == 1 else "valid")
+        else:
+            conv, k = keras.layers.Conv2D(k.shape[1], 1), k.reshape(1, 1, *k.shape)
+        x = keras.layers.ReLU(6.0)(conv(x))
+        assign.append((conv, [k, b], layer.name))
+    pooled = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(plan.head_kernel.shape[1])
+    logits = dense(keras.layers.Multiply()([pooled, mask]))
+    assign.append((dense, [state["head_kernel"], state["head_bias"]], "head"))
+    for layer, values, _ in assign:
+        layer.set_weights(values)
+    return keras.Model([features, mask], logits), assign
+
+
+def keras_step(model, optimizer, inputs, labels, weights):
+    with tf.GradientTape() as tape:
+        logits = model(inputs)
+        ce = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        loss = tf.reduce_sum(weights * ce) / tf.reduce_sum(weights)
+    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                  model.trainable_variables, strict=True))
+    return float(loss)
+
+
+def test_train_step_equals_keras_adam_step(finetune):
+    """One `train` step in LiteRT leaves the weights and Adam slots of one Keras Adam step."""
+    config, built = finetune
+    interp = runner(built.train_path)
+    state0 = interp.get_signature_runner("export_state")()
+    features = frozen_features(built, images(B))
+    labels, weights, mask = batch(config.num_classes, state0["head_kernel"].shape[0])
+    lr = np.float32(1e-3)
+    model, assign = folded_keras(config, state0)
+    adam = keras.optimizers.Adam(learning_rate=float(lr))
+
+    loss = interp.get_signature_runner("train")(
+        features=features, labels=labels, weights=weights, mask=mask, lr=lr)["loss"]
+    state1 = interp.get_signature_runner("export_state")()
+    want_loss = keras_step(model, adam, [features, mask], labels, weights)
+
+    assert float(loss) == pytest.approx(want_loss, rel=1e-5)
+    assert state1["adam_step"] == 1.0
+    # Keras keeps Adam's slots in the order of model.trainable_variables (no public accessor).
+    slots = iter(zip(adam._momentums, adam._velocities, strict=True))
+    for layer, _, name in assign:
+        prefix = "head" if name == "head" else name
+        for part, var in zip(("kernel", "bias"), layer.weights, strict=True):
+            key, (m, v) = f"{prefix}_{part}", next(slots)
+            assert np.abs(state1[key] - state0[key]).max() > 1e-4, f"{key} did not train"
+            np.testing.assert_allclose(state1[key].reshape(var.shape), var.numpy(),
+                                       atol=STEP_ATOL, err_msg=key)
+            for slot, want in (("m", m.numpy()), ("v", v.numpy())):
+                np.testing.assert_allclose(
+                    state1[f"adam_{slot}_{key}"].reshape(want.shape), want,
+                    atol=SLOT_RTOL * np.abs(want).max(), err_msg=f"{slot} of {key}")
+
+
+def test_train_head_step_equals_keras_sgd_momentum_step(head_only):
+    """method 1: two `train_head` SGD-momentum steps equal two Keras SGD steps on the head."""
+    config, built = head_only
+    interp = runner(built.train_path)
+    state0 = interp.get_signature_runner("export_state")()
+    pooled = frozen_features(built, images(B))
+    dim = pooled.shape[1]
+    dense = keras.layers.Dense(config.num_classes)
+    inp, m = keras.Input((dim,), batch_size=B), keras.Input((dim,), batch_size=B)
+    model = keras.Model([inp, m], dense(keras.layers.Multiply()([inp, m])))
+    dense.set_weights([state0["head_kernel"], state0["head_bias"]])
+    sgd = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+
+    for _ in range(2):
+        labels, weights, mask = batch(config.num_classes, dim)
+        interp.get_signature_runner("train_head")(
+            pooled=pooled, labels=labels, weights=weights, mask=mask, lr=np.float32(0.01))
+        keras_step(model, sgd, [pooled, mask], labels, weights)
+    state = interp.get_signature_runner("export_state")()
+
+    np.testing.assert_allclose(state["head_kernel"], dense.kernel.numpy(), atol=STEP_ATOL)
+    np.testing.assert_allclose(state["head_bias"], dense.bias.numpy(), atol=STEP_ATOL)
+    assert np.abs(state["sgd_momentum_head_kernel"]).max() > 0
+
+
+def test_embed_equals_folded_keras_pooled_vector(finetune):
+    """`embed` gives the pooled vector of the upper layers (what the head phase caches)."""
+    config, built = finetune
+    interp = runner(built.train_path)
+    state = interp.get_signature_runner("export_state")()
+    features = frozen_features(built, images(B))
+    model, _ = folded_keras(config, state)
+    pooled_model = keras.Model(model.inputs[0], model.layers[-4].output)
+
+    got = interp.get_signature_runner("embed")(features=features)["pooled"]
+
+    np.testing.assert_allclose(got, pooled_model.predict(features, verbose=0), atol=1e-5)
+
+
+# --- state: resume, reset, padding ---------------------------------------------------------
+
+
+def test_resume_from_exported_state_continues_exactly(finetune):
+    """Export after 2 steps, import into a fresh interpreter, 2 more: same as 4 straight."""
+    config, built = finetune
+    features = frozen_features(built, images(B))
+    steps = [batch(config.num_classes, pooled_dim(built)) for _ in range(4)]
+
+    def run(interp, todo):
+        train = interp.get_signature_runner("train")
+        for labels, weights, mask in todo:
+            train(features=features, labels=labels, weights=weights, mask=mask,
+                  lr=np.float32(1e-3))
+
+    straight = runner(built.train_path)
+    run(straight, steps)
+    first = runner(built.train_path)
+    run(first, steps[:2])
+    saved = {k: np.array(v) for k, v in first.get_signature_runner("export_state")().items()}
+    resumed = runner(built.train_path)
+    resumed.get_signature_runner("import_state")(**saved)
+    run(resumed, steps[2:])
+
+    want = straight.get_signature_runner("export_state")()
+    got = resumed.get_signature_runner("export_state")()
+    assert got["adam_step"] == 4.0
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_reset_optimizer_zeroes_slots_and_keeps_weights(finetune):
+    """`reset_optimizer` starts a new phase: slots and step zero, weights untouched."""
+    config, built = finetune
+    interp = runner(built.train_path)
+    labels, weights, mask = batch(config.num_classes, pooled_dim(built))
+    interp.get_signature_runner("train")(features=frozen_features(built, images(B)),
+                                         labels=labels, weights=weights, mask=mask,
+                                         lr=np.float32(1e-3))
+    before = interp.get_signature_runner("export_state")()
+
+    out = interp.get_signature_runner("reset_optimizer")()
+    after = interp.get_signature_runner("export_state")()
+
+    assert out["step"] == 0.0
+    for name, value in after.items():
+        if name.startswith("adam_"):
+            assert not value.any(), name
+        else:
+            np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_padding_rows_with_weight_zero_change_nothing(finetune):
+    """A short batch's padding rows (weight 0) do not move the weights, whatever they hold."""
+    config, built = finetune
+    features = frozen_features(built, images(B))
+    labels, weights, mask = batch(config.num_classes, pooled_dim(built))
+    other = features.copy()
+    other[-1] = rng.uniform(0, 6, other[-1].shape)
+    other_labels = labels.copy()
+    other_labels[-1] = 1 - labels[-1]
+
+    results = []
+    for f, lab in ((features, labels), (other, other_labels)):
+        interp = runner(built.train_path)
+        loss = interp.get_signature_runner("train")(features=f, labels=lab, weights=weights,
+                                                    mask=mask, lr=np.float32(1e-3))["loss"]
+        results.append((float(loss), interp.get_signature_runner("export_state")()))
+
+    assert results[0][0] == results[1][0]
+    for name, value in results[0][1].items():
+        np.testing.assert_array_equal(value, results[1][1][name], err_msg=name)
