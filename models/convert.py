@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from typing import Any
 
@@ -15,8 +16,11 @@ def _convert(converter: tf.lite.TFLiteConverter, what: str) -> bytes:
     try:
         return converter.convert()
     except Exception as e:  # the converter raises ConverterError and plain Exceptions alike
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BuildError(f"{what} does not convert to TFLite builtin ops: {first}") from None
+        text = str(e)
+        missing = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex", text)))
+        why = (f"needs {', '.join(missing)}" if missing
+               else (text.strip().splitlines() or [type(e).__name__])[0])
+        raise BuildError(f"{what} does not convert to TFLite builtin ops: {why}.") from None
 
 
 def convert_frozen(trunk: Any) -> bytes:
