@@ -62,9 +62,14 @@ _FILE = re.compile(r"[^\s/\\'\"]+\.(?:" + _MEDIA + r")(?!\w)", re.IGNORECASE)
 MESSAGE_MAX = 280
 
 
+# Platform folders: a path in them (a missing NNAPI library) says nothing about the user.
+SYSTEM_PREFIXES = ("/system/", "/vendor/", "/apex/", "/product/", "/odm/")
+
+
 def redact(text: str) -> str:
     """One line, short, with paths and file names removed: safe to send to the host."""
     line = " ".join(str(text).split())
-    line = _PATH.sub("<path>", line)
+    line = _PATH.sub(lambda m: m.group(0) if m.group(0).startswith(SYSTEM_PREFIXES)
+                     else "<path>", line)
     line = _FILE.sub("<file>", line)
     return line[:MESSAGE_MAX]

@@ -101,9 +101,19 @@ def extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: E
             return [s.pixels for s in it]
         return []
 
-    run_trunk, delegate = trunk.open_trunk(job, probe_images=probe_images, cache_dir=cache_dir)
-    events.emit("delegate", **delegate)
+    run_trunk = trunk.open_trunk(job, probe_images=probe_images, cache_dir=cache_dir)
+    events.emit("delegate", **run_trunk.report)
+    try:
+        return _extract(job, meta, cache_dir, events, should_stop, listings, run_trunk)
+    finally:
+        run_trunk.close()
 
+
+def _extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: EventLog,
+             should_stop: Callable[[], bool], listings: list[data.ClassListing],
+             run_trunk: trunk.Trunk) -> Features:
+    d = job["data"]
+    size = int(meta["input_size"])
     k = len(d["classes"])
     n_train, n_test = k * d["train_per_class"], k * d["test_per_class"]
     fshape = tuple(int(x) for x in meta["feature_shape"])
@@ -146,6 +156,7 @@ def extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: E
         with atomic_open(os.path.join(cache_dir, f"{split}_y.npy"), "feature cache") as f:
             np.save(f, np.asarray(labels[split], dtype=np.int32))
     summary = counts.as_dict()
+    delegate = run_trunk.close()  # the record now holds timings over every image
     write_json_atomic(os.path.join(cache_dir, MANIFEST),
                       {"key": cache_key(job, meta), "counts": summary, "delegate": delegate,
                        "timing": timing}, "feature cache")

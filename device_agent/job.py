@@ -97,9 +97,8 @@ def validate_job(job: Any) -> dict[str, Any]:
     """Check every field of a job dict; return it unchanged or raise JobInvalid listing all."""
     if not isinstance(job, dict):
         raise JobInvalid(["the job must be a JSON object"])
-    p: list[str] = []
-    for key in sorted(set(job) - set(JOB_KEYS)):
-        p.append(f"unknown field {key!r}")
+    p: list[str] = []  # problems of shape: missing fields and wrong types
+    unknown = [f"unknown field {key!r}" for key in sorted(set(job) - set(JOB_KEYS))]
     for key in JOB_KEYS:
         if key not in job:
             p.append(f"{key} is missing")
@@ -121,17 +120,16 @@ def validate_job(job: Any) -> dict[str, Any]:
         if not isinstance(sec, dict):
             p.append(f"{section} must be an object")
             continue
-        for key in sorted(set(sec) - set(fields)):
-            p.append(f"unknown field {section}.{key}")
+        unknown += [f"unknown field {section}.{key}" for key in sorted(set(sec) - set(fields))]
         for key, (types, nullable) in fields.items():
             if key not in sec:
                 p.append(f"{section}.{key} is missing")
             elif not ((nullable and sec[key] is None) or _is(sec[key], types)):
                 p.append(f"{section}.{key} has the wrong type ({type(sec[key]).__name__})")
-    if not p:
+    if not p:  # values are only judged once every field has the right type
         p.extend(_check_values(job))
-    if p:
-        raise JobInvalid(p)
+    if p or unknown:
+        raise JobInvalid(unknown + p)
     return job
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from device_agent import runtime
-from device_agent.errors import BadJob
+from device_agent.errors import BadJob, redact
 
 # GPU delegate plugins a phone may have (the TFLite GPU delegate, LiteRT's accelerator);
 # ORCH_AGENT_GPU_DELEGATE names another one.
@@ -48,12 +48,61 @@ class CpuTrunk:
         return self.interpreter.get_tensor(self._out).reshape(self.output_shape).copy()
 
 
+def compact(value: Any, levels: int = 2) -> Any:
+    """Diagnostics shaped for the host's egress guard: at most `levels` nested containers,
+    short lists, deeper structure summarised as text (device lists become their names)."""
+    if isinstance(value, dict):
+        if levels <= 0:
+            return _label(value)
+        return {str(k): compact(v, levels - 1) for k, v in list(value.items())[:32]}
+    if isinstance(value, (list, tuple)):
+        if levels <= 0:
+            return _label(value)
+        return [compact(v, levels - 1) for v in list(value)[:16]]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, dict):
+        flat = ", ".join(f"{k}={v}" for k, v in value.items()
+                         if not isinstance(v, (dict, list)))
+        return redact(str(value.get("name") or value.get("device") or flat))[:120]
+    if isinstance(value, (list, tuple)):
+        return redact(", ".join(_label(v) for v in value))[:200]
+    return str(value)
+
+
 def _report(requested: str, used: str, reason: str | None, **info: Any) -> dict[str, Any]:
-    return {"requested": requested, "used": used, "reason": reason, "info": info}
+    return {"requested": requested, "used": used,
+            "reason": None if reason is None else redact(reason), "info": compact(info)}
+
+
+class Trunk:
+    """A frozen-trunk function (one image [S,S,3] → features) and its delegate record."""
+
+    def __init__(self, fn: TrunkFn, report: dict[str, Any], close: Any = None,
+                 final_info: Any = None) -> None:
+        self.fn, self.report = fn, report
+        self._close, self._final_info = close, final_info
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.fn(image)
+
+    def close(self) -> dict[str, Any]:
+        """Free the accelerator; the delegate record, with timings measured over the run."""
+        if self._final_info is not None:
+            self.report["info"] = compact({**self.report["info"], **self._final_info()})
+            self._final_info = None
+        if self._close is not None:
+            close, self._close = self._close, None
+            close()
+        return self.report
 
 
 def _cpu(path: str, requested: str, threads: int, reason: str | None,
-         info: dict[str, Any] | None = None) -> tuple[TrunkFn, dict[str, Any]]:
+         info: dict[str, Any] | None = None) -> Trunk:
     trunk = CpuTrunk(path, threads=threads)
     xnn = runtime.delegated(trunk.interpreter)
     used = "cpu"
@@ -63,8 +112,8 @@ def _cpu(path: str, requested: str, threads: int, reason: str | None,
         elif reason is None:
             reason = "XNNPACK did not take the graph" if xnn is False else \
                 "the interpreter cannot show whether XNNPACK ran"
-    return trunk, _report(requested, used, reason, xnnpack=xnn, threads=threads,
-                          **(info or {}))
+    return Trunk(trunk, _report(requested, used, reason, xnnpack=xnn, threads=threads,
+                                **(info or {})))
 
 
 def _gpu_delegate() -> tuple[Any | None, str | None, list[str]]:
@@ -87,7 +136,7 @@ def _gpu_delegate() -> tuple[Any | None, str | None, list[str]]:
     return None, None, tried
 
 
-def _gpu(path: str, threads: int) -> tuple[TrunkFn, dict[str, Any]]:
+def _gpu(path: str, threads: int) -> Trunk:
     delegate, lib, tried = _gpu_delegate()
     if delegate is None:
         return _cpu(path, "gpu", threads, "no GPU delegate plugin could be loaded",
@@ -98,12 +147,12 @@ def _gpu(path: str, threads: int) -> tuple[TrunkFn, dict[str, Any]]:
         return _cpu(path, "gpu", threads, f"the GPU delegate refused the model: {e.message}")
     if runtime.delegated(trunk.interpreter) is False:
         return _cpu(path, "gpu", threads, "the GPU delegate took no part of the graph")
-    return trunk, _report("gpu", "gpu", None, library=os.path.basename(lib or ""),
-                          threads=threads)
+    return Trunk(trunk, _report("gpu", "gpu", None, library=os.path.basename(lib or ""),
+                                threads=threads))
 
 
 def _nnapi(job: dict[str, Any], threads: int, probe_images: Callable[[], list[np.ndarray]],
-           cache_dir: str) -> tuple[TrunkFn, dict[str, Any]]:
+           cache_dir: str) -> Trunk:
     path = job["models"]["frozen"]
     plan = job["models"].get("nnapi_plan")
     if not plan:
@@ -113,26 +162,35 @@ def _nnapi(job: dict[str, Any], threads: int, probe_images: Callable[[], list[np
     except ImportError:
         return _cpu(path, "nnapi", threads, "NNAPI binding unavailable")
     reference = CpuTrunk(path, threads=threads)
+    probes = probe_images()
+    size = reference.input_shape[1]
+    batch = np.stack(probes) if probes else np.zeros((0, size, size, 3), np.float32)
     dl = job["delegate"]
     runner, rep = open_nnapi_runner(
-        plan, reference_fn=reference, probe_images=probe_images(),
-        device_name=dl.get("nnapi_device"), fp16=bool(dl.get("fp16")),
+        plan, reference_fn=lambda images: np.stack([reference(im) for im in images]),
+        probe_images=batch, device_name=dl.get("nnapi_device"), fp16=bool(dl.get("fp16")),
         allow_reference=bool(dl.get("allow_reference")), cache_dir=cache_dir)
     info = dict(rep.get("info") or {})
     if runner is None or rep.get("used") != "nnapi":
+        if runner is not None:
+            runner.close()
         reason = rep.get("reason") or "NNAPI could not run the frozen trunk"
         return _cpu(path, "nnapi", threads, reason, {"nnapi": info} if info else None)
     shape = reference.output_shape
 
     def run(image: np.ndarray) -> np.ndarray:
-        return np.asarray(runner(image), dtype=np.float32).reshape(shape)
+        return np.asarray(runner.run(image[None]), dtype=np.float32).reshape(shape)
 
-    return run, _report("nnapi", "nnapi", rep.get("reason"), **info)
+    def final_info() -> dict[str, Any]:
+        return {k: v for k, v in runner.timing().items() if k != "images"}
+
+    return Trunk(run, _report("nnapi", "nnapi", rep.get("reason"), **info),
+                 close=runner.close, final_info=final_info)
 
 
 def open_trunk(job: dict[str, Any], *, probe_images: Callable[[], list[np.ndarray]],
-               cache_dir: str) -> tuple[TrunkFn, dict[str, Any]]:
-    """The frozen trunk for the job's delegate, and the delegate record for events/result."""
+               cache_dir: str) -> Trunk:
+    """The frozen trunk for the job's delegate, with its record for events and result."""
     requested = job["delegate"]["requested"]
     threads = int(job["threads"])
     path = job["models"]["frozen"]
