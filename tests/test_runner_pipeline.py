@@ -1,0 +1,235 @@
+"""The run pipeline end to end in-process: real tiny models (alpha 0.25, input 96, built once
+per session), the real agent as a local subprocess, a real SQLite store and ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from device_agent import contract
+from orchestrator.datasets.synth import synthesize
+from orchestrator.errors import RunInterrupted
+from orchestrator.runner.devices import register_device
+from orchestrator.runner.local_link import LocalLink
+from orchestrator.runner.pipeline import default_builder, run_experiment
+from orchestrator.spec import load_spec_text
+from orchestrator.store import repo
+from orchestrator.store.db import open_session
+
+SPEC = """
+name: tiny
+model: {{alpha: 0.25, input_size: 96, weights: none}}
+head: {{classes: [cat, dog]}}
+data: {{source: "{source}", train_per_class: {train}, test_per_class: 4, seed: 0}}
+training: {{batch_size: 4, head_epochs: 1, finetune_epochs: {finetune}}}
+variants:
+  method1: {{finetune_from: null}}
+  method2: {{finetune_from: B}}
+delegate: nnapi
+"""
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, per_class=10, size=96, names=["cat", "dog"])
+    return root
+
+
+@pytest.fixture(scope="session")
+def builder(tmp_path_factory):
+    """The real models/ build, cached for the whole session (each config builds once)."""
+    return default_builder(tmp_path_factory.mktemp("build-cache"))
+
+
+def make_spec(source: str, *, finetune: int = 1, train: int = 6):
+    return load_spec_text(SPEC.format(source=source, finetune=finetune, train=train),
+                          base_dir=Path("."))
+
+
+@pytest.fixture
+def env(tmp_path, isolated_home):
+    link = LocalLink(isolated_home / "local-device")
+    session = open_session(f"sqlite:///{tmp_path / 'orch.db'}")
+    device = register_device(session=session, link=link)
+    yield link, session, device
+    session.close()
+
+
+def run(env, spec, variants, builder, **kw):
+    link, session, device = env
+    return run_experiment(spec=spec, variants=variants, link=link, session=session,
+                          device=device, builder=builder, poll_s=0.05, **kw)
+
+
+def test_both_variants_finish_and_are_stored_with_their_audit(env, synth_data, builder):
+    """Method 1 and 2 train on the local agent; metrics, timing, hashes and ledger are stored."""
+    link, session, _ = env
+    spec = make_spec(f"host:{synth_data}")
+
+    m1, m2 = run(env, spec, ["method1", "method2"], builder)
+
+    assert (m1.status, m2.status) == ("finished", "finished")
+    for r in (m1, m2):
+        assert 0.0 <= r.accuracy <= 1.0
+        assert {"build", "stage", "wall", "train", "total"} <= set(r.timing)
+        assert r.delegate_requested == "nnapi" and r.delegate_used == "cpu"
+        assert r.delegate_reason and r.launcher == "local"
+        assert r.params["alpha"] == 0.25 and r.params["data_kind"] == "host"
+    # Method 1 skips the fine-tune phase; each metric is stored once per epoch.
+    assert [s for s, _ in repo.metric_series(session=session, run_id=m1.id)["test_acc"]] == [1]
+    series2 = repo.metric_series(session=session, run_id=m2.id)
+    assert series2["phase"] == [(1, 0.0), (2, 1.0)]
+    assert m2.params["finetune_from"] == "conv_pw_11"
+    # The ledger: staging pushes, metrics pulls only, and the frozen model's hash matches.
+    rows = repo.run_transfers(session=session, run_id=m2.id)
+    assert {r.kind for r in rows if r.direction == "pull"} == {"metrics"}
+    assert not [r for r in rows if r.direction == "refused"]
+    frozen = [r for r in rows if r.device_path.endswith("/frozen.tflite")]
+    assert frozen and frozen[0].sha256 == m2.frozen_hash
+
+
+def test_a_second_run_stages_nothing_again(env, synth_data, builder):
+    """Re-running pushes only the new job: agent, models and images are skipped by hash."""
+    _, session, _ = env
+    spec = make_spec(f"host:{synth_data}")
+    run(env, spec, ["method1"], builder)
+
+    (again,) = run(env, spec, ["method1"], builder)
+
+    rows = repo.run_transfers(session=session, run_id=again.id)
+    pushed = {r.kind for r in rows if r.direction == "push"}
+    skipped = {r.kind for r in rows if r.direction == "skipped"}
+    assert pushed == {"job"}
+    assert skipped == {"agent", "model", "images"}
+    images = [r for r in rows if r.kind == "images"]
+    assert len(images) == 1 and "already on the device" in images[0].reason
+
+
+def _kill_after_checkpoint(link: LocalLink, epoch: int, sig: int = signal.SIGKILL) -> None:
+    """Wait for a run folder's checkpoint event `epoch`, then kill that agent (from outside,
+    as a phone's task killer would)."""
+    runs = Path(link.root) / "runs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for events in runs.glob(f"*/{contract.EVENTS_FILE}"):
+            lines = events.read_text(errors="replace").splitlines()
+            if any(f'"kind":"checkpoint","epoch":{epoch}' in ln for ln in lines):
+                pid = int((events.parent / contract.PID_FILE).read_text())
+                os.kill(pid, sig)
+                return
+        time.sleep(0.005)
+
+
+def test_a_killed_agent_resumes_from_its_checkpoint_without_duplicates(env, synth_data,
+                                                                       builder):
+    """Killed mid-run → interrupted with metrics so far; --resume finishes it, nothing twice."""
+    link, session, _ = env
+    spec = make_spec(f"host:{synth_data}", finetune=150)
+    killer = threading.Thread(target=_kill_after_checkpoint, args=(link, 3))
+    killer.start()
+
+    (cut,) = run(env, spec, ["method2"], builder)
+    killer.join()
+
+    assert cut.status == "interrupted" and "--resume" in cut.error
+    kept = repo.metric_series(session=session, run_id=cut.id)["test_acc"]
+    assert 3 <= len(kept) < 151
+
+    (done,) = run(env, None, [], builder, resume_run_id=cut.id)
+
+    assert done.status == "finished" and done.error is None
+    series = repo.metric_series(session=session, run_id=done.id)
+    assert [s for s, _ in series["test_acc"]] == list(range(1, 152))
+    metrics = repo.run_metrics(session=session, run_id=done.id)
+    assert len(metrics) == len({(m.key, m.step) for m in metrics})
+    events = (Path(done.device_run_dir) / contract.EVENTS_FILE).read_text().splitlines()
+    assert done.events_seen == json.loads(events[-1])["seq"]
+    assert done.timing["wall"] > cut.timing["wall"]
+
+
+def test_ctrl_c_leaves_the_agent_running_and_resume_reattaches(env, synth_data, builder):
+    """Ctrl-C without stopping: the run is marked interrupted, the agent keeps training, and
+    --resume collects its result."""
+    link, session, _ = env
+    spec = make_spec(f"host:{synth_data}", finetune=60)
+    asked = []
+
+    def ctrl_c_at_first_epoch(p):
+        if p.kind == "epoch":
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted, match="keeps running") as err:
+        run(env, spec, ["method2"], builder, on_progress=ctrl_c_at_first_epoch,
+            on_interrupt=lambda r: asked.append(r.id) or False)
+
+    run_id = asked[0]
+    assert err.value.run_id == run_id and "reattach" in err.value.hint
+    assert repo.get_run(session=session, run_id=run_id).status == "interrupted"
+    (done,) = run(env, None, [], builder, resume_run_id=run_id)
+    assert done.status == "finished"
+    assert len(repo.metric_series(session=session, run_id=run_id)["test_acc"]) == 61
+
+
+def test_an_agent_error_fails_the_run_with_its_reason(env, builder):
+    """A `device:` folder that is not there: the agent's data error becomes the run's error."""
+    _, session, _ = env
+    spec = make_spec("device:/nonexistent/orch-test-photos")
+
+    (r,) = run(env, spec, ["method1"], builder)
+
+    assert r.status == "failed" and "data folder does not exist" in r.error
+    rows = repo.run_transfers(session=session, run_id=r.id)
+    assert not [t for t in rows if t.kind == "images"]  # device: data is never staged
+
+
+def test_too_few_host_images_fail_before_anything_is_staged(env, synth_data, builder):
+    """A class smaller than train + test fails the run up front with a DataError line."""
+    _, session, _ = env
+    spec = make_spec(f"host:{synth_data}", train=50)
+
+    (r,) = run(env, spec, ["method1"], builder)
+
+    assert r.status == "failed" and "has 10 images" in r.error
+    assert not [t for t in repo.run_transfers(session=session, run_id=r.id)
+                if t.kind == "images"]
+
+
+HOSTILE_AGENT = '''
+"""Test double: an agent that tries to send a feature map back inside result.json."""
+import json, os, sys, time
+run_dir = sys.argv[2]
+job = json.load(open(os.path.join(run_dir, "job.json")))
+with open(os.path.join(run_dir, "events.jsonl"), "a") as f:
+    f.write(json.dumps({"seq": 1, "t": time.time(), "kind": "start", "agent_version": "x"}) + "\\n")
+    f.write(json.dumps({"seq": 2, "t": time.time(), "kind": "done", "status": "finished"}) + "\\n")
+fmap = [[[0.5] * 8] * 5] * 5
+json.dump({"schema": 1, "run_key": job["run_key"], "status": "finished", "accuracy": 0.9,
+           "delegate": {"used": "cpu", "info": {"features": fmap}}},
+          open(os.path.join(run_dir, "result.json"), "w"))
+'''
+
+
+def test_a_result_smuggling_a_feature_map_fails_the_run_and_is_audited(env, synth_data,
+                                                                       builder, tmp_path):
+    """A hostile agent (test double) cannot get a feature map into the store."""
+    _, session, _ = env
+    package = tmp_path / "hostile" / "device_agent"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(HOSTILE_AGENT)
+    spec = make_spec(f"host:{synth_data}")
+
+    (r,) = run(env, spec, ["method1"], builder, agent_package=package)
+
+    assert r.status == "failed" and "Egress guard refused" in r.error
+    assert r.result == {} and r.accuracy is None
+    refused = [t for t in repo.run_transfers(session=session, run_id=r.id)
+               if t.direction == "refused"]
+    assert len(refused) == 1 and refused[0].device_path.endswith("/result.json")
