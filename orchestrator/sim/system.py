@@ -1,0 +1,116 @@
+"""The phone's /system folder, written at every start: build.prop, the `getprop`,
+`dumpsys` and `df` commands, the Python wrapper, and the live sensor files under
+/system/etc/sim that the daemon rewrites while the phone runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from orchestrator.sim import phone_df
+from orchestrator.sim.phone import NNAPI_LIB
+from orchestrator.sim.profile import Profile
+
+SIM_ETC = "etc/sim"  # inside /system
+AGENT_DEPENDENCIES = ("numpy", "PIL", "ai_edge_litert")
+
+GETPROP = """#!/bin/sh
+# getprop [KEY [DEFAULT]]: the phone's properties, from /system/build.prop.
+f=/system/build.prop
+if [ $# -eq 0 ]; then
+    exec awk 'index($0, "=") > 1 && substr($0, 1, 1) != "#" {
+        k = substr($0, 1, index($0, "=") - 1); v = substr($0, index($0, "=") + 1)
+        printf "[%s]: [%s]\\n", k, v }' "$f"
+fi
+exec awk -v k="$1" -v d="$2" '
+    index($0, k "=") == 1 { print substr($0, length(k) + 2); found = 1; exit }
+    END { if (!found) print d }' "$f"
+"""
+
+DUMPSYS = """#!/bin/sh
+# dumpsys SERVICE: battery and thermalservice from the phone's live sensor state.
+d=/system/etc/sim
+case "$1" in
+    battery) exec cat "$d/battery.txt" ;;
+    thermalservice) exec cat "$d/thermalservice.txt" ;;
+    ""|-l) printf 'Currently running services:\\n  battery\\n  thermalservice\\n' ;;
+    *) echo "Can't find service: $1" >&2 ;;
+esac
+"""
+
+
+def python_wrapper(extra_path: list[str]) -> str:
+    env = f'PYTHONPATH="{":".join(extra_path)}${{PYTHONPATH:+:$PYTHONPATH}}" ' if extra_path else ""
+    return ("#!/bin/sh\n# The phone's Python: the host's interpreter and site-packages.\n"
+            f'{env}exec {sys.executable} "$@"\n')
+
+
+def python_dirs() -> tuple[list[str], list[str]]:
+    """(folders the phone must see for the host's Python, extra folders for its sys.path).
+
+    The prefixes cover the interpreter and its site-packages; an agent dependency found
+    elsewhere (a user site) is added by its folder.
+    """
+    exe_root = str(Path(os.path.realpath(sys.executable)).parent.parent)
+    dirs = list(dict.fromkeys([sys.prefix, sys.base_prefix, sys.exec_prefix, exe_root]))
+    extra: list[str] = []
+    for name in AGENT_DEPENDENCIES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            continue
+        site = str(Path(spec.origin).parent.parent)
+        if not any(site == d or site.startswith(d + "/") for d in dirs):
+            dirs.append(site)
+            extra.append(site)
+    return dirs, extra
+
+
+def write_system(system: Path, *, profile: Profile, props: dict[str, str],
+                 profile_file: Path | None = None) -> None:
+    """(Re)create the /system folder of a phone on the host."""
+    if system.exists():
+        shutil.rmtree(system)
+    (system / "bin").mkdir(parents=True)
+    (system / "xbin").mkdir()
+    (system / SIM_ETC).mkdir(parents=True)
+    (system / "build.prop").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    _script(system / "bin" / "getprop", GETPROP)
+    _script(system / "bin" / "dumpsys", DUMPSYS)
+    df_source = Path(phone_df.__file__).read_text()
+    _script(system / "bin" / "df", f"#!{sys.executable} -IS\n{df_source}")
+    if profile.python and profile.python.startswith("/system/"):
+        _, extra = python_dirs()
+        target = system / profile.python.removeprefix("/system/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _script(target, python_wrapper(extra))
+    if profile.nnapi_lib:
+        src = Path(profile.nnapi_lib)
+        if not src.is_absolute() and profile_file is not None:
+            src = profile_file.parent / src
+        lib = system / NNAPI_LIB.removeprefix("/system/")
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, lib)
+
+
+def write_storage_python(storage: Path, profile: Profile) -> None:
+    """A Python under /data or /sdcard lives in the phone's storage, written at each start."""
+    if not profile.python or profile.python.startswith("/system/"):
+        return
+    rel = profile.python.lstrip("/")
+    if rel.startswith("sdcard/"):
+        target = storage / "sdcard" / rel.removeprefix("sdcard/")
+    elif rel.startswith("data/"):
+        target = storage / rel
+    else:
+        raise ValueError(f"python path {profile.python} must be under /system, /data or /sdcard")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _script(target, python_wrapper(python_dirs()[1]))
+
+
+def _script(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
