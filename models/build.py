@@ -24,6 +24,7 @@ BUILD_VERSION = 1  # bump when the artifacts change in a way the source digest c
 FROZEN_FILE, TRAIN_FILE, META_FILE, REPORT_FILE = (
     "frozen.tflite", "train.tflite", "meta.json", "report.json")
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
+PLAN_FILES = ("nnapi_plan.json", "nnapi_plan.npz")  # the frozen trunk as an NNAPI op list
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def build(config: ModelConfig, *, cache_dir: Path, out_dir: Path | None = None) 
             if out_dir is None and _complete(final, digest) is not None:
                 return _result(final, digest, True, json.loads(
                     (final / REPORT_FILE).read_text()))
-            for name in (FROZEN_FILE, TRAIN_FILE, META_FILE, REPORT_FILE):
+            for name in (FROZEN_FILE, TRAIN_FILE, META_FILE, REPORT_FILE, *PLAN_FILES):
                 os.replace(staging / name, final / name)
         else:
             os.replace(staging, final)
@@ -149,6 +150,7 @@ def build_artifacts(config: ModelConfig, folder: Path, digest: str) -> dict[str,
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from models import keras_net
     from models.convert import convert_frozen, convert_train
+    from models.nnapi_plan import export_plan
     from models.tflite_info import describe
     from models.train_graph import TrainGraph
 
@@ -156,6 +158,7 @@ def build_artifacts(config: ModelConfig, folder: Path, digest: str) -> dict[str,
     model = keras_net.build_keras_model(config)
     trunk = keras_net.build_frozen_keras(config, model)
     (folder / FROZEN_FILE).write_bytes(convert_frozen(trunk))
+    export_plan(trunk, folder)
 
     plan = keras_net.upper_plan(config, model)
     graph = TrainGraph(plan, batch_size=config.batch_size, optimizer=config.optimizer,
