@@ -110,7 +110,8 @@ def _finished_run(s: Session, rng: random.Random, exp_id: int, variant: str, dev
         session=s, experiment_id=exp_id, variant=variant, device_id=dev.id,
         params={"finetune_from": finetune_from, "batch_size": 4, "head_epochs": head,
                 "finetune_epochs": finetune}, status="finished",
-        started=started, finished=started + timedelta(seconds=timing["total"]),
+        created=started - timedelta(seconds=40), started=started,
+        finished=started + timedelta(seconds=timing["total"]),
         accuracy=acc, timing=timing, delegate_requested="nnapi", delegate_used=used,
         delegate_reason=reason,
         delegate_info={"nnapi_device": "google-edgetpu" if nnapi_ok else None,
@@ -185,7 +186,7 @@ def fill(session: Session, *, repeats: int = 2, seed: int = 0,
     dev, phone = devices[0]
     running = repo.create_run(
         session=session, experiment_id=exp.id, variant="method2", device_id=dev.id,
-        params={"finetune_from": "conv_pw_11"}, status="running", started=t0,
+        params={"finetune_from": "conv_pw_11"}, status="running", created=t0, started=t0,
         delegate_requested="nnapi", delegate_used="nnapi", launcher=phone[7],
         progress={"stage": "train", "done": 3, "total": 20, "epoch": 3, "epochs": 20})
     repo.record_metrics(session=session, run_id=running.id, metrics=[
@@ -196,7 +197,7 @@ def fill(session: Session, *, repeats: int = 2, seed: int = 0,
     dev, phone = devices[1]
     failed = repo.create_run(
         session=session, experiment_id=exp.id, variant="method1", device_id=dev.id,
-        params={"finetune_from": None}, status="failed", started=t0,
+        params={"finetune_from": None}, status="failed", created=t0, started=t0,
         error="agent exited with code 5: the phone's storage is full (needs 120 MB)",
         delegate_requested="nnapi", launcher=phone[7])
     out.failed = failed.id

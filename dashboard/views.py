@@ -112,7 +112,7 @@ def timing_view(timing: dict[str, Any]) -> TimingView:
              for k, label, v in known if v is not None]
     if total is not None and total > parts_sum > 0 and (total - parts_sum) / total > 0.005:
         rest = total - parts_sum
-        parts.append(TimingPart(key="rest", label="Start-up and I/O", seconds=rest,
+        parts.append(TimingPart(key="rest", label="Other agent work", seconds=rest,
                                 share=rest / total))
     skip = {k for k, _ in TIMING_PARTS} | {"total", "train_per_epoch"}
     other = [TimingPart(key=k, label=k.replace("_", " "), seconds=v, share=0.0)

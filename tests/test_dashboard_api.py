@@ -1,0 +1,215 @@
+"""The dashboard's JSON API and server-rendered pages over a filled SQLite store (TestClient)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlmodel import Session
+
+from dashboard import create_app
+from dashboard.render import pct
+from dashboard.sample_data import fill
+from dashboard.testing import make_client
+from orchestrator.store import repo
+from orchestrator.store.db import make_engine
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A file store with sample results, its app and a client (built once)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'api.db'}"
+    engine = make_engine(url)
+    session = Session(engine, expire_on_commit=False)
+    info = fill(session, repeats=2)
+    app = create_app(url, engine=engine)
+    with make_client(app) as client:
+        yield client, session, info
+    session.close()
+    engine.dispose()
+
+
+def test_experiments_list_summarises_each_experiment(env):
+    """/api/experiments: run counts, devices and the best run, as the store has them."""
+    client, s, info = env
+    body = client.get("/api/experiments").json()
+    assert [e["name"] for e in body] == [info.experiment]
+    runs = repo.list_runs(session=s, experiment=info.experiment)
+    e = body[0]
+    assert e["runs"] == len(runs) and e["running"] == 1
+    assert e["best_accuracy"] == max(r.accuracy for r in runs if r.accuracy is not None)
+    assert sorted(e["devices"]) == sorted({r.device for r in runs})
+
+
+def test_experiment_detail_is_table1(env):
+    """/api/experiments/ID gives repo.compare's rows, plus the spread of finished repeats."""
+    client, s, info = env
+    body = client.get(f"/api/experiments/{info.experiment_id}").json()
+    expected = [r.model_dump(mode="json") for r in repo.compare(session=s,
+                                                                 experiment=info.experiment)]
+    assert body["table"] == expected
+    spread = {(c["variant"], c["device"]): c for c in body["stats"]}
+    for row in body["table"]:
+        cell = spread.get((row["variant"], row["device"]))
+        if cell and row["status"] == "finished":
+            assert cell["accuracy_min"] <= row["accuracy"] <= cell["accuracy_max"]
+
+
+def test_runs_endpoint_filters_sorts_and_validates(env):
+    """/api/runs: status filter, sort order, paging bounds checked by the schema."""
+    client, _s, info = env
+    body = client.get("/api/runs", params={"status": "finished", "sort": "accuracy",
+                                           "order": "asc", "limit": 5}).json()
+    accs = [r["accuracy"] for r in body["runs"]]
+    assert body["total"] == len(info.finished) and len(accs) == 5 and accs == sorted(accs)
+    assert client.get("/api/runs", params={"limit": 0}).status_code == 422
+    assert client.get("/api/runs", params={"sort": "nope"}).status_code == 422
+    both = client.get("/api/runs", params=[("status", "running"), ("status", "failed")]).json()
+    assert {r["id"] for r in both["runs"]} == {info.running, info.failed}
+
+
+def test_run_detail_has_metrics_ledger_and_verdict(env):
+    """/api/runs/ID: per-epoch series, health samples, the ledger and its passing verdict."""
+    client, s, info = env
+    run_id = info.finished[0]
+    body = client.get(f"/api/runs/{run_id}").json()
+    series = repo.metric_series(session=s, run_id=run_id)
+    assert body["metrics"]["test_acc"] == [list(p) for p in series["test_acc"]]
+    assert len(body["transfers"]) == len(repo.run_transfers(session=s, run_id=run_id))
+    assert len(body["samples"]) == len(repo.run_samples(session=s, run_id=run_id))
+    assert body["audit"]["verdict"] == "pass"
+    assert body["audit"]["headline"] == "0 image bytes left the device"
+    assert body["device"]["serial"] == repo.get_device(session=s,
+                                                       device_id=body["run"]["device_id"]).serial
+
+
+def test_a_leaky_run_fails_its_audit_in_api_and_page(env):
+    """A pulled image in the ledger turns the verdict to fail, in JSON and on the page."""
+    client, s, info = env
+    dev = info.device_ids[0]
+    run = repo.create_run(session=s, experiment_id=info.experiment_id, variant="method1",
+                          device_id=dev, status="finished", accuracy=0.9)
+    repo.record_transfer(session=s, run_id=run.id, device_id=dev, direction="pull",
+                         kind="metrics", device_path="/data/local/tmp/orch/runs/x/result.json",
+                         nbytes=900)
+    repo.record_transfer(session=s, run_id=run.id, device_id=dev, direction="pull",
+                         kind="images", device_path="/sdcard/DCIM/catsdogs/cat/1.jpg",
+                         nbytes=51_234)
+    audit = client.get(f"/api/runs/{run.id}/audit").json()
+    assert audit["verdict"] == "fail" and audit["leaked_bytes"] == 51_234
+    page = client.get(f"/runs/{run.id}").text
+    assert 'data-verdict="fail"' in page and "/sdcard/DCIM/catsdogs/cat/1.jpg" in page
+
+
+def test_nan_metrics_are_null_in_json_and_marked_on_the_page(env):
+    """A diverged (NaN) loss is null in the API and a NaN marker in the chart data, not a 500."""
+    client, s, info = env
+    run = repo.create_run(session=s, experiment_id=info.experiment_id, variant="method2",
+                          device_id=info.device_ids[2], status="failed",
+                          error="loss became NaN at epoch 2")
+    repo.record_metrics(session=s, run_id=run.id, metrics=[
+        ("train_loss", 1, 0.7), ("train_loss", 2, math.nan), ("test_acc", 1, 0.5)])
+    body = client.get(f"/api/runs/{run.id}")
+    assert body.status_code == 200
+    assert body.json()["metrics"]["train_loss"] == [[1, 0.7], [2, None]]
+    page = client.get(f"/runs/{run.id}")
+    assert page.status_code == 200 and '"nan":[2]' in page.text.replace(" ", "")
+
+
+def test_progress_follows_the_store(env):
+    """/api/progress reflects what the pipeline last wrote for a running run."""
+    client, s, info = env
+    before = client.get("/api/progress", params={"id": info.running}).json()
+    assert before[0]["status"] == "running"
+    done = before[0]["progress"]["done"] + 1
+    repo.update_run(session=s, run_id=info.running,
+                    progress={**before[0]["progress"], "done": done, "epoch": done})
+    after = client.get("/api/progress", params={"id": info.running}).json()
+    assert after[0]["progress"]["done"] == done
+
+
+def test_run_live_has_the_charts_of_the_page(env):
+    """/api/runs/ID/live carries the same chart names the run page draws."""
+    client, _s, info = env
+    live = client.get(f"/api/runs/{info.running}/live").json()
+    assert live["status"] == "running" and live["progress"]["label"]
+    assert {"loss", "accuracy", "timing", "battery"} <= set(live["charts"])
+
+
+def test_compare_keeps_order_and_series(env):
+    """/api/compare returns the chosen runs in order with their curves."""
+    client, _s, info = env
+    ids = [info.finished[2], info.finished[0]]
+    body = client.get("/api/compare", params=[("run", i) for i in ids]).json()
+    assert [r["id"] for r in body["runs"]] == ids
+    assert set(body["metrics"]) == {str(i) for i in ids}
+    assert client.get("/api/compare").status_code == 422
+
+
+def test_devices_carry_their_latest_health(env):
+    """/api/devices: each phone with its latest sample, as repo.latest_sample has it."""
+    client, s, info = env
+    body = client.get("/api/devices").json()
+    assert {d["device"]["id"] for d in body} == set(info.device_ids)
+    for d in body:
+        latest = repo.latest_sample(session=s, device_id=d["device"]["id"])
+        assert d["latest"]["battery"] == latest.battery
+    one = client.get(f"/api/devices/{info.device_ids[0]}").json()
+    assert one["summary"]["label"] == "pixel7" and one["samples"]
+
+
+def test_unknown_ids_are_404_json_for_api_and_html_for_pages(env):
+    """Not found is JSON with a hint under /api, a page elsewhere."""
+    client, _s, _info = env
+    api = client.get("/api/runs/987654")
+    assert api.status_code == 404 and "987654" in api.json()["detail"] and api.json()["hint"]
+    page = client.get("/runs/987654")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert client.get("/experiments/987654").status_code == 404
+    assert client.get("/no/such/page").status_code == 404
+
+
+def test_openapi_schema_lists_the_api_only_and_no_cdn_docs(env):
+    """The schema at /api/openapi.json covers /api; Swagger/ReDoc (CDN assets) are off."""
+    client, _s, _info = env
+    schema = client.get("/api/openapi.json").json()
+    paths = set(schema["paths"])
+    assert {"/api/experiments", "/api/runs", "/api/runs/{run_id}", "/api/progress",
+            "/api/compare", "/api/devices"} <= paths
+    assert all(p.startswith("/api/") for p in paths)
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/", "/runs", "/devices", "/experiments/{exp}",
+                                  "/runs/{run}", "/runs/{running}", "/devices/{dev}",
+                                  "/compare?run={run}&run={run2}"])
+def test_every_page_renders_with_a_strict_csp(env, path):
+    """Each page is 200, HTML, under a CSP without inline script, and has no inline script."""
+    client, _s, info = env
+    url = path.format(exp=info.experiment_id, run=info.finished[1], run2=info.finished[4],
+                      running=info.running, dev=info.device_ids[0])
+    r = client.get(url)
+    assert r.status_code == 200, r.text[:300]
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    for tag in r.text.split("<script")[1:]:
+        head = tag.split(">", 1)[0]
+        assert 'src="/static/' in head or 'type="application/json"' in head, head
+
+
+def test_table1_page_shows_the_compare_rows(env):
+    """The experiment page's Table 1 links every repo.compare row with its accuracy."""
+    client, s, info = env
+    html = client.get(f"/experiments/{info.experiment_id}").text
+    for row in repo.compare(session=s, experiment=info.experiment):
+        assert f'href="/runs/{row.run_id}">{pct(row.accuracy)}' in html
+
+
+def test_runs_page_filters_from_the_query_string(env):
+    """/runs?status=failed lists only failed runs; junk values are ignored, not errors."""
+    client, _s, info = env
+    html = client.get("/runs", params={"status": "failed"}).text
+    assert f'data-live-run="{info.failed}"' in html
+    assert f'data-live-run="{info.finished[0]}"' not in html
+    assert client.get("/runs", params={"device": "x", "page": "-3", "sort": "?"}).status_code \
+        == 200

@@ -1,0 +1,179 @@
+"""orchestrator/store/queries.py: same answers as repo.py, in a constant number of statements."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import Session
+
+from dashboard.sample_data import fill
+from orchestrator.errors import NotFound
+from orchestrator.store import queries, repo
+from orchestrator.store.db import make_engine
+
+
+@pytest.fixture(scope="module", params=["memory", "file"])
+def store(request, tmp_path_factory):
+    """A filled store per backend, built once per module (the tests only read it)."""
+    path = tmp_path_factory.mktemp("queries") / "q.db"
+    url = "sqlite://" if request.param == "memory" else f"sqlite:///{path}"
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as s:
+        info = fill(s, repeats=2)
+        # A second experiment, and a run with no device (a local run), to mix things up.
+        other = fill(s, repeats=1, seed=1, experiment="sweep-alpha")
+        repo.create_run(session=s, experiment_id=other.experiment_id, variant="method1",
+                        status="finished", accuracy=0.5, timing={"train": 1.0, "total": 2.0})
+        yield s, info, engine
+    engine.dispose()
+
+
+@contextmanager
+def count_statements(engine):
+    seen: list[str] = []
+
+    def before(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def test_table1_equals_repo_compare(store):
+    """The joined Table 1 gives exactly repo.compare's rows, for every experiment."""
+    s, _info, _ = store
+    for exp in repo.list_experiments(session=s):
+        assert queries.table1(session=s, experiment=exp.name) == repo.compare(
+            session=s, experiment=exp.name)
+
+
+def test_table1_of_unknown_experiment_is_not_found(store):
+    """An unknown name raises NotFound, as repo.compare does."""
+    s, _info, _ = store
+    with pytest.raises(NotFound):
+        queries.table1(session=s, experiment="nope")
+
+
+def test_runs_page_rows_equal_repo_get_run(store):
+    """Each joined row is the same public run repo.get_run builds with two more lookups."""
+    s, _info, _ = store
+    page = queries.runs_page(session=s, limit=500)
+    assert page.total == len(repo.list_runs(session=s)) == len(page.runs)
+    for run in page.runs:
+        assert run == repo.get_run(session=s, run_id=run.id)
+
+
+def test_runs_page_filters_sorts_and_pages(store):
+    """Filters narrow, sorting puts missing values last, pages tile the whole list."""
+    s, info, _ = store
+    failed = queries.runs_page(session=s, statuses=["failed"])
+    assert info.failed in [r.id for r in failed.runs]
+    assert all(r.status == "failed" for r in failed.runs)
+    by_acc = queries.runs_page(session=s, experiment_id=info.experiment_id, sort="accuracy",
+                               limit=500).runs
+    accs = [r.accuracy for r in by_acc]
+    known = [a for a in accs if a is not None]
+    assert known == sorted(known, reverse=True)
+    assert accs[len(known):] == [None] * (len(accs) - len(known))
+    by_train = queries.runs_page(session=s, sort="train", descending=False, limit=500).runs
+    trains = [r.timing.get("train") for r in by_train if r.timing.get("train") is not None]
+    assert trains == sorted(trains)
+    pages = [queries.runs_page(session=s, limit=5, offset=o) for o in range(0, 40, 5)]
+    ids = [r.id for p in pages for r in p.runs]
+    assert len(ids) == len(set(ids)) == pages[0].total
+    dev = queries.runs_page(session=s, device_id=info.device_ids[1], variant="method2")
+    assert dev.runs and all(r.device_id == info.device_ids[1] and r.variant == "method2"
+                            for r in dev.runs)
+
+
+def test_runs_page_rejects_an_unknown_sort(store):
+    """A sort key outside the list is an error, not SQL built from user text."""
+    s, _info, _ = store
+    with pytest.raises(ValueError, match="sort"):
+        queries.runs_page(session=s, sort="id; DROP TABLE run")
+
+
+def test_metric_series_many_equals_repo_metric_series(store):
+    """One statement for several runs gives each run's repo.metric_series, NaN included."""
+    s, info, _ = store
+    run_ids = info.finished[:3] + [info.running]
+    repo.record_metrics(session=s, run_id=info.running, metrics=[("train_loss", 99, math.nan)])
+    many = queries.metric_series_many(session=s, run_ids=run_ids)
+    for run_id in run_ids:
+        expected = repo.metric_series(session=s, run_id=run_id)
+        got = many[run_id]
+        assert got.keys() == expected.keys()
+        for key in expected:
+            assert [(st, "nan" if v is not None and math.isnan(v) else v)
+                    for st, v in got[key]] == [
+                (st, "nan" if v is not None and math.isnan(v) else v)
+                for st, v in expected[key]]
+    only = queries.metric_series_many(session=s, run_ids=run_ids[:1], keys=["test_acc"])
+    assert list(only[run_ids[0]]) == ["test_acc"]
+
+
+def test_latest_samples_equal_repo_latest_sample(store):
+    """The grouped latest-per-device equals asking repo once per device."""
+    s, _info, _ = store
+    latest = queries.latest_samples(session=s)
+    for dev in repo.list_devices(session=s):
+        assert latest.get(dev.id) == repo.latest_sample(session=s, device_id=dev.id)
+
+
+def test_experiments_summary_counts_match_the_runs(store):
+    """Run counts, best accuracy and devices per experiment agree with the runs themselves."""
+    s, _info, _ = store
+    for e in queries.experiments_summary(session=s):
+        runs = repo.list_runs(session=s, experiment=e.name)
+        assert e.runs == len(runs)
+        assert e.finished == sum(r.status == "finished" for r in runs)
+        assert e.running == sum(r.status == "running" for r in runs)
+        best = max((r for r in runs if r.accuracy is not None), key=lambda r: r.accuracy)
+        assert e.best_accuracy == best.accuracy
+        assert repo.get_run(session=s, run_id=e.best_run_id).accuracy == best.accuracy
+        assert set(e.devices) == {r.device or "local" for r in runs}
+
+
+def test_device_summaries_count_runs_per_device(store):
+    """Each device's run count and best accuracy come from its own runs."""
+    s, _info, _ = store
+    for d in queries.device_summaries(session=s):
+        runs = repo.list_runs(session=s, device_id=d.device.id)
+        assert d.runs == len(runs)
+        accs = [r.accuracy for r in runs if r.accuracy is not None]
+        assert d.best_accuracy == (max(accs) if accs else None)
+
+
+def test_list_queries_do_not_grow_with_the_number_of_runs(store):
+    """Lists cost a fixed number of statements, where repo.list_runs costs 2 per run more."""
+    s, _info, engine = store
+    n = len(repo.list_runs(session=s))
+    with count_statements(engine) as seen:
+        queries.runs_page(session=s, limit=500)
+    assert len(seen) == 2
+    with count_statements(engine) as seen:
+        queries.experiments_summary(session=s)
+    assert len(seen) == 3
+    with count_statements(engine) as seen:
+        queries.device_summaries(session=s)
+    assert len(seen) == 3
+    with count_statements(engine) as seen:
+        queries.table1(session=s, experiment="paper-table1")
+    assert len(seen) == 2
+    with count_statements(engine) as seen:
+        repo.list_runs(session=s)
+    assert len(seen) > n  # the per-row lookups the joins avoid (identity map caches some)
+
+
+def test_runs_by_ids_keeps_the_asked_order(store):
+    """The compare page's runs come back in the order they were chosen; unknown ids drop."""
+    s, info, _ = store
+    ids = [info.finished[3], info.finished[0], 99_999, info.finished[3]]
+    assert [r.id for r in queries.runs_by_ids(session=s, run_ids=ids)] == [
+        info.finished[3], info.finished[0]]
