@@ -82,7 +82,7 @@ def run(
             device = device_name_of_run(session=session, run_id=resume)
         if device is None:
             raise SpecError([SpecProblem("--device", "missing: `--device local` or a phone")])
-        link = open_link(device, settings=settings)
+        link = open_link(device, settings=settings, session=session)
         dev = register_device(session=session, link=link)
         with RunDisplay(err_console) as display:
             runs = run_experiment(spec=parsed, variants=variants, link=link, session=session,

@@ -19,6 +19,7 @@ from orchestrator.devices.address import DeviceAddress
 from orchestrator.devices.facts import facts_from_props
 from orchestrator.devices.health import sample_health
 from orchestrator.devices.parsers import parse_getprop
+from orchestrator.devices.sync import SyncFailed, SyncSession
 from orchestrator.errors import DeviceCommandFailed, DeviceError
 from orchestrator.runner.link import (
     AgentHandle,
@@ -54,6 +55,7 @@ class AdbLink:
         self._sha: dict[str, str | None] = {}  # device path → sha256 (None: absent)
         self._listed: set[str] = set()  # staged folders whose hashes are in _sha
         self._dirs: set[str] = set()  # folders known to exist (saves a mkdir per file)
+        self._sync = SyncSession(self.phone.device)
 
     @property
     def serial(self) -> str:
@@ -73,11 +75,28 @@ class AdbLink:
             self.mkdirs(folder)
         # No temporary name is needed: an interrupted push leaves a file whose hash differs,
         # so the next run pushes it again.
-        with adb_errors(f"push {kind}", self.serial):
-            sent = self.phone.device.sync._push_file(local_path, device_path, STAGED_MODE,
-                                                     check=True)
+        sent = self._send(local_path, device_path, kind)
         self._sha[device_path] = digest
         return TransferInfo(device_path, sent, digest)
+
+    def _send(self, local_path: str, device_path: str, kind: str) -> int:
+        """One file over the open sync session; a stale session is reopened once."""
+        for attempt in (1, 2):
+            try:
+                with adb_errors(f"push {kind}", self.serial):
+                    return self._sync.push(local_path, device_path, STAGED_MODE)
+            except SyncFailed as e:
+                raise DeviceCommandFailed(f"push {device_path}", 1, str(e),
+                                          hint=f"Free space with `orch devices clean "
+                                               f"{self.serial}` if the phone is full.") from None
+            except DeviceError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """End the sync session (staging is over)."""
+        self._sync.close()
 
     def exists(self, device_path: str) -> bool:
         rc, _ = self.phone.run_rc(f"test -e {q(device_path)} || test -L {q(device_path)}")
@@ -190,6 +209,7 @@ class AdbLink:
                 "|| exit 1; ")
 
     def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
+        self.close()
         args = f"-u -m device_agent run {q(run_dir)}" + (" --resume" if resume else "")
         log = q(posixpath.join(run_dir, contract.LOG_FILE))
         pidfile = q(posixpath.join(run_dir, contract.PID_FILE))

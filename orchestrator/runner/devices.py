@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from orchestrator.errors import NotImplementedYet
 from orchestrator.runner.link import DeviceLink
 from orchestrator.runner.local_link import LocalLink
 from orchestrator.settings import OrchSettings
@@ -14,13 +13,17 @@ from orchestrator.store.public import DevicePublic
 LOCAL = "local"
 
 
-def open_link(name: str, *, settings: OrchSettings) -> DeviceLink:
-    """`local` is this host; phones (alias, serial or model over adb) plug in here."""
+def open_link(name: str, *, settings: OrchSettings, session: Session | None = None
+              ) -> DeviceLink:
+    """`local` is this host; anything else is a phone over adb: an alias (from the store),
+    a serial (`SERIAL@HOST:PORT` for a remote adb server) or a model name."""
     if name == LOCAL:
         return LocalLink(settings.home / "local-device")
-    err = NotImplementedYet(f"orch run --device {name}")
-    err.hint = "Phones over adb come next; `--device local` trains on this host now."
-    raise err
+    from orchestrator.devices.resolve import resolve_device
+    from orchestrator.runner.adb_link import AdbLink
+
+    aliases = repo.alias_map(session=session) if session is not None else {}
+    return AdbLink(resolve_device(name, aliases).address)
 
 
 def register_device(*, session: Session, link: DeviceLink) -> DevicePublic:
