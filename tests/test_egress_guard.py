@@ -44,7 +44,7 @@ def good_result(**over) -> dict:
            "peak_memory_mb": 120.5,
            "delegate": {"requested": "nnapi", "used": "cpu",
                         "reason": "cannot load /system/lib64/libneuralnetworks.so",
-                        "info": {"xnnpack": True, "threads": 2,
+                        "info": {"xnnpack": True, "threads": 2, "plan_hash": "ab" * 32,
                                  "nnapi": {"devices": ["nnapi-reference"]}}},
            "versions": {"agent": "0.1.0", "interpreter": "ai_edge_litert",
                         "python": "3.11.7", "numpy": "2.1.0"},
@@ -179,6 +179,9 @@ def _b64_feature_map(n: int = 16) -> str:
     ("photo path in reason", good_result(delegate={"used": "cpu",
                                                    "reason": "read /sdcard/DCIM/x failed"}),
      "text names"),
+    ("blob under a hash key", good_result(delegate={"used": "cpu",
+                                                    "info": {"plan_hash": _b64_feature_map()}}),
+     "encoded blob"),
     ("pixels in info", good_result(delegate={"used": "cpu", "info": {"px": [[[0, 1, 2]] * 8] * 8}}),
      "nested too deeply"),
     ("numbers smuggled in timing", good_result(

@@ -44,8 +44,10 @@ def synth_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def builder(tmp_path_factory):
-    """The real models/ build, cached for the whole session (each config builds once)."""
-    return default_builder(tmp_path_factory.mktemp("build-cache"))
+    """The real models/ build, cached for the whole session (each config builds once); the
+    CLI tests share the cache folder."""
+    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
+    return default_builder(cache / "models")
 
 
 def make_spec(source: str, *, finetune: int = 1, train: int = 6):

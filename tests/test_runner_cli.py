@@ -1,0 +1,138 @@
+"""`orch run --device local` as a user runs it: a CLI subprocess, real tiny models, the real
+agent, the default SQLite store under ORCH_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from device_agent import contract
+from orchestrator.datasets.synth import synthesize
+from orchestrator.store import repo
+from orchestrator.store.db import open_session
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPEC = """
+name: tiny-cli
+model: {{alpha: 0.25, input_size: 96, weights: none}}
+data: {{source: "host:{source}", train_per_class: 6, test_per_class: 4, seed: 0}}
+training: {{batch_size: 4, head_epochs: 1, finetune_epochs: {finetune}}}
+variants:
+  method1: {{finetune_from: null}}
+  method2: {{finetune_from: B}}
+delegate: nnapi
+"""
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth-cli")
+    synthesize(root, per_class=10, size=96, names=["cat", "dog"])
+    return root
+
+
+@pytest.fixture
+def home(isolated_home, tmp_path_factory) -> Path:
+    """ORCH_HOME for the subprocesses, its build cache shared by the session's tests."""
+    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
+    cache.mkdir(exist_ok=True)
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "cache").symlink_to(cache)
+    return isolated_home
+
+
+def spec_file(tmp_path: Path, data: Path, finetune: int = 1) -> Path:
+    p = tmp_path / "tiny.yaml"
+    p.write_text(SPEC.format(source=data, finetune=finetune))
+    return p
+
+
+def orch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def store(home: Path):
+    return open_session(f"sqlite:///{home / 'orch.db'}")
+
+
+def test_orch_run_local_runs_both_variants_and_compares_them(home, synth_data, tmp_path):
+    """Both variants finish and are stored once; compare shows both; a re-run stages nothing."""
+    spec = spec_file(tmp_path, synth_data)
+
+    first = orch("run", str(spec), "--device", "local", "--format", "json")
+    compare = orch("results", "compare", "tiny-cli", "--format", "json")
+    again = orch("run", str(spec), "--device", "local", "--variant", "method1")
+
+    assert first.returncode == 0, first.stderr
+    runs = json.loads(first.stdout)["runs"]
+    assert [(r["variant"], r["status"]) for r in runs] == [("method1", "finished"),
+                                                          ("method2", "finished")]
+    assert "epoch 2/2 (finetune)" in first.stderr  # plain progress lines off a terminal
+    rows = json.loads(compare.stdout)
+    assert {r["variant"] for r in rows} == {"method1", "method2"}
+    assert all(r["accuracy"] is not None and r["delegate_used"] == "cpu" for r in rows)
+    assert again.returncode == 0, again.stderr
+    assert "tiny-cli" in again.stdout and "accuracy" in again.stdout
+    with store(home) as s:
+        runs_now = repo.list_runs(session=s, experiment="tiny-cli")
+        assert len(runs_now) == 3
+        ledger = repo.run_transfers(session=s, run_id=runs_now[0].id)
+    assert {t.kind for t in ledger if t.direction == "push"} == {"job"}
+    assert {t.kind for t in ledger if t.direction == "skipped"} == {"agent", "model", "images"}
+
+
+def test_orch_run_resume_after_the_agent_is_killed(home, synth_data, tmp_path):
+    """Agent killed mid-run: `orch run` exits 6 naming --resume; `orch run --resume` finishes
+    it and no metric is stored twice."""
+    spec = spec_file(tmp_path, synth_data, finetune=150)
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(spec),
+                             "--device", "local", "--variant", "method2"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = home / "local-device" / "runs"
+    deadline = time.monotonic() + 240
+    killed = False
+    while not killed and time.monotonic() < deadline and proc.poll() is None:
+        for events in runs.glob(f"*/{contract.EVENTS_FILE}"):
+            if '"kind":"checkpoint","epoch":3' in events.read_text(errors="replace"):
+                os.kill(int((events.parent / contract.PID_FILE).read_text()), signal.SIGKILL)
+                killed = True
+        time.sleep(0.005)
+    out, err = proc.communicate(timeout=120)
+
+    assert killed and proc.returncode == 6, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error:") and "interrupted" in last and "Traceback" not in err
+    with store(home) as s:
+        (cut,) = repo.list_runs(session=s, experiment="tiny-cli")
+    assert f"orch run --resume {cut.id}" in (cut.error or "")
+
+    resumed = orch("run", "--resume", str(cut.id))
+
+    assert resumed.returncode == 0, resumed.stderr
+    with store(home) as s:
+        done = repo.get_run(session=s, run_id=cut.id)
+        metrics = repo.run_metrics(session=s, run_id=cut.id)
+    assert done.status == "finished"
+    assert len(metrics) == len({(m.key, m.step) for m in metrics}) == 151 * 6
+
+
+def test_a_phone_name_is_a_one_line_error(home, tmp_path, synth_data):
+    """A device other than `local` fails in one line with a named exit code, no traceback."""
+    r = orch("run", str(spec_file(tmp_path, synth_data)), "--device", "no-such-phone-xyz")
+    assert r.returncode in (5, 10) and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_run_without_a_spec_or_resume_is_a_spec_error(home):
+    """`orch run --device local` alone names what is missing and exits 2."""
+    r = orch("run", "--device", "local")
+    assert r.returncode == 2 and "SPEC" in r.stderr
