@@ -64,14 +64,16 @@ class SimPhone:
                 return self.root / sub / rel[len(prefix):].lstrip("/")
         raise ValueError(f"{phone_path} is not in the phone's storage (/data, /sdcard)")
 
-    def adb(self) -> AdbDevice:
-        """The phone through the adb server, as adbutils sees any phone."""
+    def adb(self, timeout: float = 60.0) -> AdbDevice:
+        """The phone through the adb server, as adbutils sees any phone; every socket read
+        is bounded by `timeout` seconds (adbutils' sync has none by default)."""
         from adbutils import AdbClient
 
         from orchestrator.settings import get_settings
 
         s = get_settings()
-        return AdbClient(host=s.adb_host, port=s.adb_port).device(serial=self.serial)
+        client = AdbClient(host=s.adb_host, port=s.adb_port, socket_timeout=timeout)
+        return client.device(serial=self.serial)
 
     def to_public(self) -> dict[str, Any]:
         return {"name": self.name, "profile": self.profile, "model": self.model,

@@ -53,23 +53,23 @@ class ProcessTable:
 
 
 class LoadMeter:
-    """Busy cores of the phone's processes between two samples (from /proc CPU times)."""
+    """Busy cores of the phone's processes between two samples.
+
+    CPU time is summed over the live processes, with the time of their reaped children
+    (cutime/cstime) and the daemon's own reaped children, so a process that ends between
+    two samples still counts: its time has moved into its parent's totals.
+    """
 
     def __init__(self) -> None:
         self._tick = os.sysconf("SC_CLK_TCK")
-        self._last: dict[int, int] = {}
+        self._last: int | None = None
 
     def sample(self, dt: float) -> float:
-        me = os.getpid()
-        now: dict[int, int] = {}
-        busy = 0
-        for pid, ticks in _cpu_ticks():
-            if pid == me:
-                continue
-            now[pid] = ticks
-            busy += ticks - self._last.get(pid, 0)
-        self._last = now
-        return busy / self._tick / dt if dt > 0 else 0.0
+        total = _phone_cpu_ticks()
+        last, self._last = self._last, total
+        if last is None or dt <= 0:
+            return 0.0
+        return max(total - last, 0) / self._tick / dt
 
 
 def _stat_fields(pid: str) -> list[str] | None:
@@ -90,9 +90,11 @@ def _processes() -> list[tuple[int, int, str]]:
     return out
 
 
-def _cpu_ticks() -> list[tuple[int, int]]:
-    out = []
+def _phone_cpu_ticks() -> int:
+    me = str(os.getpid())
+    total = 0
     for pid in os.listdir("/proc"):
         if pid.isdigit() and (f := _stat_fields(pid)):
-            out.append((int(pid), int(f[11]) + int(f[12])))  # utime + stime
-    return out
+            # utime + stime (+ cutime + cstime): for the daemon, only its reaped children
+            total += int(f[13]) + int(f[14]) + (0 if pid == me else int(f[11]) + int(f[12]))
+    return total

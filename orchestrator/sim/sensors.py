@@ -92,7 +92,8 @@ def render_battery(profile: Profile, state: SensorState) -> str:
 
 
 def _temp(value: float, kind: int, name: str, status: int = 0) -> str:
-    return f"\tTemperature{{mValue={value:.1f}, mType={kind}, mName={name}, mStatus={status}}}"
+    body = f"mValue={round(value, 2)}, mType={kind}, mName={name}, mStatus={status}"
+    return f"\tTemperature{{{body}}}"
 
 
 def render_thermal(profile: Profile, state: SensorState) -> str:

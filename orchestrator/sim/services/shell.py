@@ -86,8 +86,10 @@ class Session:
     # -- process
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = self.phone.environment(term=self.term)
+        # No command: a shell reading commands from the host (interactive on a terminal).
+        shell = ["/bin/sh", "-c", self.command] if self.command else ["/bin/sh"]
         if not self.pty:
-            argv = ["/bin/sh", "-c", self.command]
+            argv = shell
             err = subprocess.PIPE if self.v2 else subprocess.STDOUT
             return self.phone.spawn(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=err, start_new_session=True)
@@ -95,8 +97,7 @@ class Session:
         try:
             # setsid -c: a session of its own with the terminal as its controlling tty,
             # so ^C and hang-up reach it as on a phone.
-            argv = ["setsid", "-c", "/bin/sh"] + (["-c", self.command] if self.command else
-                                                  ["-i"])
+            argv = ["setsid", "-c", *shell]
             proc = self.phone.spawn(argv, env=env, stdin=slave, stdout=slave, stderr=slave)
         except OSError:
             os.close(master)
