@@ -1,8 +1,11 @@
 """Optimizers of the training graph: state as resource variables, updates in the graph.
 
 The update rules are Keras 3's (`keras.optimizers.Adam` / `SGD`, same defaults and the
-same order of float operations), so a step here matches a Keras step. The step counter
-is float32 (exact up to 2**24 steps) so that all exported state is one dtype.
+same order of float operations), so a step here matches a Keras step. Each variable is read
+once per step and written once: in TFLite every READ_VARIABLE and ASSIGN_VARIABLE copies
+the whole tensor, and for the upper layers of alpha 1.0 those copies cost as much as the
+matmuls. The step counter is float32 (exact up to 2**24 steps) so that all exported state
+is one dtype.
 """
 
 from __future__ import annotations
@@ -38,11 +41,14 @@ class Optimizer(tf.Module):
         self.step.assign(0.0)
         for by_param in self.slots.values():
             for v in by_param.values():
-                v.assign(tf.zeros_like(v))
+                v.assign(tf.zeros(v.shape, v.dtype))
 
-    def apply(self, params: dict[str, tf.Variable], grads: dict[str, tf.Tensor],
-              lr: tf.Tensor) -> None:
-        """One step on the parameters named in `grads` (others and their slots untouched)."""
+    def apply(self, params: dict[str, tf.Variable], values: dict[str, tf.Tensor],
+              grads: dict[str, tf.Tensor], lr: tf.Tensor) -> None:
+        """One step on the parameters named in `grads` (others and their slots untouched).
+
+        `values` holds the parameters as read at the start of the step.
+        """
         raise NotImplementedError
 
 
@@ -52,16 +58,19 @@ class Adam(Optimizer):
     def __init__(self, params: dict[str, tf.Variable]) -> None:
         super().__init__(params, ("m", "v"))
 
-    def apply(self, params, grads, lr):
-        local_step = self.step + 1.0
+    def apply(self, params, values, grads, lr):
+        local_step = self.step.read_value() + 1.0
         beta_1_power = tf.pow(tf.constant(ADAM_BETA_1), local_step)
         beta_2_power = tf.pow(tf.constant(ADAM_BETA_2), local_step)
         alpha = lr * tf.sqrt(1.0 - beta_2_power) / (1.0 - beta_1_power)
         for name, g in grads.items():
-            m, v = self.slots["m"][name], self.slots["v"][name]
-            m.assign_add((g - m) * (1.0 - ADAM_BETA_1))
-            v.assign_add((tf.square(g) - v) * (1.0 - ADAM_BETA_2))
-            params[name].assign_sub((m * alpha) / (tf.sqrt(v) + ADAM_EPSILON))
+            m_var, v_var = self.slots["m"][name], self.slots["v"][name]
+            m, v = m_var.read_value(), v_var.read_value()
+            m = m + (g - m) * (1.0 - ADAM_BETA_1)
+            v = v + (tf.square(g) - v) * (1.0 - ADAM_BETA_2)
+            m_var.assign(m)
+            v_var.assign(v)
+            params[name].assign(values[name] - (m * alpha) / (tf.sqrt(v) + ADAM_EPSILON))
         self.step.assign(local_step)
 
 
@@ -72,15 +81,15 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         super().__init__(params, ("momentum",) if self.momentum else ())
 
-    def apply(self, params, grads, lr):
+    def apply(self, params, values, grads, lr):
         for name, g in grads.items():
             if self.momentum:
-                m = self.slots["momentum"][name]
-                m.assign(m * self.momentum - g * lr)
-                params[name].assign_add(m)
+                m = self.slots["momentum"][name].read_value() * self.momentum - g * lr
+                self.slots["momentum"][name].assign(m)
+                params[name].assign(values[name] + m)
             else:
-                params[name].assign_sub(g * lr)
-        self.step.assign(self.step + 1.0)
+                params[name].assign(values[name] - g * lr)
+        self.step.assign(self.step.read_value() + 1.0)
 
 
 def make_optimizer(kind: str, params: dict[str, tf.Variable], momentum: float) -> Optimizer:

@@ -47,12 +47,16 @@ class TrainGraph(tf.Module):
     def num_classes(self) -> int:
         return int(self.plan.head_kernel.shape[1])
 
-    # --- passes -----------------------------------------------------------------------------
+    # --- passes (on `w`: the parameters read once at the start of a signature) -------------
 
-    def upper_forward(self, x: tf.Tensor) -> tuple[tf.Tensor, list]:
+    def read(self, names: tuple[str, ...] | None = None) -> dict[str, tf.Tensor]:
+        """Read each variable once: every TFLite READ_VARIABLE copies the whole tensor."""
+        return {n: self.params[n].read_value() for n in (names or self.params)}
+
+    def upper_forward(self, x: tf.Tensor, w: dict) -> tuple[tf.Tensor, list]:
         caches = []
         for layer in self.plan.layers:
-            k, b = self.params[f"{layer.name}_kernel"], self.params[f"{layer.name}_bias"]
+            k, b = w[f"{layer.name}_kernel"], w[f"{layer.name}_bias"]
             if layer.kind == "dw":
                 z = grads.depthwise_forward(x, k, b, layer.stride)
             else:
@@ -61,13 +65,13 @@ class TrainGraph(tf.Module):
             x = grads.relu6_forward(z)
         return x, caches
 
-    def upper_backward(self, dy: tf.Tensor, caches: list) -> dict[str, tf.Tensor]:
+    def upper_backward(self, dy: tf.Tensor, caches: list, w: dict) -> dict[str, tf.Tensor]:
         out = {}
         for i in reversed(range(len(self.plan.layers))):
             layer = self.plan.layers[i]
             x, z = caches[i]
             dz = grads.relu6_backward(dy, z)
-            k = self.params[f"{layer.name}_kernel"]
+            k = w[f"{layer.name}_kernel"]
             if layer.kind == "dw":
                 dx, dk, db = grads.depthwise_backward(dz, x, k, layer.stride)
             else:
@@ -76,14 +80,14 @@ class TrainGraph(tf.Module):
             dy = dx  # the first layer's dx is unused and pruned by the converter
         return out
 
-    def head_logits(self, pooled: tf.Tensor) -> tf.Tensor:
-        return grads.dense_forward(pooled, self.params["head_kernel"], self.params["head_bias"])
+    def head_logits(self, pooled: tf.Tensor, w: dict) -> tf.Tensor:
+        return grads.dense_forward(pooled, w["head_kernel"], w["head_bias"])
 
-    def head_step(self, pooled, labels, weights, mask) -> tuple[tf.Tensor, dict, tf.Tensor]:
+    def head_step(self, pooled, labels, weights, mask, w) -> tuple[tf.Tensor, dict, tf.Tensor]:
         """Return (loss, head gradients, gradient w.r.t. the pooled vector)."""
         dropped = pooled * mask
-        loss, dlogits = grads.weighted_ce(self.head_logits(dropped), labels, weights)
-        ddropped, dk, db = grads.dense_backward(dlogits, dropped, self.params["head_kernel"])
+        loss, dlogits = grads.weighted_ce(self.head_logits(dropped, w), labels, weights)
+        ddropped, dk, db = grads.dense_backward(dlogits, dropped, w["head_kernel"])
         return loss, {"head_kernel": dk, "head_bias": db}, ddropped * mask
 
     # --- signatures -------------------------------------------------------------------------
@@ -99,13 +103,14 @@ class TrainGraph(tf.Module):
 
         @tf.function(input_signature=[pooled, labels, weights, mask, lr])
         def train_head(pooled, labels, weights, mask, lr):
-            loss, head_grads, _ = self.head_step(pooled, labels, weights, mask)
-            self.opt.apply(self.params, head_grads, lr)
+            w = self.read(self.head_names)
+            loss, head_grads, _ = self.head_step(pooled, labels, weights, mask, w)
+            self.opt.apply(self.params, w, head_grads, lr)
             return {"loss": loss}
 
         @tf.function(input_signature=[pooled])
         def infer_head(pooled):
-            return {"probs": tf.nn.softmax(self.head_logits(pooled))}
+            return {"probs": tf.nn.softmax(self.head_logits(pooled, self.read(self.head_names)))}
 
         @tf.function(input_signature=[])
         def export_state():
@@ -136,21 +141,24 @@ class TrainGraph(tf.Module):
 
         @tf.function(input_signature=[features])
         def embed(features):
-            top, _ = self.upper_forward(features)
+            top, _ = self.upper_forward(features, self.read())
             return {"pooled": grads.gap_forward(top)}
 
         @tf.function(input_signature=[features, labels, weights, mask, lr])
         def train(features, labels, weights, mask, lr):
-            top, caches = self.upper_forward(features)
+            w = self.read()
+            top, caches = self.upper_forward(features, w)
             loss, step_grads, dpooled = self.head_step(
-                grads.gap_forward(top), labels, weights, mask)
-            step_grads.update(self.upper_backward(grads.gap_backward(dpooled, top.shape), caches))
-            self.opt.apply(self.params, step_grads, lr)
+                grads.gap_forward(top), labels, weights, mask, w)
+            step_grads.update(
+                self.upper_backward(grads.gap_backward(dpooled, top.shape), caches, w))
+            self.opt.apply(self.params, w, step_grads, lr)
             return {"loss": loss}
 
         @tf.function(input_signature=[features])
         def infer(features):
-            top, _ = self.upper_forward(features)
-            return {"probs": tf.nn.softmax(self.head_logits(grads.gap_forward(top)))}
+            w = self.read()
+            top, _ = self.upper_forward(features, w)
+            return {"probs": tf.nn.softmax(self.head_logits(grads.gap_forward(top), w))}
 
         return {"embed": embed, "train": train, "infer": infer}

@@ -21,6 +21,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from device_agent import contract  # noqa: E402
 from models import keras_net  # noqa: E402
 from models.build import ModelConfig, build  # noqa: E402
+from models.reference import build_folded_keras  # noqa: E402
 from models.tflite_info import describe  # noqa: E402
 
 B = 4
@@ -185,29 +186,9 @@ def test_head_only_infer_head_equals_keras_prediction(head_only):
 
 
 def folded_keras(config: ModelConfig, state: dict[str, np.ndarray]):
-    """The upper part + head in plain Keras layers, BatchNorm folded, weights from `state`."""
+    """The upper part + head in stock Keras layers, BatchNorm folded, weights from `state`."""
     plan = keras_net.upper_plan(config, keras_net.build_keras_model(config))
-    features = keras.Input(plan.feature_shape, batch_size=B)
-    mask = keras.Input((plan.head_kernel.shape[0],), batch_size=B)
-    x, assign = features, []
-    for layer in plan.layers:
-        k, b = state[f"{layer.name}_kernel"], state[f"{layer.name}_bias"]
-        if layer.kind == "dw":
-            if layer.stride == 2:
-                x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
-            conv = keras.layers.DepthwiseConv2D(
-                3, strides=layer.stride, padding="same" if layer.stride == 1 else "valid")
-        else:
-            conv, k = keras.layers.Conv2D(k.shape[1], 1), k.reshape(1, 1, *k.shape)
-        x = keras.layers.ReLU(6.0)(conv(x))
-        assign.append((conv, [k, b], layer.name))
-    pooled = keras.layers.GlobalAveragePooling2D()(x)
-    dense = keras.layers.Dense(plan.head_kernel.shape[1])
-    logits = dense(keras.layers.Multiply()([pooled, mask]))
-    assign.append((dense, [state["head_kernel"], state["head_bias"]], "head"))
-    for layer, values, _ in assign:
-        layer.set_weights(values)
-    return keras.Model([features, mask], logits), assign
+    return build_folded_keras(plan, B, state)
 
 
 def keras_step(model, optimizer, inputs, labels, weights):
@@ -240,8 +221,7 @@ def test_train_step_equals_keras_adam_step(finetune):
     assert state1["adam_step"] == 1.0
     # Keras keeps Adam's slots in the order of model.trainable_variables (no public accessor).
     slots = iter(zip(adam._momentums, adam._velocities, strict=True))
-    for layer, _, name in assign:
-        prefix = "head" if name == "head" else name
+    for prefix, layer in assign:
         for part, var in zip(("kernel", "bias"), layer.weights, strict=True):
             key, (m, v) = f"{prefix}_{part}", next(slots)
             assert np.abs(state1[key] - state0[key]).max() > 1e-4, f"{key} did not train"
@@ -285,7 +265,7 @@ def test_embed_equals_folded_keras_pooled_vector(finetune):
     state = interp.get_signature_runner("export_state")()
     features = frozen_features(built, images(B))
     model, _ = folded_keras(config, state)
-    pooled_model = keras.Model(model.inputs[0], model.layers[-4].output)
+    pooled_model = keras.Model(model.inputs[0], model.get_layer("pooled").output)
 
     got = interp.get_signature_runner("embed")(features=features)["pooled"]
 
