@@ -12,7 +12,8 @@ from orchestrator.store.queries import CellStats, Series
 
 # The paper's stages of a run, in order, with the words researchers use for them.
 TIMING_PARTS = (("decode", "Decode images"), ("features", "Frozen layers"),
-                ("train", "Training"), ("eval", "Evaluation"))
+                ("embed", "Upper layers, cached"), ("train", "Training"),
+                ("eval", "Evaluation"), ("checkpoint", "Checkpoints"))
 TERMINAL = ("finished", "failed", "interrupted", "cancelled")
 
 
@@ -98,12 +99,13 @@ class TimingPart(BaseModel):
 class TimingView(BaseModel):
     parts: list[TimingPart]
     total: float | None
-    other: list[TimingPart]  # further numeric entries (embed, wall, …)
+    other: list[TimingPart]  # further numeric entries, outside the agent (build, wall, …)
     per_epoch: list[float]
 
 
 def timing_view(timing: dict[str, Any]) -> TimingView:
-    """The breakdown decode / frozen layers / training / evaluation, as parts of the total."""
+    """The agent's stages (decode, frozen layers, training, evaluation, …) as parts of its
+    total; other entries (the host's build, staging, wall time) are listed apart."""
     known = [(k, label, _finite(timing.get(k))) for k, label in TIMING_PARTS]
     parts_sum = sum(v for _k, _l, v in known if v is not None)
     total = _finite(timing.get("total"))

@@ -16,24 +16,16 @@ from sqlmodel import Session
 from dashboard import create_app
 from dashboard.render import pct
 from dashboard.sample_data import fill
-from dashboard.testing import serve
+from dashboard.testing import ALL_DRAWN, CHROMIUM, CHROMIUM_ARGS, Watched, serve
 from orchestrator.store import repo
 from orchestrator.store.db import make_engine
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 XSS_NAME = "<script>alert('xss')</script>"
 XSS_VARIANT = "<img src=x onerror=alert('variant')>"
 TOKEN = "browser-test-token"
-# Records CSP violations; init scripts are injected by the browser, outside the page's CSP.
-WATCH_CSP = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
-             "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
-ALL_DRAWN = ("() => [...document.querySelectorAll('figure[data-chart]')]"
-             ".every(f => f.dataset.drawn)")
 
 
 @pytest.fixture(scope="module")
@@ -62,49 +54,15 @@ def browser():
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
-
-
-class Watched:
-    """A page with its console errors, uncaught errors, dialogs and CSP violations."""
-
-    def __init__(self, page):
-        self.page = page
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("dialog", self._dialog)
-        page.add_init_script(WATCH_CSP)
-
-    def _dialog(self, d) -> None:
-        self.dialogs.append(d.message)
-        d.dismiss()
-
-    def open(self, url: str) -> None:
-        self.page.goto(url)
-        self.page.wait_for_load_state("load")
-        self.page.wait_for_function(ALL_DRAWN, timeout=10_000)
-
-    def assert_clean(self) -> None:
-        csp = self.page.evaluate("window.__csp || []")
-        assert not self.errors, self.errors
-        assert not csp, csp
-        assert not self.dialogs, self.dialogs
-
-    def shot(self, name: str) -> Path:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        path = SHOTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
 
 
 @pytest.fixture
 def watched(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield Watched(context.new_page())
+    yield Watched(context.new_page(), SHOTS)
     context.close()
 
 
@@ -310,7 +268,7 @@ def test_token_from_the_url_becomes_a_cookie_in_the_browser(site, browser):
     with serve(app) as base:
         context = browser.new_context()
         try:
-            w = Watched(context.new_page())
+            w = Watched(context.new_page(), SHOTS)
             w.open(f"{base}/runs?token={TOKEN}")
             assert w.page.url == f"{base}/runs"
             cookie = next(c for c in context.cookies() if c["name"] == "orch_dashboard_token")

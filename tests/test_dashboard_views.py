@@ -38,10 +38,11 @@ def test_epoch_charts_keep_nan_as_gaps_and_markers():
 
 def test_timing_view_shares_add_up_to_the_total():
     """Decode, frozen layers, training and evaluation are parts of the total, with the rest."""
-    timing = {"decode": 2.0, "features": 3.0, "train": 4.0, "eval": 1.0, "total": 12.0,
-              "wall": 20.0, "train_per_epoch": [1.0, 1.5, 1.5]}
+    timing = {"decode": 2.0, "features": 3.0, "train": 4.0, "eval": 1.0, "checkpoint": 0.5,
+              "total": 12.0, "wall": 20.0, "train_per_epoch": [1.0, 1.5, 1.5]}
     v = views.timing_view(timing)
-    assert [p.key for p in v.parts] == ["decode", "features", "train", "eval", "rest"]
+    assert [p.key for p in v.parts] == ["decode", "features", "train", "eval", "checkpoint",
+                                        "rest"]
     assert sum(p.seconds for p in v.parts) == pytest.approx(timing["total"])
     assert sum(p.share for p in v.parts) == pytest.approx(1.0)
     assert [p.key for p in v.other] == ["wall"] and v.per_epoch == [1.0, 1.5, 1.5]

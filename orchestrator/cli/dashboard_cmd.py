@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Annotated
 
 import typer
@@ -52,4 +53,5 @@ def dashboard(
         console.print(f"A token was generated for this session (set {TOKEN_ENV} or --token to "
                       "choose one); the link above carries it once, then a cookie does.",
                       soft_wrap=True)
+    sys.stdout.flush()  # the link must show even when stdout is a pipe
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,112 @@
+"""`orch dashboard` as a user starts it: a real process, its printed URL, its token rule."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session
+
+from dashboard.sample_data import fill
+from dashboard.testing import free_port
+from orchestrator.store.db import make_engine
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def db_url(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.db'}"
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as s:
+        fill(s, repeats=1)
+    engine.dispose()
+    return url
+
+
+def _start(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "ORCH_DASHBOARD_TOKEN": ""}
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "dashboard", *args],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _first_line(proc: subprocess.Popen, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            return proc.stdout.readline()
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode}: {proc.stderr.read()}")
+    raise AssertionError("no URL printed")
+
+
+def _get(url: str, **kwargs) -> httpx.Response:
+    """GET, retrying briefly while uvicorn finishes binding after the URL is printed."""
+    for _ in range(50):
+        try:
+            return httpx.get(url, timeout=5, **kwargs)
+        except httpx.ConnectError:
+            time.sleep(0.1)
+    return httpx.get(url, timeout=5, **kwargs)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_loopback_dashboard_prints_its_url_and_serves_pages(db_url):
+    """On 127.0.0.1 no token is needed; the printed URL serves the experiments page."""
+    port = free_port()
+    proc = _start("--port", str(port), "--db", db_url)
+    try:
+        line = _first_line(proc)
+        assert f"http://127.0.0.1:{port}/" in line and "token" not in line
+        r = _get(f"http://127.0.0.1:{port}/")
+        assert r.status_code == 200 and "paper-table1" in r.text
+    finally:
+        _stop(proc)
+
+
+def test_beyond_loopback_a_token_is_generated_and_required(db_url):
+    """On 0.0.0.0 a token is generated and printed; requests without it get 401."""
+    port = free_port("0.0.0.0")
+    proc = _start("--host", "0.0.0.0", "--port", str(port), "--db", db_url)
+    try:
+        line = _first_line(proc)
+        assert "?token=" in line
+        token = line.split("?token=", 1)[1].split()[0]
+        base = f"http://127.0.0.1:{port}"
+        assert _get(f"{base}/api/experiments").status_code == 401
+        ok = _get(f"{base}/api/experiments", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and ok.json()[0]["name"] == "paper-table1"
+    finally:
+        _stop(proc)
+
+
+def test_a_taken_port_is_one_line_and_a_hint(db_url):
+    """A port already in use fails fast with one line naming it, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "orchestrator", "dashboard", "--port",
+                            str(port), "--db", db_url], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and str(port) in r.stderr and "--port" in r.stderr
