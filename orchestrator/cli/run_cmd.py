@@ -8,6 +8,8 @@ from typing import Annotated
 
 import click
 import typer
+from rich import box
+from rich.table import Table
 
 from orchestrator.cli.common import (
     DbOption,
@@ -20,7 +22,6 @@ from orchestrator.cli.common import (
     fmt_s,
     open_store,
     print_json,
-    print_table,
 )
 from orchestrator.errors import RunError, SpecError, SpecProblem
 from orchestrator.runner.devices import device_name_of_run, open_link, register_device
@@ -29,7 +30,7 @@ from orchestrator.runner.pipeline import run_experiment
 from orchestrator.settings import get_settings
 from orchestrator.spec import load_spec
 from orchestrator.store import repo
-from orchestrator.store.public import RunPublic
+from orchestrator.store.public import CompareRow, RunPublic
 
 
 def _ask_to_stop(run: RunPublic) -> bool:
@@ -51,6 +52,21 @@ def _summary_line(r: RunPublic) -> str:
     text = (f"run {r.id} {r.variant}: {r.status} · accuracy {fmt_pct(r.accuracy) or '—'} · "
             f"wall {wall}" + (f" ({', '.join(parts)} s)" if parts else ""))
     return text + (f" · {r.error}" if r.error else "")
+
+
+def _print_compare(title: str | None, rows: list[CompareRow]) -> None:
+    """The paper's Table 1, compact enough for an 80-column log."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", show_edge=False,
+                  collapse_padding=True, pad_edge=False)
+    for name in ("run", "variant", "from", "device", "accuracy", "train", "total", "delegate",
+                 "status"):
+        table.add_column(name, no_wrap=name in ("run", "accuracy", "train", "total"))
+    for c in rows:
+        table.add_row(str(c.run_id), c.variant, c.finetune_from or "head only", c.device,
+                      fmt_pct(c.accuracy) or "—", fmt_s(c.train_seconds) or "—",
+                      fmt_s(c.total_seconds) or "—",
+                      f"{c.delegate_requested or '—'}→{c.delegate_used or '—'}", c.status)
+    console.print(table)
 
 
 def run(
@@ -95,13 +111,7 @@ def run(
     else:
         for r in runs:
             console.print(_summary_line(r), soft_wrap=True)
-        print_table(experiment, ["variant", "finetune_from", "device", "accuracy",
-                                 "training time", "total", "delegate (req → used)", "status",
-                                 "run"],
-                    [(c.variant, c.finetune_from or "head only", c.device, fmt_pct(c.accuracy),
-                      fmt_s(c.train_seconds), fmt_s(c.total_seconds),
-                      f"{c.delegate_requested or '—'} → {c.delegate_used or '—'}", c.status,
-                      c.run_id) for c in rows])
+        _print_compare(experiment, rows)
     bad = [r for r in runs if r.status != "finished"]
     if bad:
         first = bad[0]

@@ -21,7 +21,6 @@ from orchestrator.runner.local_link import file_sha256
 from orchestrator.spec import DataSpec
 
 AGENT_PACKAGE = Path(__file__).resolve().parents[2] / "device_agent"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"}
 DATA_MANIFEST = "manifest.json"  # pushed last: its presence means the set is complete
 MODEL_FILES = ("frozen.tflite", "train.tflite", "meta.json", "nnapi_plan.json",
                "nnapi_plan.npz")
@@ -73,8 +72,10 @@ def agent_files(package: Path = AGENT_PACKAGE) -> list[tuple[str, Path]]:
 
 
 def host_images(data: DataSpec, classes: list[str]) -> list[tuple[str, Path]]:
-    """The images of a host: data set, one subfolder per class; checks each class is big
-    enough for the spec's train + test counts."""
+    """The files of a host: data set, one subfolder per class; checks each class is big
+    enough for the spec's train + test counts. Every non-hidden file is staged, as the agent
+    lists them (it skips and counts files that do not decode), so the staged copy samples
+    exactly like the folder it came from."""
     root = Path(data.path)
     need = data.train_per_class + data.test_per_class
     out = []
@@ -83,8 +84,7 @@ def host_images(data: DataSpec, classes: list[str]) -> list[tuple[str, Path]]:
         if not folder.is_dir():
             raise DataError(f"Data folder {root} has no subfolder {cls!r} for class {cls!r}.",
                             hint="Put each class's images in a subfolder named after it.")
-        imgs = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                      and p.suffix.lower() in IMAGE_SUFFIXES)
+        imgs = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         if len(imgs) < need:
             raise DataError(
                 f"Class {cls!r} has {len(imgs)} images in {folder}; the spec needs "
