@@ -253,28 +253,29 @@ class _Emitter:
 
     def emit(self, n: _Node) -> None:
         p, fuse = n.params, self.int32(_FUSE[n.fuse])
+        name = n.layer.split("+")[0]  # tensors are named after the Keras layer that owns them
         if n.kind == "AFFINE":
-            self.op("MUL", [self.tensor(f"{n.layer}.mul", p["mul"]), self.int32(0)],
+            self.op("MUL", [self.tensor(f"{name}.mul", p["mul"]), self.int32(0)],
                     n.out_shape, n.layer)
-            self.op("ADD", [self.tensor(f"{n.layer}.add", p["add"]), fuse], n.out_shape, n.layer)
+            self.op("ADD", [self.tensor(f"{name}.add", p["add"]), fuse], n.out_shape, n.layer)
         elif n.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             extra = [self.int32(p["mult"])] if n.kind == "DEPTHWISE_CONV_2D" else []
             scalars = [self.int32(v) for v in (*p["pads"], *p["strides"])]
-            self.op(n.kind, [self.tensor(f"{n.layer}.filter", p["filter"]),
-                             self.tensor(f"{n.layer}.bias", p["bias"]), *scalars, *extra, fuse],
+            self.op(n.kind, [self.tensor(f"{name}.filter", p["filter"]),
+                             self.tensor(f"{name}.bias", p["bias"]), *scalars, *extra, fuse],
                     n.out_shape, n.layer)
         elif n.kind == "AVERAGE_POOL_2D":
             scalars = [self.int32(v) for v in (*p["pads"], *p["strides"], *p["size"])]
             self.op(n.kind, [*scalars, fuse], n.out_shape, n.layer)
         elif n.kind == "MEAN":
-            axes = self.tensor(f"{n.layer}.axes", np.array([1, 2]), dtype=np.int32)
+            axes = self.tensor(f"{name}.axes", np.array([1, 2]), dtype=np.int32)
             self.op("MEAN", [axes, self.int32(int(p["keep"]))], n.out_shape, n.layer)
         elif n.kind == "PAD":
-            pads = self.tensor(f"{n.layer}{len(self.operations)}.paddings",
+            pads = self.tensor(f"{name}{len(self.operations)}.paddings",
                                np.array(p["paddings"]), dtype=np.int32)
             self.op("PAD", [pads], n.out_shape, n.layer)
         elif n.kind == "RESHAPE":
-            shape = self.tensor(f"{n.layer}{len(self.operations)}.shape",
+            shape = self.tensor(f"{name}{len(self.operations)}.shape",
                                 np.array(n.out_shape), dtype=np.int32)
             self.op("RESHAPE", [shape], n.out_shape, n.layer)
 

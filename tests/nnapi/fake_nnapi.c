@@ -1,0 +1,1 @@
+../../orchestrator/simnnapi/fake_nnapi.c
