@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
@@ -187,3 +188,47 @@ def test_phone_python_runs_pushed_code_not_the_checkout(pixel, tmp_path):
     assert r.returncode == 1 and "No module named 'orchestrator'" in r.stderr
     r = dev.shell2("ls /work", v2=True)
     assert r.returncode != 0
+
+
+def test_forced_terminal_gives_a_pty(pixel):
+    """`adb shell -tt` runs the command on a terminal, as an interactive session would."""
+    r = adb_cli(pixel.serial, "shell", "-tt", "tty; echo $TERM")
+    assert r.returncode == 0
+    tty, term = r.stdout.replace("\r", "").split()
+    assert tty.startswith("/dev/pts/") and term
+
+
+def test_adb_forward_reaches_a_port_through_the_phone(pixel):
+    """`adb forward tcp:X tcp:Y` carries bytes to port Y and back through the phone's tcp:
+    service (how an sshd on the phone is reached)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    target = server.getsockname()[1]
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(conn.recv(100).upper())
+
+    threading.Thread(target=echo, daemon=True).start()
+    local = int(adb_cli(pixel.serial, "forward", "tcp:0", f"tcp:{target}").stdout.strip())
+    try:
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+            c.sendall(b"hello phone")
+            assert c.recv(100) == b"HELLO PHONE"
+    finally:
+        adb_cli(pixel.serial, "forward", "--remove", f"tcp:{local}")
+        server.close()
+
+
+def test_nnapi_library_hook(virtual_phone, tmp_path):  # noqa: F811
+    """A profile's nnapi_lib appears as /system/lib64/libneuralnetworks.so and processes
+    learn its path from ORCH_NNAPI_LIB."""
+    lib = tmp_path / "libfake_nnapi.so"
+    lib.write_bytes(b"\x7fELF fake")
+    text = (PROFILES_DIR / "galaxy_s23.yaml").read_text() + f"nnapi_lib: {lib}\n"
+    (tmp_path / "s23-nnapi.yaml").write_text(text)
+    dev = virtual_phone(str(tmp_path / "s23-nnapi.yaml")).adb()
+    out = dev.shell("echo $ORCH_NNAPI_LIB; cat /system/lib64/libneuralnetworks.so")
+    assert out == f"/system/lib64/libneuralnetworks.so\n{lib.read_text()}"

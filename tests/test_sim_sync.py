@@ -181,18 +181,9 @@ def test_disk_size_can_change_at_run_time(virtual_phone, tmp_path):  # noqa: F81
     dev = phone.adb()
     dev.sync.push(src, "/sdcard/one.bin")
     phone.set_faults(disk_size=100_000)
-    _wait_for(lambda: "100000" in dev.shell("cat /system/etc/sim/disk_size"))
+    assert dev.shell("cat /system/etc/sim/disk_size") == "100000"
     with pytest.raises(AdbError):
         dev.sync.push(src, "/sdcard/two.bin")
     phone.set_faults(clear=True)
-    _wait_for(lambda: dev.shell("cat /system/etc/sim/disk_size") == "")
+    assert dev.shell("cat /system/etc/sim/disk_size") == ""
     assert dev.sync.push(src, "/sdcard/two.bin") == 200_000
-
-
-def _wait_for(check, timeout: float = 5.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from orchestrator.sim import sensors
-from orchestrator.sim.faults import CONTROL_FILE, Faults
+from orchestrator.sim.faults import APPLIED_FILE, CONTROL_FILE, Faults
 from orchestrator.sim.phone import Phone
 from orchestrator.sim.procs import LoadMeter
 from orchestrator.sim.profile import Profile
@@ -204,6 +204,7 @@ class Daemon:
             self.phone.drop_links("offline")
         elif not faults.offline and self._listener is None and self.port:
             self._listener = listen(self.port)
+        self.files.write(APPLIED_FILE, faults.model_dump_json())
         self.phone.log(f"faults: {faults.model_dump(exclude_defaults=True)}")
 
     # -- stop

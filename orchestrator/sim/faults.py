@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orchestrator.errors import SpecError, SpecProblem
 
 CONTROL_FILE = "control.json"
+APPLIED_FILE = "faults.json"  # what the running phone last applied
 
 
 class Faults(BaseModel):
@@ -70,7 +71,7 @@ def parse_assignments(items: list[str], *, now: float | None = None) -> dict[str
         except ValueError as e:
             problems.append(SpecProblem(f"fault {key}", str(e)))
     if problems:
-        raise SpecError(problems, source="--fault")
+        raise _fault_error(problems)
     return out
 
 
@@ -81,8 +82,15 @@ def make_faults(base: Faults | None, changes: dict[str, Any]) -> Faults:
     try:
         return Faults.model_validate(data)
     except ValidationError as e:
-        raise SpecError([SpecProblem("fault " + ".".join(map(str, err["loc"])), err["msg"])
-                         for err in e.errors()], source="--fault") from None
+        raise _fault_error([SpecProblem("fault " + ".".join(map(str, err["loc"])), err["msg"])
+                            for err in e.errors()]) from None
+
+
+def _fault_error(problems: list[SpecProblem]) -> SpecError:
+    err = SpecError(problems, source="--fault")
+    err.hint = ("Faults are KEY=VALUE with KEY one of drop_after_bytes, drop_in, drop_at, "
+                "throttle_mbps, disk_size, offline.")
+    return err
 
 
 def write_control(state_dir: Path, faults: Faults) -> None:
@@ -92,11 +100,11 @@ def write_control(state_dir: Path, faults: Faults) -> None:
     os.replace(tmp, state_dir / CONTROL_FILE)
 
 
-def read_control(state_dir: Path) -> Faults:
-    path = state_dir / CONTROL_FILE
-    if not path.exists():
-        return Faults()
-    return Faults.model_validate(json.loads(path.read_text()))
+def read_control(state_dir: Path, name: str = CONTROL_FILE) -> Faults | None:
+    try:
+        return Faults.model_validate(json.loads((state_dir / name).read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 class Throttle:

@@ -19,9 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import DataError, DeviceError, NotFound
+from orchestrator.errors import DataError, DeviceError, DeviceOffline, NotFound
 from orchestrator.sim import adbctl
-from orchestrator.sim.faults import Faults, make_faults, read_control, write_control
+from orchestrator.sim.faults import (
+    APPLIED_FILE,
+    Faults,
+    make_faults,
+    read_control,
+    write_control,
+)
 from orchestrator.sim.profile import load_profile
 
 if TYPE_CHECKING:
@@ -272,9 +278,18 @@ def stop_all(*, home: Path | None = None) -> list[SimPhone]:
 
 
 def set_faults(name: str, changes: dict[str, Any], *, clear: bool = False,
-               home: Path | None = None) -> Faults:
-    """Change a running phone's faults (it re-reads them within 0.2 s); returns the new set."""
+               home: Path | None = None, timeout: float = 5.0) -> Faults:
+    """Change a running phone's faults and wait until it has applied them; the new set."""
     phone = get_phone(name, home=home)
+    if not phone.running:
+        raise DeviceOffline(f"Virtual phone {name!r} is not running.",
+                            hint=f"Start it: `orch sim start --name {name}`.")
     faults = make_faults(None if clear else read_control(phone.state_dir), changes)
     write_control(phone.state_dir, faults)
+    deadline = time.monotonic() + timeout
+    while read_control(phone.state_dir, APPLIED_FILE) != faults:
+        if time.monotonic() > deadline:
+            raise DeviceError(f"Virtual phone {name!r} did not apply the faults in "
+                              f"{timeout:.0f} s.", hint=f"See {phone.state_dir / LOG_FILE}.")
+        time.sleep(0.05)
     return faults
