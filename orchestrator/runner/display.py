@@ -67,7 +67,8 @@ class RunDisplay:
         if key not in self._tasks:
             self._tasks[key] = self._bars.add_task(f"{p.variant} · {name}", total=total,
                                                    note=note)
-        self._bars.update(self._tasks[key], total=total, completed=done or 0, note=note)
+        fields = {"note": note} if note or p.kind == "epoch" else {}
+        self._bars.update(self._tasks[key], total=total, completed=done or 0, **fields)
 
     def _line(self, p: RunProgress) -> None:
         """One plain line per meaningful change: a stage's start and end, each epoch."""
@@ -83,5 +84,5 @@ class RunDisplay:
             acc = f", test acc {p.test_acc:.4f}" if p.test_acc is not None else ""
             self.console.print(f"{p.variant}: epoch {p.epoch}/{p.epochs} ({p.text}){acc}",
                                soft_wrap=True)
-        elif p.text:
+        elif p.text:  # updates without text (a file staged) are for the bars only
             self.console.print(f"{p.variant}: {p.text}", soft_wrap=True)

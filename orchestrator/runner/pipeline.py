@@ -161,7 +161,9 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
         t1 = time.monotonic()
         run_key = f"{run.id}-{secrets.token_hex(4)}"
         run_dir = posixpath.join(link.root, "runs", run_key)
-        ledger, tally = ctx.ledger(run.id), StageTally()
+        ledger = ctx.ledger(run.id)
+        tally = StageTally(on_change=lambda t: ctx.on_progress(
+            Progress(variant, "stage", run.id, done=t.pushed + t.skipped)))
         ctx.on_progress(Progress(variant, "stage", run.id, text="staging"))
         agent_dir, agent_hash = stage_agent(link, ledger, tally, ctx.agent_package)
         models = stage_model(link, ledger, tally, build)
@@ -173,8 +175,8 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
         push_text(link, ledger, json.dumps(job, indent=1),
                   posixpath.join(run_dir, contract.JOB_FILE), "job")
         t_stage = time.monotonic() - t1
-        ctx.on_progress(Progress(variant, "stage", run.id, done=tally.pushed,
-                                 total=tally.pushed + tally.skipped,
+        files = tally.pushed + tally.skipped
+        ctx.on_progress(Progress(variant, "stage", run.id, done=files, total=files,
                                  text=f"staged {tally.pushed} files "
                                       f"({tally.pushed_bytes / 1e6:.1f} MB), "
                                       f"{tally.skipped} already there"))

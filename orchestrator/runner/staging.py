@@ -10,6 +10,7 @@ import hashlib
 import json
 import posixpath
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +42,7 @@ class StageTally:
     pushed: int = 0
     skipped: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    on_change: Callable[[StageTally], None] | None = None  # live progress, once per file
 
     def add(self, info: TransferInfo, kind: str, files: int = 1) -> None:
         if info.skipped:
@@ -49,6 +51,8 @@ class StageTally:
             self.pushed += files
             self.pushed_bytes += info.bytes
             self.kinds[kind] = self.kinds.get(kind, 0) + info.bytes
+        if self.on_change is not None:
+            self.on_change(self)
 
 
 # ---------------------------------------------------------------- content hashes (pure)
