@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from nnapi.trunks import LiteRT, images
+from nnapi.trunks import LiteRT, images, trunk_files
 
 from device_agent.nnapi import open_nnapi_runner
 from device_agent.nnapi.planfile import PLAN_NPZ
@@ -45,6 +45,21 @@ def test_split_trunk_runs_on_the_accelerator_and_equals_litert(nnapi_env, split_
     assert info["simulated"] is True and info["fp16"] is False
     assert info["ms_per_image_hw"] > 0 and info["execution"] == "compute"
     assert info["guard"]["ok"] and info["guard"]["max_abs_diff"] <= 1e-4
+
+
+def test_imagenet_weights_trunk_equals_litert(nnapi_env, shared_weights, tmp_path_factory):
+    """With the shared ImageNet weights (real feature magnitudes) NNAPI equals LiteRT to 1e-4."""
+    trunk = trunk_files("imagenet-split", tmp_path_factory.getbasetemp() / "trunks",
+                        finetune_from="conv_pw_11", weights=str(shared_weights))
+    runner, record = _open(trunk)
+    x = images(3, seed=15)
+
+    with runner:
+        got = runner.run(x)
+
+    want = LiteRT(trunk.frozen)(x)
+    assert record["used"] == "nnapi" and want.max() > 1.0
+    np.testing.assert_allclose(got, want, **TOL)
 
 
 @pytest.mark.parametrize("which", ["plan", "plan_avg_pool"])

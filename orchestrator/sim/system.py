@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from orchestrator import simnnapi
 from orchestrator.sim import phone_df
 from orchestrator.sim.phone import NNAPI_LIB
 from orchestrator.sim.profile import Profile
@@ -91,6 +92,10 @@ def write_system(system: Path, *, profile: Profile, props: dict[str, str],
         src = Path(profile.nnapi_lib)
         if not src.is_absolute() and profile_file is not None:
             src = profile_file.parent / src
+        if profile.nnapi_lib == simnnapi.SIMULATED:  # orchestrator/simnnapi, compiled once
+            from orchestrator.settings import get_settings
+
+            src = simnnapi.build_library(get_settings().cache_dir / "simnnapi")
         lib = system / NNAPI_LIB.removeprefix("/system/")
         lib.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, lib)

@@ -22,6 +22,8 @@ CFLAGS = ("-shared", "-fPIC", "-O2")
 # Runtimes below API 29 have no device enumeration, compute() or timing: the agent must use
 # startCompute + Event_wait there. `api_level=28` builds such a library.
 DEFAULT_API_LEVEL = 34
+# A virtual phone profile with `nnapi_lib: simulated` ships this library (built on demand).
+SIMULATED = "simulated"
 
 
 def _compiler() -> str:
