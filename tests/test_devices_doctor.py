@@ -16,7 +16,7 @@ from orchestrator.devices.health import HealthSample
 ROOT = "/data/local/tmp/orch"
 FACTS = DeviceFacts(model="Pixel 7", manufacturer="Google", sdk=34, release="14", soc="GS201",
                     abi="arm64-v8a", product="panther", fingerprint=None)
-GOOD_RUNTIME = {"agent": "0.1.0", "python": "3.11.7", "numpy": "1.26.4", "PIL": "10.3.0",
+GOOD_RUNTIME = {"agent": "0.1.0", "python": "3.11.7", "numpy": "1.26.4", "pillow": "10.3.0",
                 "interpreter": "ai_edge_litert"}
 
 
@@ -51,8 +51,8 @@ def test_no_python_fails_with_termux_fix_and_dependent_checks_fail_too():
 
 def test_missing_modules_name_their_termux_packages():
     """numpy / Pillow / interpreter gaps each point at the Termux package that fills it."""
-    probe = {"python": "3.12.1", "numpy": None, "PIL": None, "ai_edge_litert": None,
-             "tflite_runtime": None}
+    probe = parse_runtime('{"python": "3.12.1", "numpy": null, "PIL": null, '
+                          '"ai_edge_litert": null, "tflite_runtime": null}')
     r = by_name(run_checks(ctx(runtime=probe, runtime_error="ImportError: numpy")))
     assert "python-numpy" in r["numpy"].fix
     assert "python-pillow" in r["Pillow"].fix
@@ -79,9 +79,18 @@ def test_plugged_in_low_battery_is_fine():
     assert by_name(run_checks(ctx(health=low)))["battery"].ok
 
 
-def test_runtime_json_is_the_last_json_line():
-    """Warnings before the JSON line do not hide it; garbage gives {}."""
-    assert parse_runtime('warning: x\n{"python": "3.11"}\n') == {"python": "3.11"}
+def test_runtime_from_agent_info_and_from_the_probe():
+    """Pretty-printed `device_agent info` after a warning, and the bare probe, read alike."""
+    info = ('warning: x\n{\n "agent_version": "0.1.0",\n "python": "3.11.7",\n'
+            ' "numpy": "2.1.0",\n "pillow": "11.0",\n'
+            ' "interpreter": {"name": "tflite_runtime", "version": "2.14"},\n'
+            ' "delegates": {"nnapi": {"available": false, "reason": "no library"}}\n}\n')
+    probe = '{"python": "3.12.1", "numpy": "2.0", "PIL": "10.1", "ai_edge_litert": null, ' \
+            '"tflite_runtime": "2.14"}'
+    a, b = parse_runtime(info), parse_runtime(probe)
+    assert (a["agent"], a["interpreter"], a["pillow"], a["nnapi_available"]) == (
+        "0.1.0", "tflite_runtime", "11.0", False)
+    assert (b["agent"], b["interpreter"], b["pillow"]) == (None, "tflite_runtime", "10.1")
     assert parse_runtime("Traceback ...\nImportError: numpy\n") == {}
 
 

@@ -141,20 +141,23 @@ class Phone:
         return self._v2
 
     def run(self, command: str, *, timeout: float | None = None, check: bool = True,
-            hint: str | None = None) -> str:
+            hint: str | None = None, what: str | None = None) -> str:
         """Run `command` in the phone's shell; its exit code is checked unless check=False."""
-        rc, out = self.run_rc(command, timeout=timeout)
+        rc, out = self.run_rc(command, timeout=timeout, what=what)
         if check and rc != 0:
             raise DeviceCommandFailed(command, rc, out, hint=hint)
         return out
 
-    def run_rc(self, command: str, *, timeout: float | None = None) -> tuple[int, str]:
-        """(exit code, stdout+stderr) of `command` in the phone's shell."""
+    def run_rc(self, command: str, *, timeout: float | None = None,
+               what: str | None = None) -> tuple[int, str]:
+        """(exit code, stdout+stderr) of `command` in the phone's shell; `what` names it in
+        errors (default: its first word)."""
         v2 = self.shell_v2()
         # Without shell v2 the exit code rides on adbutils' appended `echo X4EXIT:$?`; a
         # subshell keeps an `exit N` inside the command from swallowing that echo.
         cmd = command if v2 else f"( {command} )"
-        with adb_errors(command.split()[0] if command.split() else "shell", self.name):
+        what = what or (command.split() or ["shell"])[0]
+        with adb_errors(what, self.name):
             r = self._device.shell2(cmd, timeout=timeout or self.timeout, v2=v2)
         return r.returncode, r.output
 

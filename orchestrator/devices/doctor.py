@@ -110,10 +110,10 @@ def _module_check(name: str, keys: tuple[str, ...], fix: str) -> Check:
 
 
 check_numpy = _module_check("numpy", ("numpy",), "In Termux: `pkg install python-numpy`.")
-check_pillow = _module_check("Pillow", ("PIL", "pillow"),
+check_pillow = _module_check("Pillow", ("pillow",),
                              "In Termux: `pkg install python-pillow`.")
 check_interpreter = _module_check(
-    "TFLite interpreter", ("interpreter", "ai_edge_litert", "tflite_runtime"),
+    "TFLite interpreter", ("interpreter",),
     "In Termux: `pkg install python-tflite-runtime` (or `pip install ai-edge-litert` where "
     "a wheel exists).")
 
@@ -170,8 +170,12 @@ def check_nnapi(ctx: DoctorContext) -> CheckResult:
         return CheckResult(name="NNAPI", ok=False,
                            detail=f"Android SDK {sdk} has no NNAPI (needs {MIN_NNAPI_SDK}+)",
                            fix="Use `delegate: xnnpack` or `cpu` in the spec on this phone.")
-    return CheckResult(name="NNAPI", ok=True,
-                       detail=f"Android SDK {sdk}" if sdk else "SDK unknown")
+    detail = f"Android SDK {sdk}" if sdk else "SDK unknown"
+    if ctx.runtime.get("nnapi_available") is False:
+        # Not a gap: the agent falls back to the CPU and records why.
+        detail += f"; the agent cannot load it ({ctx.runtime.get('nnapi_reason') or '?'}), " \
+                  "runs fall back to the CPU"
+    return CheckResult(name="NNAPI", ok=True, detail=detail)
 
 
 CHECKS: list[Check] = [check_staging, check_python, check_numpy, check_pillow,
@@ -184,17 +188,31 @@ def run_checks(ctx: DoctorContext, checks: list[Check] | None = None) -> list[Ch
 
 
 def parse_runtime(text: str) -> dict[str, Any]:
-    """The last JSON object line of `device_agent info` / PROBE output."""
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
+    """`device_agent info` (one JSON object, maybe pretty-printed, maybe after warnings) or
+    PROBE output → a flat dict: python, numpy, pillow, interpreter, agent, nnapi."""
+    lines = text.strip().splitlines()
+    raw: dict[str, Any] = {}
+    for i, line in enumerate(lines):
         if line.startswith("{"):
             try:
-                value = json.loads(line)
+                value = json.loads("\n".join(lines[i:]))
             except ValueError:
                 continue
             if isinstance(value, dict):
-                return value
-    return {}
+                raw = value
+                break
+    if not raw:
+        return {}
+    interp = raw.get("interpreter")
+    if isinstance(interp, dict):
+        interp = interp.get("name")
+    if interp is None:
+        interp = next((m for m in ("ai_edge_litert", "tflite_runtime") if raw.get(m)), None)
+    nnapi = (raw.get("delegates") or {}).get("nnapi") or {}
+    return {"python": raw.get("python"), "numpy": raw.get("numpy"),
+            "pillow": raw.get("pillow") or raw.get("PIL"), "interpreter": interp,
+            "agent": raw.get("agent_version") or raw.get("agent"),
+            "nnapi_available": nnapi.get("available"), "nnapi_reason": nnapi.get("reason")}
 
 
 def probe_command(python: str) -> str:

@@ -7,11 +7,16 @@ and the store's aliases.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 from collections.abc import Callable, Sequence
+
+from adbutils.errors import AdbError
 
 from orchestrator.devices.adb import Attached, list_attached
 from orchestrator.devices.address import DeviceAddress
-from orchestrator.errors import DeviceAmbiguous, DeviceNotFound, DeviceOffline
+from orchestrator.errors import DeviceAmbiguous, DeviceError, DeviceNotFound, DeviceOffline
 
 USABLE = "device"
 
@@ -72,20 +77,57 @@ def _usable(a: Attached, name: str) -> Attached:
     return a
 
 
-def resolve_device(name: str, aliases: dict[str, str]) -> Attached:
+def resolve_device(name: str, aliases: dict[str, str], *, wait_s: float = 20.0) -> Attached:
     """Resolve against the live adb server(s): the default one, or the one a
-    `SERIAL@HOST:PORT` name (or an alias standing for one) points at."""
+    `SERIAL@HOST:PORT` name (or an alias standing for one) points at.
+
+    A network phone (`HOST:PORT` serial) the server has forgotten is `adb connect`ed again;
+    one that is `offline` gets `wait_s` to come back (adb reconnects network phones itself,
+    with a back-off of several seconds) before it is reported offline.
+    """
     target = DeviceAddress.parse(alias_target(name, aliases) or name)
     attached = list_attached(target.server)
-    if target.server is not None:
-        # Remote names are exact: `SERIAL@HOST:PORT` never matches by model.
-        return match_device(target.name, attached, {})
-    return match_device(name, attached, aliases, model_of=_model_or_getprop)
+    if _NETWORK_SERIAL.fullmatch(target.serial) and target.name not in {a.name for a in attached}:
+        connect(target)
+        attached = list_attached(target.server)
+
+    def match(now: list[Attached]) -> Attached:
+        if target.server is not None:
+            # Remote names are exact: `SERIAL@HOST:PORT` never matches by model.
+            return match_device(target.name, now, {})
+        return match_device(name, now, aliases, model_of=_model_or_getprop)
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return match(attached)
+        except DeviceOffline:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.5)
+        attached = list_attached(target.server)
+
+
+_NETWORK_SERIAL = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}")
+
+
+def connect(target: DeviceAddress) -> None:
+    """`adb connect` a network phone; quiet when it fails (resolution then says what is
+    attached). adb prints "failed to connect" and still succeeds, so only the list counts."""
+    from orchestrator.devices.adb import client
+
+    with contextlib.suppress(AdbError, OSError):
+        client(target.server).connect(target.serial, timeout=10)
 
 
 def _model_or_getprop(a: Attached) -> str | None:
-    if a.model or a.state != USABLE:
+    """ro.product.model as the phone says it: adb's listing turns every character that is
+    not a letter or digit into '_' ("Nokia 2.3" → "Nokia_2_3")."""
+    if a.state != USABLE:
         return a.model
     from orchestrator.devices.adb import Phone
 
-    return Phone(a.address).run("getprop ro.product.model").strip() or None
+    try:
+        return Phone(a.address, timeout=15).run("getprop ro.product.model").strip() or a.model
+    except DeviceError:
+        return a.model

@@ -99,7 +99,8 @@ class AdbLink:
         self._sync.close()
 
     def exists(self, device_path: str) -> bool:
-        rc, _ = self.phone.run_rc(f"test -e {q(device_path)} || test -L {q(device_path)}")
+        rc, _ = self.phone.run_rc(f"test -e {q(device_path)} || test -L {q(device_path)}",
+                                  what="exists")
         return rc == 0
 
     def is_dir(self, device_path: str) -> bool:
@@ -158,10 +159,10 @@ class AdbLink:
 
     def stat(self, device_path: str) -> FileStat | None:
         p = q(device_path)
-        rc, out = self.phone.run_rc(
-            f"if test -L {p}; then t=link; elif test -f {p}; then t=file; "
-            f"elif test -e {p}; then t=other; else echo none; exit 0; fi; "
-            f"echo \"$t $(stat -c %s {p}) $(readlink -f {p})\"")
+        script = (f"if test -L {p}; then t=link; elif test -f {p}; then t=file; "
+                  f"elif test -e {p}; then t=other; else echo none; exit 0; fi; "
+                  f"echo \"$t $(stat -c %s {p}) $(readlink -f {p})\"")
+        rc, out = self.phone.run_rc(script, what="stat")
         if rc != 0:
             raise DeviceCommandFailed(f"stat {device_path}", rc, out)
         kind, _, rest = out.strip().partition(" ")
@@ -219,12 +220,12 @@ class AdbLink:
         out = self.phone.run(
             f"cd {q(agent_dir)} || exit 1; PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
             f"setsid nohup {q(self.python)} {args} >> {log} 2>&1 < /dev/null & "
-            f"echo $! > {pidfile} && echo $!")
+            f"echo $! > {pidfile} && echo $!", what="start agent")
         pid = out.strip().splitlines()[-1] if out.strip() else ""
         return AgentHandle(run_dir=run_dir, pid=int(pid) if pid.isdigit() else None)
 
     def agent_alive(self, run_dir: str) -> bool:
-        rc, _ = self.phone.run_rc(self._pid_guard(run_dir) + "exit 0")
+        rc, _ = self.phone.run_rc(self._pid_guard(run_dir) + "exit 0", what="agent check")
         return rc == 0
 
     def agent_exit_code(self, run_dir: str) -> int | None:
@@ -238,7 +239,7 @@ class AdbLink:
             + "kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\"; i=0; "
             f"while alive && [ $i -lt {ticks} ]; do sleep 0.1; "
             "i=$((i+1)); done; kill -KILL -\"$pid\" 2>/dev/null; exit 0",
-            timeout=grace_s + 30)
+            timeout=grace_s + 30, what="stop agent")
 
     # ------------------------------------------------------------------ facts
 
