@@ -15,17 +15,20 @@ def class_counts(root: Path | str, classes: list[str], *, need: int | None = Non
     if not root.is_dir():
         raise DataError(f"The data folder {root} does not exist.",
                         hint="Check data.source, or make one with `orch data synth`.")
-    counts = {}
-    for c in classes:
-        folder = root / c
-        if not folder.is_dir():
-            raise DataError(f"The data folder {root} has no class folder {c!r}.",
-                            hint="Each class needs a subfolder named as in head.classes.")
-        counts[c] = sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        if counts[c] == 0:
-            raise DataError(f"The class folder {folder} is empty.",
-                            hint="Put that class's images in it.")
-        if need is not None and counts[c] < need:
-            raise DataError(f"Class {c!r} has {counts[c]} images; {need} are needed.",
-                            hint="Lower train_per_class/test_per_class or add images.")
+    missing = [c for c in classes if not (root / c).is_dir()]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        raise DataError(f"The data folder {root} has no class folder {names}.",
+                        hint="Each class needs a subfolder named as in head.classes.")
+    counts = {c: sum(1 for p in (root / c).iterdir() if p.is_file() and not p.name.startswith("."))
+              for c in classes}
+    empty = [c for c in classes if counts[c] == 0]
+    if empty:
+        names = ", ".join(str(root / c) for c in empty)
+        raise DataError(f"The class folder {names} is empty.",
+                        hint="Put that class's images in it.")
+    short = [f"{c!r} has {n}" for c, n in counts.items() if need is not None and n < need]
+    if short:
+        raise DataError(f"Class {'; '.join(short)} images; {need} are needed per class.",
+                        hint="Lower train_per_class/test_per_class or add images.")
     return counts
