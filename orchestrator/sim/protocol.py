@@ -48,10 +48,13 @@ class Header:
         return NAMES.get(self.command, f"0x{self.command:08x}")
 
 
+def header(command: int, arg0: int, arg1: int, length: int, checksum: int = 0) -> bytes:
+    return HEADER.pack(command, arg0, arg1, length, checksum, command ^ 0xFFFFFFFF)
+
+
 def pack(command: int, arg0: int, arg1: int, payload: bytes = b"") -> bytes:
     """Header + payload of one packet."""
-    head = HEADER.pack(command, arg0, arg1, len(payload), 0, command ^ 0xFFFFFFFF)
-    return head + payload if payload else head
+    return header(command, arg0, arg1, len(payload)) + payload
 
 
 def unpack_header(data: bytes, *, max_payload: int = 1 << 20) -> Header:

@@ -1,7 +1,9 @@
 """One adb stream (OPEN … CLSE) as the service serving it sees it: reads, writes, close.
 
-Flow control both ways: a host WRTE is acknowledged (OKAY) when the service takes it, so
-a slow service slows the host; the next WRTE to the host waits for the host's OKAY.
+Flow control both ways: a host WRTE is acknowledged (OKAY) at once while less than
+RECV_WINDOW bytes wait for the service, else when the service takes it, so a slow service
+slows the host without every packet waiting for a thread switch; the next WRTE to the host
+waits for the host's OKAY.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from typing import Protocol
 
 from orchestrator.sim.protocol import A_CLSE, A_OKAY, A_WRTE
 
+RECV_WINDOW = 1 << 20
+
 
 class StreamClosed(Exception):
     """The stream (or its whole connection) closed while a service was using it."""
 
 
 class PacketSink(Protocol):
-    def send(self, command: int, arg0: int, arg1: int, payload: bytes = b"") -> None: ...
+    def send(self, command: int, arg0: int, arg1: int,
+             payload: bytes | memoryview = b"") -> None: ...
 
     def forget(self, local_id: int) -> None: ...
 
@@ -32,8 +37,11 @@ class Stream:
         self.max_payload = max_payload
         self.service = service
         self._link = link
-        self._inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._buf = bytearray()
+        self._inbox: queue.SimpleQueue[tuple[bytes, bool] | None] = queue.SimpleQueue()
+        self._queued = 0  # bytes delivered and not yet taken by the service
+        self._qlock = threading.Lock()
+        self._cur: bytes = b""  # the packet being read, from _pos on
+        self._pos = 0
         self._may_send = threading.Event()
         self._may_send.set()
         self._closed = threading.Event()
@@ -43,7 +51,12 @@ class Stream:
 
     # -- called by the connection's reader thread
     def deliver(self, data: bytes) -> None:
-        self._inbox.put(data)
+        with self._qlock:
+            early = self._queued < RECV_WINDOW
+            self._queued += len(data)
+        if early and not self._closed.is_set():
+            self._link.send(A_OKAY, self.local_id, self.remote_id)
+        self._inbox.put((data, early))
 
     def acked(self) -> None:
         self._may_send.set()
@@ -67,33 +80,49 @@ class Stream:
 
     def recv(self) -> bytes:
         """The next bytes from the host; b"" once the stream is closed."""
-        if self._buf:
-            data = bytes(self._buf)
-            self._buf.clear()
+        if self._pos < len(self._cur):
+            data = self._cur[self._pos:]
+            self._cur, self._pos = b"", 0
             return data
-        item = self._inbox.get()
-        if item is None:
-            self._inbox.put(None)  # stay at end for later readers
-            return b""
-        if not self._closed.is_set():
-            self._link.send(A_OKAY, self.local_id, self.remote_id)
-        return item
+        return self._next() or b""
 
     def read_exact(self, n: int) -> bytes:
         """Exactly n bytes; EOFError when the stream ends first."""
-        while len(self._buf) < n:
-            item = self._inbox.get()
+        avail = len(self._cur) - self._pos
+        if avail >= n:  # the common case: inside the current packet, one copy
+            data = self._cur[self._pos:self._pos + n]
+            self._pos += n
+            return data
+        parts = [self._cur[self._pos:]]
+        need = n - avail
+        self._cur, self._pos = b"", 0
+        while need:
+            item = self._next()
             if item is None:
-                self._inbox.put(None)
-                raise EOFError(f"stream ended {n - len(self._buf)} bytes short")
-            if not self._closed.is_set():
-                self._link.send(A_OKAY, self.local_id, self.remote_id)
-            self._buf += item
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
+                raise EOFError(f"stream ended {need} bytes short")
+            if len(item) > need:
+                parts.append(item[:need])
+                self._cur, self._pos = item, need
+                need = 0
+            else:
+                parts.append(item)
+                need -= len(item)
+        return b"".join(parts)
+
+    def _next(self) -> bytes | None:
+        """The next packet from the host, acknowledged so it may send another; None at end."""
+        item = self._inbox.get()
+        if item is None:
+            self._inbox.put(None)  # stay at end for later readers
+            return None
+        data, acked = item
+        with self._qlock:
+            self._queued -= len(data)
+        if not acked and not self._closed.is_set():
+            self._link.send(A_OKAY, self.local_id, self.remote_id)
         return data
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         """Send data as WRTE packets of at most max_payload, each after the host's OKAY."""
         view = memoryview(data)
         with self._wlock:
@@ -103,7 +132,7 @@ class Stream:
                     raise StreamClosed(self.service)
                 self._may_send.clear()
                 self._link.send(A_WRTE, self.local_id, self.remote_id,
-                                bytes(view[off:off + self.max_payload]))
+                                view[off:off + self.max_payload])
 
     def close(self) -> None:
         """Close from the phone's side (CLSE); idempotent."""

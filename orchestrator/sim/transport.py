@@ -25,7 +25,7 @@ from orchestrator.sim.protocol import (
     HEADER_SIZE,
     MAX_PAYLOAD,
     ProtocolError,
-    pack,
+    header,
     service_name,
     unpack_header,
 )
@@ -72,17 +72,21 @@ class Link:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # -- packet output, from any thread
-    def send(self, command: int, arg0: int, arg1: int, payload: bytes = b"") -> None:
+    def send(self, command: int, arg0: int, arg1: int,
+             payload: bytes | memoryview = b"") -> None:
         if self._dead.is_set():
             raise LinkDropped("connection closed")
-        self._phone.throttle_out.pace(HEADER_SIZE + len(payload))
-        data = pack(command, arg0, arg1, payload)
-        if self._checksum and payload:
-            data = data[:16] + struct.pack("<I", sum(payload) & 0xFFFFFFFF) + data[20:]
+        size = len(payload)
+        self._phone.throttle_out.pace(HEADER_SIZE + size)
+        head = header(command, arg0, arg1, size,
+                      sum(payload) & 0xFFFFFFFF if self._checksum and size else 0)
         with self._wlock:
-            self._count(len(data))
+            self._count(HEADER_SIZE + size)
             try:
-                self._sock.sendall(data)
+                if size:  # header and payload in one syscall, without joining them
+                    _sendmsg_all(self._sock, [head, payload])
+                else:
+                    self._sock.sendall(head)
             except OSError:
                 self._kill()
                 raise
@@ -180,11 +184,11 @@ class Link:
         view = memoryview(buf)
         got = 0
         while got < n:
-            k = self._sock.recv_into(view[got:])
+            k = self._sock.recv_into(view[got:], n - got, socket.MSG_WAITALL)
             if k == 0:
                 raise EOFError("host closed the connection")
             got += k
-        return bytes(buf)
+        return bytes(buf) if n <= HEADER_SIZE else buf  # type: ignore[return-value]
 
     def _kill(self, *, reset: bool = False) -> None:
         if self._dead.is_set():
@@ -201,3 +205,14 @@ class Link:
             self._streams.clear()
         for s in streams:
             s.remote_closed()
+
+
+def _sendmsg_all(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]

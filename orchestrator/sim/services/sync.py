@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from orchestrator.sim.phone import Phone
 
 SYNC_DATA_MAX = 64 * 1024  # the adb client refuses larger DATA chunks
+WRITE_BATCH = 1 << 20
 MAX_PATH = 1024
 
 REQ = struct.Struct("<4sI")
@@ -137,22 +138,29 @@ class SyncSession:
         except OSError as e:
             raise _Refused(f"couldn't create file: {e.strerror}") from None
         ok = False
+        batch: list[bytes] = []  # adbutils sends 4 KiB chunks: write them in batches
+        batched = 0
         try:
             while True:
                 kind, size = REQ.unpack(self.stream.read_exact(REQ.size))
+                if kind not in (b"DATA", b"DONE"):
+                    raise SyncFail(f"expected DATA or DONE, got {kind!r}")
+                data = self.stream.read_exact(size) if kind == b"DATA" else b""
+                try:
+                    if data:
+                        storage.charge(len(data))
+                        batch.append(data)
+                        batched += len(data)
+                    if batched >= WRITE_BATCH or (kind == b"DONE" and batch):
+                        _writev_all(fd, batch)
+                        batch, batched = [], 0
+                except OSError as e:
+                    raise _Refused(f"write failed: {e.strerror}") from None
                 if kind == b"DONE":
                     os.fchmod(fd, stat.S_IMODE(mode))
                     os.utime(fd, (size, size))
                     ok = True
                     return
-                if kind != b"DATA":
-                    raise SyncFail(f"expected DATA or DONE, got {kind!r}")
-                data = self.stream.read_exact(size)
-                try:
-                    storage.charge(len(data))
-                    _write_all(fd, data)
-                except OSError as e:
-                    raise _Refused(f"write failed: {e.strerror}") from None
         finally:
             os.close(fd)
             if not ok:
@@ -188,21 +196,22 @@ class SyncSession:
         except OSError as e:
             raise SyncFail(f"open failed: {e.strerror}") from None
         try:
-            batch = bytearray()
-            limit = self.stream.max_payload - 8
+            parts: list[bytes] = []  # DATA chunks of 64 KiB, several to a WRTE packet
+            filled = 0
             while True:
                 try:
                     chunk = os.read(fd, SYNC_DATA_MAX)
                 except OSError as e:
                     raise SyncFail(f"read failed: {e.strerror}") from None
                 if not chunk:
-                    break
-                if len(batch) + 8 + len(chunk) > limit and batch:
-                    self.stream.write(bytes(batch))
-                    batch.clear()
-                batch += b"DATA" + struct.pack("<I", len(chunk)) + chunk
-            batch += b"DONE" + bytes(4)
-            self.stream.write(bytes(batch))
+                    parts.append(b"DONE" + bytes(4))
+                    self.stream.write(b"".join(parts))
+                    return
+                if filled and filled + 8 + len(chunk) > self.stream.max_payload:
+                    self.stream.write(b"".join(parts))
+                    parts, filled = [], 0
+                parts += [b"DATA", struct.pack("<I", len(chunk)), chunk]
+                filled += 8 + len(chunk)
         finally:
             os.close(fd)
 
@@ -236,10 +245,15 @@ def _entries(path: str) -> list[tuple[str, os.stat_result]]:
         return []
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+def _writev_all(fd: int, parts: list[bytes]) -> None:
+    views = [memoryview(p) for p in parts]
+    while views:
+        done = os.writev(fd, views)
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if views and done:
+            views[0] = views[0][done:]
 
 
 def _unlink_quietly(path: str) -> None:
