@@ -135,7 +135,8 @@ def test_devices_and_device_pages(site, watched):
     """Devices list every phone with its health; a device page draws its health charts."""
     info = site["info"]
     watched.open(site["base"] + "/devices")
-    assert count(watched.page, "table.devices tbody tr") == len(info.device_ids)
+    assert count(watched.page, "table.devices tbody tr") == len(
+        repo.list_devices(session=site["session"]))
     watched.shot("devices")
     watched.open(f"{site['base']}/devices/{info.device_ids[0]}")
     assert count(watched.page, "figure[data-chart=chart-temperature] path.series") == 1
@@ -232,6 +233,27 @@ def test_runs_list_follows_running_rows(site, watched):
     page.wait_for_function(
         f"() => document.querySelector(\"{row} [data-role=status]\").textContent === 'failed'",
         timeout=10_000)
+    watched.assert_clean()
+
+
+def test_table1_refreshes_when_a_run_ends(site, watched):
+    """A run finishing on a new phone fills its Table 1 cell without a manual reload."""
+    s, info = site["session"], site["info"]
+    dev = repo.upsert_device(session=s, serial="NEWPHONE1", model="Pixel 8")
+    run = repo.create_run(session=s, experiment_id=info.experiment_id, variant="method2",
+                          device_id=dev.id, status="running",
+                          progress={"stage": "train", "epoch": 2, "epochs": 20})
+    watched.open(f"{site['base']}/experiments/{info.experiment_id}")
+    page = watched.page
+    assert "Pixel 8" in page.locator("#table1 thead").text_content()  # the running run's cell
+    assert pct(0.9612) not in page.locator("#table1").inner_text()
+    repo.update_run(session=s, run_id=run.id, status="finished", accuracy=0.9612,
+                    timing={"train": 30.0, "total": 60.0}, delegate_used="nnapi")
+    page.wait_for_function(f"() => document.getElementById('table1').textContent"
+                           f".includes('{pct(0.9612)}')", timeout=10_000)
+    page.wait_for_function(ALL_DRAWN)
+    bars = count(page, "figure[data-chart=chart-accuracy] rect.bar")
+    assert bars == len(repo.compare(session=s, experiment=info.experiment))
     watched.assert_clean()
 
 

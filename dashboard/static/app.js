@@ -80,10 +80,17 @@
       if (!live.length) return;
       var qs = live.map(function (r) { return "id=" + encodeURIComponent(r.getAttribute("data-live-run")); }).join("&");
       getJSON("/api/progress?" + qs).then(function (items) {
+        var ended = false;
         items.forEach(function (it) {
+          if (!isLive(it.status)) ended = true;
           rows.filter(function (r) { return r.getAttribute("data-live-run") === String(it.id); })
             .forEach(function (r) { paint(r, it.status, it.progress, it.accuracy); });
         });
+        // Table 1 and its charts are drawn from finished runs: redraw them when one ends.
+        if (ended && document.body.getAttribute("data-page") === "experiment") {
+          window.location.reload();
+          return;
+        }
         setTimeout(tick, LIST_POLL_MS);
       }).catch(function () { setTimeout(tick, LIST_POLL_MS * 3); });
     }

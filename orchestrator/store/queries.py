@@ -140,32 +140,40 @@ def get_experiment_by_id(*, session: Session, experiment_id: int) -> Experiment:
 
 
 def table1(*, session: Session, experiment: str) -> list[CompareRow]:
-    """`repo.compare`'s rows (the paper's Table 1) from one join over the needed columns."""
+    """`repo.compare`'s rows (the paper's Table 1), chosen in SQL.
+
+    A window ranks each variant × device's runs (finished first, then newest) and counts
+    them, so only the chosen rows are read and their JSON fields parsed.
+    """
     exp = session.exec(select(Experiment).where(Experiment.name == experiment)).first()
     if exp is None:
         raise NotFound(f"No experiment named {experiment!r} in the store.",
                        hint="See `orch results list`.")
-    rows = session.exec(
-        select(Run.id, Run.variant, Run.device_id, Run.status, Run.accuracy,
-               Run.params["finetune_from"].as_string(),  # type: ignore[index]
-               _train(), _total(), Run.delegate_requested, Run.delegate_used, _label())
-        .join(Device, col(Run.device_id) == Device.id, isouter=True)
+    cell = (Run.variant, Run.device_id)
+    ranked = (
+        select(Run.id.label("run_id"),  # type: ignore[union-attr]
+               func.row_number().over(
+                   partition_by=cell,
+                   order_by=(case((Run.status == "finished", 0), else_=1),
+                             col(Run.id).desc())).label("rk"),
+               func.count().over(partition_by=cell).label("n"))
         .where(Run.experiment_id == exp.id)
-        .order_by(col(Run.id).desc())
+        .subquery()
+    )
+    rows = session.exec(
+        select(Run.id, Run.variant, Run.status, Run.accuracy,
+               Run.params["finetune_from"].as_string(),  # type: ignore[index]
+               _train(), _total(), Run.delegate_requested, Run.delegate_used, _label(),
+               ranked.c.n)
+        .join(ranked, col(Run.id) == ranked.c.run_id)
+        .join(Device, col(Run.device_id) == Device.id, isouter=True)
+        .where(ranked.c.rk == 1)
     ).all()
-    counts: dict[tuple[str, int | None], int] = {}
-    chosen: dict[tuple[str, int | None], Any] = {}
-    for r in rows:
-        key = (r[1], r[2])
-        counts[key] = counts.get(key, 0) + 1
-        best = chosen.get(key)
-        if best is None or (best[3] != "finished" and r[3] == "finished"):
-            chosen[key] = r
     out = [
-        CompareRow(variant=r[1], device=r[10] or "local", finetune_from=r[5], run_id=r[0],
-                   runs=counts[key], accuracy=r[4], train_seconds=r[6], total_seconds=r[7],
-                   delegate_requested=r[8], delegate_used=r[9], status=r[3])
-        for key, r in chosen.items()
+        CompareRow(variant=variant, device=label or "local", finetune_from=ff, run_id=run_id,
+                   runs=n, accuracy=acc, train_seconds=train, total_seconds=total,
+                   delegate_requested=req, delegate_used=used, status=status)
+        for run_id, variant, status, acc, ff, train, total, req, used, label, n in rows
     ]
     order = list((exp.spec or {}).get("variants", {}))
     out.sort(key=lambda c: (order.index(c.variant) if c.variant in order else len(order),
