@@ -12,6 +12,7 @@ Import the fixtures into a test module (the name a test asks for must be in its 
 `virtual_phone` stops its phones after the test; `sim_session` is the same factory for the
 whole session (phones are shared: do not leave faults set). Both disconnect the adb server
 from every phone they started, and each phone's state lives under a pytest tmp folder.
+Phones are tethered to the test process: if it is killed, they stop by themselves.
 Needs root (the phone's shell gets a private mount namespace); skips otherwise.
 """
 
@@ -100,7 +101,7 @@ def _factory(home: Path) -> tuple[Callable[..., VirtualPhone], list[VirtualPhone
         os.environ.setdefault("ADBUTILS_ADB_PATH", ADB)
         name = name or f"{Path(profile).stem}-{len(started)}"
         info = manager.start_phone(profile=profile, name=name, photos=photos, faults=faults,
-                                   home=home)
+                                   home=home, tethered=True)
         phone = VirtualPhone(info, home)
         started.append(phone)
         return phone

@@ -232,3 +232,15 @@ def test_nnapi_library_hook(virtual_phone, tmp_path):  # noqa: F811
     dev = virtual_phone(str(tmp_path / "s23-nnapi.yaml")).adb()
     out = dev.shell("echo $ORCH_NNAPI_LIB; cat /system/lib64/libneuralnetworks.so")
     assert out == f"/system/lib64/libneuralnetworks.so\n{lib.read_text()}"
+
+
+def test_closing_a_session_hangs_up_its_command(pixel):
+    """When the host closes a shell stream, its command gets SIGHUP and stops, as under adbd."""
+    dev = pixel.adb()
+    dev.shell("rm -f /data/local/tmp/hup.txt")
+    conn = dev.shell("sleep 2; echo survived > /data/local/tmp/hup.txt", stream=True)
+    time.sleep(0.3)
+    conn.close()
+    time.sleep(2.5)
+    assert dev.shell("cat /data/local/tmp/hup.txt 2>&1") == (
+        "cat: /data/local/tmp/hup.txt: No such file or directory")

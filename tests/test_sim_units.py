@@ -259,3 +259,14 @@ def test_storage_capacity_charges_and_refuses(tmp_path):
     assert e.value.errno == errno.ENOSPC and os.strerror(errno.ENOSPC) in str(e.value)
     st.remove_for_replace(str(tmp_path / "f"))
     st.charge(200)
+
+
+def test_starting_a_phone_without_root_says_why(monkeypatch, tmp_path):
+    """Without root (no private mount namespace) start fails with a clear message."""
+    from orchestrator.errors import DeviceError
+    from orchestrator.sim import manager
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(DeviceError, match="needs root") as e:
+        manager.start_phone(profile="pixel7", home=tmp_path)
+    assert "unshare" in e.value.one_line() and not (tmp_path / "sim").exists()

@@ -224,9 +224,22 @@ class Daemon:
         self.phone.procs.terminate_all(signal.SIGKILL)
 
 
+def watch_tether(fd: int, stop: threading.Event) -> None:
+    """Stop when the process holding the pipe's other end ends (EOF on our end)."""
+    def wait() -> None:
+        while os.read(fd, 1):
+            pass
+        stop.set()
+
+    threading.Thread(target=wait, daemon=True, name="tether").start()
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m orchestrator.sim.daemon STATE_DIR\n")
+    tether = None
+    if len(argv) == 3 and argv[1] == "--tether-fd":
+        tether = int(argv[2])
+    elif len(argv) != 1:
+        sys.stderr.write("usage: python -m orchestrator.sim.daemon STATE_DIR [--tether-fd N]\n")
         return 2
     daemon = Daemon(Path(argv[0]).resolve())
     try:
@@ -234,6 +247,8 @@ def main(argv: list[str]) -> int:
     except Exception as e:  # the manager shows this line to the user
         sys.stderr.write(f"phone failed to start: {e}\n")
         return 1
+    if tether is not None:
+        watch_tether(tether, daemon.stop)
     daemon.run()
     return 0
 

@@ -40,8 +40,10 @@ GALLERY = "DCIM/catsdogs"  # under /sdcard
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 
-# Daemons started by this process, so a long-lived caller (a test session) can reap them.
+# Daemons started by this process, so a long-lived caller (a test session) can reap them,
+# and the write ends of the pipes that tie a phone's life to this process.
 _children: dict[str, subprocess.Popen[bytes]] = {}
+_tethers: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,13 @@ def copy_gallery(photos: Path, storage: Path) -> int:
 
 def start_phone(*, profile: str | Path = "pixel7", name: str | None = None, port: int = 0,
                 photos: Path | None = None, faults: dict[str, Any] | None = None,
-                home: Path | None = None, connect: bool = True,
+                home: Path | None = None, connect: bool = True, tethered: bool = False,
                 timeout: float = 20.0) -> SimPhone:
-    """Start a phone in the background and (by default) connect the adb server to it."""
+    """Start a phone in the background and (by default) connect the adb server to it.
+
+    A `tethered` phone stops by itself when this process ends, however it ends (tests use
+    this so a killed test run leaves no phone behind).
+    """
     _require_privileges()
     prof, prof_file = load_profile(profile)
     name = name or prof.id
@@ -189,9 +195,16 @@ def start_phone(*, profile: str | Path = "pixel7", name: str | None = None, port
     write_control(state_dir, start_faults)
     if photos is not None:
         copy_gallery(Path(photos), state_dir / "storage")
-    proc = _launch(state_dir)
-    phone = _wait_ready(state_dir, proc, timeout)
+    tether = os.pipe() if tethered else None
+    try:
+        proc = _launch(state_dir, tether[0] if tether else None)
+    finally:
+        if tether:
+            os.close(tether[0])
+    if tether:
+        _tethers[str(state_dir)] = tether[1]
     _children[str(state_dir)] = proc
+    phone = _wait_ready(state_dir, proc, timeout)
     if connect:
         try:
             adbctl.connect(phone.serial, timeout=timeout)
@@ -201,7 +214,7 @@ def start_phone(*, profile: str | Path = "pixel7", name: str | None = None, port
     return phone
 
 
-def _launch(state_dir: Path) -> subprocess.Popen[bytes]:
+def _launch(state_dir: Path, tether: int | None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     # The daemon must import this package even when orch runs from a bare checkout.
     pkg_root = str(Path(__file__).resolve().parents[2])
@@ -210,9 +223,12 @@ def _launch(state_dir: Path) -> subprocess.Popen[bytes]:
     cmd = ["unshare", "--mount", "--pid", "--fork", "--kill-child=SIGTERM",
            "--propagation", "private",
            sys.executable, "-m", "orchestrator.sim.daemon", str(state_dir)]
+    if tether is not None:
+        cmd += ["--tether-fd", str(tether)]
     with open(state_dir / LOG_FILE, "ab") as log:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, env=env)
+                                start_new_session=True, close_fds=True, env=env,
+                                pass_fds=() if tether is None else (tether,))
 
 
 def _log_tail(state_dir: Path, lines: int = 3) -> str:
@@ -234,6 +250,9 @@ def _wait_ready(state_dir: Path, proc: subprocess.Popen[bytes], timeout: float) 
                               hint=f"Full log: {state_dir / LOG_FILE}")
         time.sleep(0.05)
     _terminate(proc)
+    tether = _tethers.pop(str(state_dir), None)
+    if tether is not None:
+        os.close(tether)
     raise DeviceError(f"The virtual phone did not start in {timeout:.0f} s: "
                       f"{_log_tail(state_dir)}", hint=f"Full log: {state_dir / LOG_FILE}")
 
@@ -263,6 +282,9 @@ def stop_phone(name: str, *, home: Path | None = None, disconnect: bool = True,
             time.sleep(0.05)
         if _alive(phone.pid, phone.state_dir):
             os.kill(phone.pid, signal.SIGKILL)
+    tether = _tethers.pop(str(phone.state_dir), None)
+    if tether is not None:
+        os.close(tether)
     proc = _children.pop(str(phone.state_dir), None)
     if proc is not None:
         try:
