@@ -31,6 +31,7 @@ from device_agent.contract import (
 from device_agent.job import make_job, write_job
 from orchestrator.datasets.synth import synthesize
 
+pytest_plugins = ["nnapi.fixtures"]  # fake_lib: the simulated NNAPI driver, built once
 REPO = Path(__file__).resolve().parents[1]
 MARK = "ZQXPRIVATE"  # planted in every file name and in the data folder's name
 BLOCKED = ("tensorflow", "keras", "typer", "sqlmodel", "sqlalchemy", "fastapi", "pydantic",
@@ -408,3 +409,33 @@ def test_agent_runs_with_host_packages_unimportable(tmp_path, tiny_models, photo
                           capture_output=True, timeout=60)
     assert info.returncode == 0, info.stderr.decode()
     assert json.loads(info.stdout)["interpreter"]["name"] in ("ai_edge_litert", "tflite_runtime")
+
+
+# --- NNAPI through the simulated driver ----------------------------------------------------
+
+
+def test_nnapi_runs_the_trunk_and_is_recorded(tmp_path, tiny_models, photos, fake_lib):
+    """delegate nnapi + the build's plan: the trunk runs through NNAPI (the simulated
+    libneuralnetworks.so stands in for a phone's driver, the one part that cannot exist
+    here) and training matches the CPU run; the record passes the egress guard."""
+    plan = tiny_models["method2"].dir / "nnapi_plan.json"
+    if not plan.is_file():
+        pytest.skip("this build has no NNAPI plan")
+    env = {**os.environ, "ORCH_NNAPI_LIB": str(fake_lib)}
+    for knob in [k for k in env if k.startswith("FAKE_NNAPI_")]:
+        env.pop(knob)
+    cpu = _job_dir(tmp_path, tiny_models, photos, name="cpu")
+    nn = _job_dir(tmp_path, tiny_models, photos, name="nn", delegate="nnapi",
+                  nnapi_plan=str(plan))
+    assert _agent(cpu).returncode == EXIT_OK
+    proc = _agent(nn, env=env)
+    assert proc.returncode == EXIT_OK, proc.stderr.decode()
+
+    rec = _result(nn)["delegate"]
+    assert rec["requested"] == "nnapi" and rec["used"] == "nnapi" and rec["reason"] is None
+    assert rec["info"]["simulated"] is True and rec["info"]["ms_per_image_wall"] > 0
+    a, b = _metrics(_result(cpu)), _metrics(_result(nn))
+    assert [e["test_acc"] for e in a] == [e["test_acc"] for e in b]
+    for x, y in zip(a, b, strict=True):
+        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-3, abs=1e-4)
+    _guard_checks(nn, 4, ("cat", "dog"))
