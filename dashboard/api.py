@@ -16,7 +16,6 @@ from orchestrator.store.queries import (
     DeviceSummary,
     ExperimentSummary,
     RunPage,
-    RunProgress,
 )
 
 
@@ -84,14 +83,14 @@ def run_audit(run_id: int, session: SessionDep) -> Any:
     return audit_verdict(repo.run_transfers(session=session, run_id=run_id))
 
 
-@router.get("/progress", response_model=list[RunProgress])
+@router.get("/progress", response_model=list[data.LiveRow])
 def progress(
     session: SessionDep,
     ids: Annotated[list[int], Query(alias="id", max_length=200,
                                     description="Run ids; repeat the parameter.")],
 ) -> Any:
-    """Status and progress of several runs at once (what live pages poll)."""
-    return queries.run_progress(session=session, run_ids=ids)
+    """Status and progress bar of several runs at once (what live pages poll)."""
+    return data.live_rows(session, ids)
 
 
 @router.get("/compare", response_model=data.CompareResult)

@@ -51,6 +51,22 @@ class RunLive(BaseModel):
     charts: dict[str, Any]
 
 
+class LiveRow(BaseModel):
+    """A run's status and progress bar ({label, value, max}), for lists that follow runs."""
+
+    id: int
+    status: str
+    accuracy: float | None
+    events_seen: int
+    bar: dict[str, Any] | None
+
+
+def live_rows(session: Session, run_ids: list[int]) -> list[LiveRow]:
+    return [LiveRow(id=p.id, status=p.status, accuracy=p.accuracy, events_seen=p.events_seen,
+                    bar=views.progress_view(p))
+            for p in queries.run_progress(session=session, run_ids=run_ids)]
+
+
 class CompareResult(BaseModel):
     runs: list[RunPublic]
     metrics: dict[int, Series]
@@ -84,9 +100,9 @@ def run_detail(session: Session, run_id: int) -> RunDetail:
 def run_charts(run: RunPublic, metrics: Series,
                samples: list[SamplePublic]) -> dict[str, dict[str, Any]]:
     """Every chart of a run page, by name."""
-    planned = (run.progress or {}).get("epochs") if run.status in ("queued", "running") else None
+    live = run.status not in views.TERMINAL
     charts = views.epoch_charts(metrics, run.result or {},
-                                planned if isinstance(planned, int) else None)
+                                views.planned_epochs(run) if live else None)
     timing = views.timing_view(run.timing or {})
     charts["timing"] = views.timing_chart(timing)
     boundary = views.phase_boundary(metrics, run.result or {})

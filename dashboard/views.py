@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestrator.store.public import CompareRow, RunPublic, SamplePublic
-from orchestrator.store.queries import CellStats, Series
+from orchestrator.store.queries import CellStats, RunProgress, Series
 
 # The paper's stages of a run, in order, with the words researchers use for them.
 TIMING_PARTS = (("decode", "Decode images"), ("features", "Frozen layers"),
@@ -159,11 +159,26 @@ def delegate_state(run: RunPublic) -> str:
     return "fallback"
 
 
-def progress_view(run: RunPublic) -> dict[str, Any] | None:
+def planned_epochs(run: RunPublic | RunProgress) -> int | None:
+    """Epochs the run will report: from its progress, else from its params (method 1 trains
+    the head only, so its fine-tune epochs do not count)."""
+    given = (run.progress or {}).get("epochs")
+    if isinstance(given, int) and given > 0:
+        return given
+    params = run.params or {}
+    head, tune = params.get("head_epochs"), params.get("finetune_epochs")
+    if not isinstance(head, int):
+        return None
+    return head + (tune if isinstance(tune, int) and params.get("finetune_from") else 0)
+
+
+def progress_view(run: RunPublic | RunProgress) -> dict[str, Any] | None:
     """Progress of a live run as {label, value, max} for a <progress> bar."""
     if run.status in TERMINAL:
         return None
-    p = run.progress or {}
+    p = dict(run.progress or {})
+    if p.get("epoch") is not None and not p.get("epochs"):
+        p["epochs"] = planned_epochs(run)
     return progress_of(run.status, p)
 
 

@@ -121,11 +121,12 @@ def test_progress_follows_the_store(env):
     client, s, info = env
     before = client.get("/api/progress", params={"id": info.running}).json()
     assert before[0]["status"] == "running"
-    done = before[0]["progress"]["done"] + 1
+    progress = repo.get_run(session=s, run_id=info.running).progress
+    done = progress["done"] + 1
     repo.update_run(session=s, run_id=info.running,
-                    progress={**before[0]["progress"], "done": done, "epoch": done})
+                    progress={**progress, "done": done, "epoch": done})
     after = client.get("/api/progress", params={"id": info.running}).json()
-    assert after[0]["progress"]["done"] == done
+    assert after[0]["bar"]["value"] == done and f"epoch {done}/" in after[0]["bar"]["label"]
 
 
 def test_run_live_has_the_charts_of_the_page(env):

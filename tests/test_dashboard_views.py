@@ -77,3 +77,20 @@ def test_progress_label_does_not_repeat_the_epoch_count():
     p = views.progress_of("running", {"stage": "train", "done": 3, "total": 20, "epoch": 3,
                                       "epochs": 20})
     assert p["label"] == "train · epoch 3/20" and p["max"] == 20
+
+
+def test_planned_epochs_from_params_when_progress_lacks_them():
+    """A live run's epoch count comes from its params: method 1 trains the head only."""
+    from datetime import UTC, datetime
+
+    from orchestrator.store.public import RunPublic
+
+    def run(finetune_from):
+        return RunPublic(id=1, experiment_id=1, variant="v", status="running",
+                         created=datetime.now(UTC), progress={"stage": "train", "epoch": 2},
+                         params={"head_epochs": 10, "finetune_epochs": 5,
+                                 "finetune_from": finetune_from})
+
+    assert views.planned_epochs(run("conv_pw_11")) == 15
+    assert views.planned_epochs(run(None)) == 10
+    assert views.progress_view(run(None))["label"] == "train · epoch 2/10"

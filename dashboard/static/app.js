@@ -18,31 +18,22 @@
 
   function pct(v) { return v === null || v === undefined ? "—" : (100 * v).toFixed(2) + " %"; }
 
-  function progressLabel(status, p) {
-    p = p || {};
-    var label = String(p.stage || status);
-    if (p.epoch !== undefined && p.epoch !== null && p.epochs) label += " · epoch " + p.epoch + "/" + p.epochs;
-    if (p.done !== undefined && p.done !== null && p.total && !(p.done === p.epoch && p.total === p.epochs)) {
-      label += " · " + p.done + "/" + p.total;
-    }
-    return label;
-  }
-
-  // Status badge, progress bar and accuracy of one run's element, from fresh data.
-  function paint(root, status, progress, accuracy) {
+  // Status badge of one run's element.
+  function paintStatus(root, status) {
     var badge = root.querySelector("[data-role=status]");
     if (badge) { badge.textContent = status; badge.className = "badge st-" + status; }
     root.setAttribute("data-status", status);
+  }
+
+  // Progress bar ({label, value, max}, made by the server) of one run's element.
+  function paintBar(root, status, bar) {
     var prog = root.querySelector("[data-role=progress]");
-    if (prog && !isLive(status)) prog.remove();
-    if (prog && isLive(status)) {
-      var bar = prog.querySelector("progress"), p = progress || {};
-      if (bar && p.total) { bar.max = p.total; bar.value = p.done || 0; }
-      var label = prog.querySelector("[data-role=progress-label]");
-      if (label) label.textContent = progressLabel(status, p);
-    }
-    var acc = root.querySelector("[data-role=accuracy]");
-    if (acc && accuracy !== undefined) acc.textContent = pct(accuracy);
+    if (!prog) return;
+    if (!isLive(status) || !bar) { prog.remove(); return; }
+    var el = prog.querySelector("progress");
+    if (el && bar.max) { el.max = bar.max; el.value = bar.value || 0; }
+    var label = prog.querySelector("[data-role=progress-label]");
+    if (label) label.textContent = bar.label;
   }
 
   function followRunPage(head) {
@@ -51,15 +42,8 @@
     function tick() {
       getJSON("/api/runs/" + encodeURIComponent(id) + "/live").then(function (live) {
         if (!isLive(live.status)) { window.location.reload(); return; }
-        var badge = head.querySelector("[data-role=status]");
-        if (badge) { badge.textContent = live.status; badge.className = "badge st-" + live.status; }
-        var prog = head.querySelector("[data-role=progress]");
-        if (prog && live.progress) {
-          var bar = prog.querySelector("progress");
-          if (bar && live.progress.max) { bar.max = live.progress.max; bar.value = live.progress.value || 0; }
-          var label = prog.querySelector("[data-role=progress-label]");
-          if (label) label.textContent = live.progress.label;
-        }
+        paintStatus(head, live.status);
+        paintBar(head, live.status, live.progress);
         if (String(live.events_seen) !== events) {
           events = String(live.events_seen);
           head.setAttribute("data-events", events);
@@ -84,7 +68,12 @@
         items.forEach(function (it) {
           if (!isLive(it.status)) ended = true;
           rows.filter(function (r) { return r.getAttribute("data-live-run") === String(it.id); })
-            .forEach(function (r) { paint(r, it.status, it.progress, it.accuracy); });
+            .forEach(function (r) {
+              paintStatus(r, it.status);
+              paintBar(r, it.status, it.bar);
+              var acc = r.querySelector("[data-role=accuracy]");
+              if (acc) acc.textContent = pct(it.accuracy);
+            });
         });
         // Table 1 and its charts are drawn from finished runs: redraw them when one ends.
         if (ended && document.body.getAttribute("data-page") === "experiment") {

@@ -76,6 +76,7 @@ class RunProgress(BaseModel):
     status: str
     accuracy: float | None
     progress: dict[str, Any]
+    params: dict[str, Any]
     events_seen: int
 
 
@@ -297,11 +298,12 @@ def run_progress(*, session: Session, run_ids: Sequence[int]) -> list[RunProgres
     if not run_ids:
         return []
     rows = session.exec(
-        select(Run.id, Run.status, Run.accuracy, Run.progress, Run.events_seen)
+        select(Run.id, Run.status, Run.accuracy, Run.progress, Run.params, Run.events_seen)
         .where(col(Run.id).in_(list(run_ids))).order_by(Run.id)
     ).all()
-    return [RunProgress(id=i, status=s, accuracy=a, progress=p or {}, events_seen=e or 0)
-            for i, s, a, p, e in rows]
+    return [RunProgress(id=i, status=s, accuracy=a, progress=p or {}, params=pa or {},
+                        events_seen=e or 0)
+            for i, s, a, p, pa, e in rows]
 
 
 # ------------------------------------------------------------------ metrics
