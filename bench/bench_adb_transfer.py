@@ -46,12 +46,13 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def machine() -> str:
+def machine(load: float) -> str:
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     adb_version = subprocess.run([os.environ["ADBUTILS_ADB_PATH"], "version"],
                                  capture_output=True, text=True).stdout.split("\n")[1]
-    return (f"{datetime.now(UTC):%Y-%m-%d}, {nproc} cores (`nproc`), {cpu_model()}; "
-            f"adb {adb_version.removeprefix('Version ')}, adbutils 2.12")
+    return (f"{datetime.now(UTC):%Y-%m-%d}, {nproc} cores (`nproc`), {cpu_model()}, load "
+            f"average {load:.1f} at the start; adb "
+            f"{adb_version.removeprefix('Version ')}, adbutils 2.12")
 
 
 def adb(serial: str, *args: str) -> None:
@@ -61,8 +62,9 @@ def adb(serial: str, *args: str) -> None:
         raise SystemExit(f"adb {' '.join(args)} failed: {r.stdout}{r.stderr}")
 
 
-def run(reps: int, size_mb: int) -> tuple[list[tuple[str, list[float]]], int]:
+def run(reps: int, size_mb: int) -> tuple[list[tuple[str, list[float]]], int, float]:
     os.environ.setdefault("ADBUTILS_ADB_PATH", "/usr/bin/adb")
+    load = os.getloadavg()[0]
     size = size_mb * 1024 * 1024
     with tempfile.TemporaryDirectory(prefix="bench-adb-") as tmp:
         work = Path(tmp)
@@ -86,16 +88,16 @@ def run(reps: int, size_mb: int) -> tuple[list[tuple[str, list[float]]], int]:
                 raise SystemExit("pulled file differs from the pushed one")
         finally:
             manager.stop_phone("bench", home=work / "home")
-    return results, size
+    return results, size, load
 
 
-def report(results: list[tuple[str, list[float]]], size: int, reps: int) -> str:
+def report(results: list[tuple[str, list[float]]], size: int, reps: int, load: float) -> str:
     base = statistics.median(results[0][1])
     lines = [
         SECTION,
         "",
         f"`python bench/bench_adb_transfer.py --reps {reps} --size-mb {size >> 20}`: "
-        f"{machine()}; a virtual Pixel 7 on loopback (256 KiB max payload, TCP_NODELAY).",
+        f"{machine(load)}; a virtual Pixel 7 on loopback (256 KiB max payload, TCP_NODELAY).",
         "",
         f"A {size >> 20} MiB random file; MB/s = 10^6 bytes/s, median of {reps} runs (min–max "
         "in brackets); ratio = the method's median time over the local copy's.",
@@ -141,8 +143,8 @@ def main() -> None:
     ap.add_argument("--size-mb", type=int, default=64)
     ap.add_argument("--write", type=Path, help="update this file's '## adb transfer' section")
     args = ap.parse_args()
-    results, size = run(args.reps, args.size_mb)
-    text = report(results, size, args.reps)
+    results, size, load = run(args.reps, args.size_mb)
+    text = report(results, size, args.reps, load)
     print(text)
     if args.write:
         write_section(args.write, text)
