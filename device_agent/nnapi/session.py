@@ -106,10 +106,14 @@ def _open(plan_path, reference_fn, probe_images, device_name, fp16, allow_refere
     if lib.has_devices:
         try:
             devices = list_devices(lib)
-            lacking = {d.index: unsupported_ops(lib, model.handle, d, model.op_types)
-                       for d in devices}
         except NnapiError as exc:
             raise _Fallback(f"listing NNAPI devices failed: {exc}") from exc
+        lacking = {}
+        for d in devices:
+            try:
+                lacking[d.index] = unsupported_ops(lib, model.handle, d, model.op_types)
+            except NnapiError as exc:  # one broken driver must not hide the others
+                lacking[d.index] = [f"(support query failed: {exc.code_name})"]
         info["devices"] = [dict(d.describe(), unsupported=lacking[d.index]) for d in devices]
         candidates, reason = choose_devices(devices, lacking, device_name=device_name,
                                             allow_reference=allow_reference)
