@@ -48,6 +48,10 @@ def connected(output: str) -> bool:
 def connect(serial: str, *, timeout: float = 15) -> None:
     """`adb connect` and wait until the phone is in state `device`."""
     out = adb("connect", serial, timeout=timeout)
+    if "already connected" in out and state(serial) != "device":
+        # The server still holds a dead link it keeps retrying: drop it, ask afresh.
+        adb("disconnect", serial, timeout=timeout)
+        out = adb("connect", serial, timeout=timeout)
     if not connected(out):
         raise DeviceOffline(f"adb could not connect to {serial}: {out or 'no answer'}.",
                             hint="Check that the phone runs: `orch sim list`.")
