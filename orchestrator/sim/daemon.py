@@ -48,7 +48,7 @@ def listen(port: int) -> socket.socket:
         except OSError as e:
             s.close()
             last = e
-    raise SystemExit(f"no free port: {last}")
+    raise OSError(f"no free port from {candidates[0]}: {last}")
 
 
 class DirWriter:
@@ -100,6 +100,9 @@ class Daemon:
 
     # -- start
     def start(self) -> None:
+        # As PID 1 of its namespace, the daemon only gets the signals it handles.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self.stop.set())
         host_pid = int(os.readlink("/proc/self"))  # the host's /proc is still mounted here
         storage = self.state_dir / "storage"
         prepare_storage(storage)
@@ -114,8 +117,9 @@ class Daemon:
         build_root(self.state_dir / "rootfs", system=self.state_dir / "system",
                    storage=storage, python_dirs=python_dirs()[0])
         enter_root(self.state_dir / "rootfs")
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, lambda *_: self.stop.set())
+        if self.phone.faults().offline:  # unplugged from the start: keep the port, refuse
+            self._listener.close()
+            self._listener = None
         state = {"name": self.name, "port": self.port, "serial": f"127.0.0.1:{self.port}",
                  "pid": host_pid, "profile": self.profile.id, "model": self.profile.model,
                  "storage": str(storage), "started_at": time.time()}
@@ -203,7 +207,10 @@ class Daemon:
             self._listener = None
             self.phone.drop_links("offline")
         elif not faults.offline and self._listener is None and self.port:
-            self._listener = listen(self.port)
+            try:
+                self._listener = listen(self.port)
+            except OSError as e:
+                self.phone.log(f"cannot listen again: {e}")
         self.files.write(APPLIED_FILE, faults.model_dump_json())
         self.phone.log(f"faults: {faults.model_dump(exclude_defaults=True)}")
 
