@@ -13,7 +13,7 @@ import numpy as np
 
 from device_agent.nnapi.binding import Nnapi
 from device_agent.nnapi.codes import NnapiError, NnapiUnavailable
-from device_agent.nnapi.devices import choose_devices, list_devices, unsupported_ops
+from device_agent.nnapi.devices import Device, choose_devices, list_devices, unsupported_ops
 from device_agent.nnapi.guard import compare
 from device_agent.nnapi.model import NnapiModel
 from device_agent.nnapi.planfile import PlanError, read_plan
@@ -103,43 +103,8 @@ def _open(plan_path, reference_fn, probe_images, device_name, fp16, allow_refere
     except (NnapiError, NnapiUnavailable) as exc:
         raise _Fallback(f"NNAPI rejected the plan's model: {exc}") from exc
 
-    if lib.has_devices:
-        try:
-            devices = list_devices(lib)
-        except NnapiError as exc:
-            raise _Fallback(f"listing NNAPI devices failed: {exc}") from exc
-        lacking = {}
-        for d in devices:
-            try:
-                lacking[d.index] = unsupported_ops(lib, model.handle, d, model.op_types)
-            except NnapiError as exc:  # one broken driver must not hide the others
-                lacking[d.index] = [f"(support query failed: {exc.code_name})"]
-        info["devices"] = [dict(d.describe(), unsupported=lacking[d.index]) for d in devices]
-        candidates, reason = choose_devices(devices, lacking, device_name=device_name,
-                                            allow_reference=allow_reference)
-        if reason:
-            raise _Fallback(reason)
-    else:
-        if device_name is not None:
-            raise _Fallback(f"choosing NNAPI device {device_name!r} needs Android 10 (API 29); "
-                            "this runtime cannot list devices")
-        candidates = [None]  # the runtime picks, and may pick its CPU fallback
-        info["device_choice"] = "runtime (no device list before API 29)"
-
-    failures = []
-    for device in candidates:
-        name = device.name if device is not None else "the runtime's choice"
-        token = cache_token(plan.hash, device.name if device else None, fp16)
-        try:
-            held["comp"] = compile_model(lib, model, device, cache_dir=cache_dir, token=token)
-            break
-        except NnapiError as exc:
-            failures.append(f"{name}: {exc}")
-    else:
-        raise _Fallback(f"NNAPI compilation failed ({'; '.join(failures)})")
-    if failures:
-        info["compile_failures"] = failures
-
+    candidates = _candidates(lib, model, device_name, allow_reference, info)
+    device = _compile_first(lib, model, candidates, plan.hash, fp16, cache_dir, info, held)
     runner = NnapiRunner(lib, model, held.pop("comp"), input_shape=plan.input_shape,
                          output_shape=plan.output_shape, timed=device is not None)
     held["runner"] = runner
@@ -154,13 +119,6 @@ def _open(plan_path, reference_fn, probe_images, device_name, fp16, allow_refere
         raise _ReferenceFailed() from exc
     check = compare(got, want, fp16=fp16)
     info["guard"] = dict(check, probes=int(probes.shape[0]))
-    if device is not None:
-        info.update(device=device.name, type=device.type_name,
-                    feature_level=device.feature_level, version=device.version,
-                    simulated=lib.simulated or device.name.startswith("sim-"))
-    timing = {k: v for k, v in runner.timing().items() if k != "images"}
-    info.update(timing, execution="compute" if runner.uses_compute else "startCompute",
-                caching=bool(cache_dir) and lib.has("ANeuralNetworksCompilation_setCaching"))
     if not check["ok"]:
         if check["max_abs_diff"] is None:
             what = "shapes or finiteness differ"
@@ -168,5 +126,59 @@ def _open(plan_path, reference_fn, probe_images, device_name, fp16, allow_refere
             what = (f"max |diff| {check['max_abs_diff']:.3g} > {check['bound']:.3g} "
                     f"(atol {check['atol']:g} + rtol {check['rtol']:g} x max|cpu|)")
         raise _Fallback(f"NNAPI output on {label} differs from LiteRT CPU: {what}")
+    # Only now, with NNAPI checked and in use, does the record name the device.
+    if device is not None:
+        info.update(device=device.name, type=device.type_name,
+                    feature_level=device.feature_level, version=device.version,
+                    simulated=lib.simulated or device.name.startswith("sim-"))
+    timing = {k: v for k, v in runner.timing().items() if k != "images"}
+    info.update(timing, execution="compute" if runner.uses_compute else "startCompute",
+                caching=bool(cache_dir) and lib.has("ANeuralNetworksCompilation_setCaching"))
     held.pop("runner")
     return runner
+
+
+def _candidates(lib: Nnapi, model: NnapiModel, device_name: str | None, allow_reference: bool,
+                info: dict) -> list[Device | None]:
+    """Devices to compile for, best first; [None] (the runtime's choice) before API 29."""
+    if not lib.has_devices:
+        if device_name is not None:
+            raise _Fallback(f"choosing NNAPI device {device_name!r} needs Android 10 (API 29); "
+                            "this runtime cannot list devices")
+        info["device_choice"] = "runtime (no device list before API 29)"
+        return [None]  # the runtime picks, and may pick its CPU fallback
+    try:
+        devices = list_devices(lib)
+    except NnapiError as exc:
+        raise _Fallback(f"listing NNAPI devices failed: {exc}") from exc
+    lacking = {}
+    for d in devices:
+        try:
+            lacking[d.index] = unsupported_ops(lib, model.handle, d, model.op_types)
+        except NnapiError as exc:  # one broken driver must not hide the others
+            lacking[d.index] = [f"(support query failed: {exc.code_name})"]
+    info["devices"] = [dict(d.describe(), unsupported=lacking[d.index]) for d in devices]
+    chosen, reason = choose_devices(devices, lacking, device_name=device_name,
+                                    allow_reference=allow_reference)
+    if reason:
+        raise _Fallback(reason)
+    return list(chosen)
+
+
+def _compile_first(lib: Nnapi, model: NnapiModel, candidates: list[Device | None],
+                   plan_hash: str, fp16: bool, cache_dir: str | None, info: dict,
+                   held: dict) -> Device | None:
+    """Compile for the first candidate that compiles (into held["comp"]); return it."""
+    failures = []
+    for device in candidates:
+        name = device.name if device is not None else None
+        token = cache_token(plan_hash, name, fp16)
+        try:
+            held["comp"] = compile_model(lib, model, device, cache_dir=cache_dir, token=token)
+        except NnapiError as exc:
+            failures.append(f"{name or 'the runtime'}: {exc}")
+            continue
+        if failures:
+            info["compile_failures"] = failures
+        return device
+    raise _Fallback(f"NNAPI compilation failed ({'; '.join(failures)})")
