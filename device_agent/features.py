@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,7 +91,11 @@ def extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: E
     size = int(meta["input_size"])
     os.makedirs(cache_dir, exist_ok=True)
     for name in os.listdir(cache_dir):  # whatever was cached before belongs to other features
-        os.remove(os.path.join(cache_dir, name))
+        path = os.path.join(cache_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
 
     def probe_images(n: int = 2) -> list[np.ndarray]:
         # A few of the run's own images, for the NNAPI runner to check itself against the CPU.

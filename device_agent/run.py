@@ -127,13 +127,15 @@ class Run:
     # ------------------------------------------------------------------ the run
 
     def _train(self) -> float | None:
-        job = self.job = load_job(self.run_dir)
-        meta = load_meta(job)
-        cache_dir = os.path.join(self.run_dir, CACHE_DIR)
-        ckpt_dir = os.path.join(self.run_dir, CHECKPOINT_DIR)
-        stale = os.path.join(self.run_dir, RESULT_FILE)
+        stale = os.path.join(self.run_dir, RESULT_FILE)  # a result of an earlier attempt
         if os.path.exists(stale):
             os.remove(stale)
+        job = self.job = load_job(self.run_dir)
+        meta = load_meta(job)
+        # Load train.tflite first: a broken model should fail before minutes of decoding.
+        model = TrainModel(job["models"]["train"], meta, threads=int(job["threads"]))
+        cache_dir = os.path.join(self.run_dir, CACHE_DIR)
+        ckpt_dir = os.path.join(self.run_dir, CHECKPOINT_DIR)
         saved = checkpoint.load(ckpt_dir) if self.resume else None
         if not self.resume:
             for d in (cache_dir, ckpt_dir):
@@ -158,7 +160,6 @@ class Run:
         self.counts, self.delegate = feats.counts, feats.delegate
         self.timing.update(decode=feats.timing["decode"], features=feats.timing["features"])
 
-        model = TrainModel(job["models"]["train"], meta, threads=int(job["threads"]))
         rng = training_rng(job["data"]["seed"])
         done = 0
         if saved is not None:
