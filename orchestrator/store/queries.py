@@ -42,6 +42,9 @@ class ExperimentSummary(BaseModel):
 
 
 class RunPage(BaseModel):
+    """One page of a runs list. Its runs leave `result` empty: result.json is the largest
+    column and no list shows it (read one run for it)."""
+
     total: int
     limit: int
     offset: int
@@ -243,6 +246,14 @@ def _public_rows(rows: Iterable[Any]) -> list[RunPublic]:
     return out
 
 
+# Every column of a run but result.json, plus the names a list shows.
+_LIST_COLUMNS = [c for c in Run.__table__.columns if c.name != "result"]  # type: ignore[attr-defined]
+
+
+def _list_rows(rows: Iterable[Any]) -> list[RunPublic]:
+    return [RunPublic.model_validate(dict(r._mapping)) for r in rows]
+
+
 def runs_page(
     *,
     session: Session,
@@ -263,15 +274,23 @@ def runs_page(
                          device_id=device_id, sweep_id=sweep_id, ids=None)
     total = session.exec(select(func.count()).select_from(Run).where(*where)).one()
     key = _sort_expr(sort)
+    by_id = col(Run.id).desc() if descending else col(Run.id).asc()
     # Missing values (no accuracy yet, no timing) sort last in either direction.
-    order = [key.is_(None), key.desc() if descending else key.asc(),
-             col(Run.id).desc() if descending else col(Run.id).asc()]
-    q = (select(Run, Experiment.name, _label())
+    order = [by_id] if sort == "id" else [
+        key.is_(None), key.desc() if descending else key.asc(), by_id]
+    # Sort narrow rows (ids) and read the wide columns of the page's rows only.
+    page = (select(col(Run.id).label("page_id"))
+            .join(Experiment, col(Run.experiment_id) == Experiment.id)
+            .join(Device, col(Run.device_id) == Device.id, isouter=True)
+            .where(*where).order_by(*order).limit(limit).offset(offset)).subquery()
+    q = (select(*_LIST_COLUMNS, col(Experiment.name).label("experiment"),
+                _label().label("device"))
+         .join(page, col(Run.id) == page.c.page_id)
          .join(Experiment, col(Run.experiment_id) == Experiment.id)
          .join(Device, col(Run.device_id) == Device.id, isouter=True)
-         .where(*where).order_by(*order).limit(limit).offset(offset))
+         .order_by(*order))
     return RunPage(total=total, limit=limit, offset=offset,
-                   runs=_public_rows(session.exec(q).all()))
+                   runs=_list_rows(session.exec(q).all()))
 
 
 def runs_by_ids(*, session: Session, run_ids: Sequence[int]) -> list[RunPublic]:
