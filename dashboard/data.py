@@ -21,7 +21,7 @@ from orchestrator.store.public import (
     SamplePublic,
     TransferPublic,
 )
-from orchestrator.store.queries import CellStats, DeviceSummary, RunPage, Series
+from orchestrator.store.queries import CellStats, DeviceSummary, Series
 
 MAX_COMPARE = 12
 
@@ -135,6 +135,3 @@ def device_detail(session: Session, device_id: int) -> DeviceDetail:
     return DeviceDetail(summary=found[0],
                         samples=queries.device_samples(session=session, device_id=device_id))
 
-
-def runs_page(session: Session, **filters: Any) -> RunPage:
-    return queries.runs_page(session=session, **filters)
