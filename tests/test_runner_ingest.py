@@ -73,6 +73,7 @@ def test_error_event_fails_the_run_and_keeps_metrics(store):
     assert out.terminal == "failed"
     run = repo.get_run(session=session, run_id=run_id)
     assert run.status == "failed" and run.error == "disk_full: no space left for the cache"
+    assert run.progress["terminal"] == "failed"  # kept even if the status is overwritten later
     assert len(repo.run_metrics(session=session, run_id=run_id, key="test_acc")) == 1
 
 

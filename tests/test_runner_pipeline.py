@@ -156,11 +156,11 @@ def test_a_killed_agent_resumes_from_its_checkpoint_without_duplicates(env, synt
     assert done.timing["wall"] > cut.timing["wall"]
 
 
-def test_ctrl_c_leaves_the_agent_running_and_resume_reattaches(env, synth_data, builder):
-    """Ctrl-C without stopping: the run is marked interrupted, the agent keeps training, and
-    --resume collects its result."""
+def test_ctrl_c_leaves_the_agent_running_and_resume_collects(env, synth_data, builder):
+    """Ctrl-C without stopping: the run is marked interrupted, the agent trains on to the end,
+    and --resume collects its result without running it again."""
     link, session, _ = env
-    spec = make_spec(f"host:{synth_data}", finetune=60)
+    spec = make_spec(f"host:{synth_data}", finetune=150)
     asked = []
 
     def ctrl_c_at_first_epoch(p):
@@ -170,13 +170,22 @@ def test_ctrl_c_leaves_the_agent_running_and_resume_reattaches(env, synth_data, 
     with pytest.raises(RunInterrupted, match="keeps running") as err:
         run(env, spec, ["method2"], builder, on_progress=ctrl_c_at_first_epoch,
             on_interrupt=lambda r: asked.append(r.id) or False)
-
     run_id = asked[0]
+    cut = repo.get_run(session=session, run_id=run_id)
+    kept = len(repo.metric_series(session=session, run_id=run_id)["test_acc"])
+    while link.agent_alive(cut.device_run_dir):  # it was left running: let it finish
+        time.sleep(0.05)
+    notes = []
+
+    (done,) = run(env, None, [], builder, resume_run_id=run_id,
+                  on_progress=lambda p: notes.append(p.text))
+
     assert err.value.run_id == run_id and "reattach" in err.value.hint
-    assert repo.get_run(session=session, run_id=run_id).status == "interrupted"
-    (done,) = run(env, None, [], builder, resume_run_id=run_id)
-    assert done.status == "finished"
-    assert len(repo.metric_series(session=session, run_id=run_id)["test_acc"]) == 61
+    assert cut.status == "interrupted" and kept < 151
+    assert done.status == "finished" and "finished while detached" in " ".join(notes)
+    assert len(repo.metric_series(session=session, run_id=run_id)["test_acc"]) == 151
+    events = (Path(done.device_run_dir) / contract.EVENTS_FILE).read_text()
+    assert events.count('"kind":"start"') == 1  # collected, not run again
 
 
 def test_an_agent_error_fails_the_run_with_its_reason(env, builder):

@@ -90,12 +90,12 @@ def ingest_events(
         elif kind == "checkpoint":
             progress["checkpoint"] = ev["epoch"]
         elif kind == "done":
-            out.terminal = ev["status"]
+            out.terminal = progress["terminal"] = ev["status"]
             fields.update(status=ev["status"], finished=_when(ev["t"]))
             if ev.get("accuracy") is not None:
                 fields["accuracy"] = ev["accuracy"]
         elif kind == "error":
-            out.terminal = "failed"
+            out.terminal = progress["terminal"] = "failed"
             code = ev.get("code")
             fields.update(status="failed", finished=_when(ev["t"]),
                           error=f"{code}: {ev['message']}" if code else ev["message"])

@@ -27,7 +27,13 @@ from orchestrator.errors import (
     RunError,
     RunInterrupted,
 )
-from orchestrator.runner.follow import Progress, ProgressFn, follow_agent
+from orchestrator.runner.follow import (
+    FollowOutcome,
+    Progress,
+    ProgressFn,
+    drain,
+    follow_agent,
+)
 from orchestrator.runner.ingest import ingest_result
 from orchestrator.runner.job import make_job, run_params
 from orchestrator.runner.ledger import PushLedger
@@ -140,16 +146,45 @@ def run_experiment(
     return [_fresh(ctx, spec, v, exp.id, builder) for v in variants]
 
 
+def run_queued(
+    *,
+    spec: ExperimentSpec,
+    variant: str,
+    run_id: int,
+    link: DeviceLink,
+    session: Session,
+    device: DevicePublic,
+    on_progress: ProgressFn | None = None,
+    builder: Builder | None = None,
+    agent_package: Path = AGENT_PACKAGE,
+    poll_s: float = 0.5,
+) -> RunPublic:
+    """Run a Run row created up front (a sweep's queue) on the fresh-run path. `variant` is
+    the spec's key; the row keeps its own variant label and params."""
+    ctx = _Ctx(link, session, device, on_progress or (lambda _p: None), None, poll_s,
+               agent_package)
+    if builder is None:
+        from orchestrator.settings import get_settings
+
+        builder = default_builder(get_settings().cache_dir / "models")
+    queued = repo.get_run(session=session, run_id=run_id)
+    return _fresh(ctx, spec, variant, queued.experiment_id, builder, queued=queued)
+
+
 # ---------------------------------------------------------------- one fresh run
 
 
 def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
-           builder: Builder) -> RunPublic:
+           builder: Builder, *, queued: RunPublic | None = None) -> RunPublic:
     link = ctx.link
-    params = run_params(spec, variant)
-    run = repo.create_run(session=ctx.session, experiment_id=experiment_id, variant=variant,
-                          device_id=ctx.device.id, params=params, launcher=link.launcher,
-                          delegate_requested=spec.delegate)
+    params = {**(queued.params if queued else {}), **run_params(spec, variant)}
+    if queued is None:
+        run = repo.create_run(session=ctx.session, experiment_id=experiment_id,
+                              variant=variant, device_id=ctx.device.id, params=params,
+                              launcher=link.launcher, delegate_requested=spec.delegate)
+    else:
+        run = ctx.update(queued.id, device_id=ctx.device.id, params=params,
+                         launcher=link.launcher, delegate_requested=spec.delegate)
     t0 = time.monotonic()
     try:
         ctx.on_progress(Progress(variant, "build", run.id, text="building models"))
@@ -186,7 +221,7 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
             train_hash=_sha_or_none(build.dir, "train.tflite"),
             params={**params, "model_hash": build.hash, "agent": agent_hash,
                     "data_hash": data_hash, "data_root": data_root, "threads": threads},
-            timing={"build": round(t_build, 3), "stage": round(t_stage, 3)})
+            timing={**run.timing, "build": round(t_build, 3), "stage": round(t_stage, 3)})
         link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=False)
         ctx.on_progress(Progress(variant, "launch", run.id, text=f"agent started in {run_dir}"))
     except KeyboardInterrupt:
@@ -194,6 +229,10 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
                    finished=utcnow())
         raise RunInterrupted(f"Run {run.id} ({variant}) stopped before the agent started.",
                              run_id=None, hint="Start it again with `orch run SPEC`.") from None
+    except DeviceError as e:
+        # The phone is gone or refuses: the other variants would fail the same way.
+        ctx.update(run.id, status="failed", error=e.one_line(), finished=utcnow())
+        raise
     except OrchError as e:
         return ctx.update(run.id, status="failed", error=e.one_line(), finished=utcnow())
     except Exception as e:
@@ -215,7 +254,7 @@ def _sha_or_none(folder: Path, name: str) -> str | None:
 def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
     link = ctx.link
     run = repo.get_run(session=ctx.session, run_id=run_id)
-    if run.status == "finished":
+    if run.status == "finished" and run.result:
         raise RunError(f"Run {run_id} already finished.", hint=f"See `orch results show {run_id}`.")
     if not run.device_run_dir or not link.exists(
             posixpath.join(run.device_run_dir, contract.JOB_FILE)):
@@ -227,6 +266,14 @@ def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
         ctx.on_progress(Progress(run.variant, "launch", run.id,
                                  text="the agent is still running: reattaching"))
     else:
+        # It may have finished while no host was following: then collect, do not rerun.
+        guard = _guard(ctx, run)
+        terminal = _read_all(ctx, run, guard)
+        if terminal == "finished":
+            ctx.on_progress(Progress(run.variant, "launch", run.id,
+                                     text="the agent finished while detached: collecting"))
+            run = ctx.update(run.id, status="running", error=None, finished=None)
+            return _follow_and_collect(ctx, run, t0, guard=guard, terminal=terminal)
         ledger, tally = ctx.ledger(run.id), StageTally()
         agent_dir, agent_hash = stage_agent(link, ledger, tally, ctx.agent_package)
         if agent_hash != run.params.get("agent"):
@@ -243,20 +290,35 @@ def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
 # ---------------------------------------------------------------- follow + collect
 
 
-def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float) -> RunPublic:
+def _read_all(ctx: _Ctx, run: RunPublic, guard: EgressGuard) -> str | None:
+    """Every event the run folder holds, through the guard; the terminal status, if any."""
+    terminal = drain(guard=guard, session=ctx.session, run_id=run.id, device_id=ctx.device.id,
+                     link=ctx.link, variant=run.variant, epochs=_planned_epochs(run.params),
+                     on_progress=ctx.on_progress)
+    # Or one stored by an earlier host process that then stopped before collecting.
+    return terminal or repo.get_run(session=ctx.session, run_id=run.id).progress.get("terminal")
+
+
+def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float, *,
+                        guard: EgressGuard | None = None,
+                        terminal: str | None = None) -> RunPublic:
+    """Follow the agent (unless `terminal` says it already ended), then collect its result."""
     link, run_dir = ctx.link, run.device_run_dir
     assert run_dir is not None
-    guard = _guard(ctx, run)
+    guard = guard or _guard(ctx, run)
     wall_before = float(run.timing.get("wall", 0.0))
 
     def wall() -> dict[str, float]:
         return {"wall": round(wall_before + time.monotonic() - t0, 3)}
 
     try:
-        out = follow_agent(link=link, guard=guard, session=ctx.session, run_id=run.id,
-                           device_id=ctx.device.id, variant=run.variant,
-                           epochs=_planned_epochs(run.params), on_progress=ctx.on_progress,
-                           poll_s=ctx.poll_s)
+        if terminal is not None:
+            out = FollowOutcome(terminal, link.agent_exit_code(run_dir))
+        else:
+            out = follow_agent(link=link, guard=guard, session=ctx.session, run_id=run.id,
+                               device_id=ctx.device.id, variant=run.variant,
+                               epochs=_planned_epochs(run.params),
+                               on_progress=ctx.on_progress, poll_s=ctx.poll_s)
         result = guard.read_result()
     except KeyboardInterrupt:
         _interrupted_by_user(ctx, run, wall)
