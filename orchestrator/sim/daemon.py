@@ -67,6 +67,14 @@ class DirWriter:
             os.close(fd)
         os.replace(tmp, rel, src_dir_fd=self.fd, dst_dir_fd=self.fd)
 
+    def key(self, rel: str) -> tuple[int, int, int] | None:
+        """Identity of a file's current version (a rename gives a new inode), or None."""
+        try:
+            st = os.stat(rel, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
     def read(self, rel: str) -> tuple[tuple[int, int, int], bytes] | None:
         try:
             fd = os.open(rel, os.O_RDONLY, dir_fd=self.fd)
@@ -97,6 +105,7 @@ class Daemon:
         self._control_key: tuple[int, int, int] | None = None
         self._drop_done: float | None = None
         self._listener: socket.socket | None = None
+        self._written: dict[str, str] = {}
 
     # -- start
     def start(self) -> None:
@@ -175,13 +184,15 @@ class Daemon:
 
     def _write_sensors(self) -> None:
         s = self.sensor_state
-        self.files.write(f"system/{SIM_ETC}/battery.txt",
-                         sensors.render_battery(self.profile, s))
-        self.files.write(f"system/{SIM_ETC}/thermalservice.txt",
-                         sensors.render_thermal(self.profile, s))
+        for name, text in (("battery.txt", sensors.render_battery(self.profile, s)),
+                           ("thermalservice.txt", sensors.render_thermal(self.profile, s))):
+            if self._written.get(name) != text:
+                self.files.write(f"system/{SIM_ETC}/{name}", text)
+                self._written[name] = text
 
     def _apply_control(self, *, force: bool = False) -> None:
-        got = self.files.read(CONTROL_FILE)
+        unchanged = not force and self.files.key(CONTROL_FILE) == self._control_key
+        got = None if unchanged else self.files.read(CONTROL_FILE)
         if got is not None and (force or got[0] != self._control_key):
             self._control_key = got[0]
             try:
@@ -190,7 +201,7 @@ class Daemon:
                 self.phone.log(f"control file ignored: {e}")
             else:
                 self._set_faults(faults)
-        elif got is None and force:
+        elif got is None and force:  # no control file: the start-time faults
             self._set_faults(self.phone.faults())
         f = self.phone.faults()
         if f.drop_at is not None and f.drop_at != self._drop_done and time.time() >= f.drop_at:
