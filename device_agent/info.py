@@ -10,17 +10,25 @@ from device_agent import runtime, trunk
 
 
 def _nnapi() -> dict[str, Any]:
+    """Whether libneuralnetworks.so loads, and the devices it lists (Android 10+)."""
     try:
-        from device_agent import nnapi
+        from device_agent.nnapi.binding import Nnapi
+        from device_agent.nnapi.codes import NnapiUnavailable
+        from device_agent.nnapi.devices import list_devices
     except ImportError:
         return {"available": False, "reason": "NNAPI binding unavailable"}
-    probe = getattr(nnapi, "nnapi_info", None) or getattr(nnapi, "info", None)
-    if callable(probe):
+    try:
+        lib = Nnapi()
+    except NnapiUnavailable as e:
+        return {"available": False, "reason": f"NNAPI library unavailable: {e}"}
+    out: dict[str, Any] = {"available": True, "library": lib.path, "simulated": lib.simulated,
+                           "runtime_feature_level": lib.runtime_feature_level()}
+    if lib.has_devices:
         try:
-            return dict(probe())
-        except Exception as e:  # a broken platform library must not break `info`
-            return {"available": False, "reason": f"{type(e).__name__}"}
-    return {"available": None, "reason": "the NNAPI binding is present; not probed"}
+            out["devices"] = [d.describe() for d in list_devices(lib)]
+        except Exception as e:  # a driver that fails to list must not break `info`
+            out["devices_error"] = f"{type(e).__name__}: {e}"
+    return out
 
 
 def _gpu() -> dict[str, Any]:

@@ -439,3 +439,25 @@ def test_nnapi_runs_the_trunk_and_is_recorded(tmp_path, tiny_models, photos, fak
     for x, y in zip(a, b, strict=True):
         assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-3, abs=1e-4)
     _guard_checks(nn, 4, ("cat", "dog"))
+
+
+def test_info_reports_the_runtime_and_its_delegates(fake_lib):
+    """`device_agent info`: interpreter, versions, and NNAPI as the (simulated) driver lists it."""
+    env = {**os.environ, "ORCH_NNAPI_LIB": str(fake_lib)}
+    proc = subprocess.run([sys.executable, "-m", "device_agent", "info"], cwd=REPO, env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    info = json.loads(proc.stdout)
+    assert info["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert info["numpy"] and info["pillow"] and info["interpreter"]["version"]
+    assert info["delegates"]["cpu"]["available"] is True
+    gpu = info["delegates"]["gpu"]
+    assert gpu["available"] is True or gpu["tried"]  # which plugins were looked for
+    nnapi = info["delegates"]["nnapi"]
+    assert nnapi["available"] is True and nnapi["simulated"] is True
+    assert {d["name"] for d in nnapi["devices"]} >= {"nnapi-reference"}
+
+    env["ORCH_NNAPI_LIB"] = "/nonexistent/libneuralnetworks.so"
+    proc = subprocess.run([sys.executable, "-m", "device_agent", "info"], cwd=REPO, env=env,
+                          capture_output=True, timeout=60)
+    assert json.loads(proc.stdout)["delegates"]["nnapi"]["available"] is False
