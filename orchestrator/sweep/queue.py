@@ -1,0 +1,66 @@
+"""Creating a sweep: plan its runs, choose its phones, and queue every point × phone as a
+Run row (status `queued`, `sweep_id` set) before anything runs, so the queue outlives the
+host process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from orchestrator.runner.job import run_params
+from orchestrator.spec import spec_hash
+from orchestrator.store import repo, sweep_repo
+from orchestrator.store.sweep_repo import SweepPublic
+from orchestrator.sweep.phones import choose_phones
+from orchestrator.sweep.plan import PlannedRun, Planner
+from orchestrator.sweep.spec import DeviceSelector, read_sweep
+
+
+def plan_sweep(path: Path, *, cli_sets: list[str]) -> tuple[Planner, list[PlannedRun]]:
+    """The sweep file checked and expanded; nothing is stored or asked of any phone."""
+    sweep, text = read_sweep(path)
+    planner = Planner(sweep, sweep_text=text, sweep_path=Path(path), cli_sets=cli_sets)
+    return planner, planner.plan()
+
+
+def create_sweep(*, session: Session, path: Path, cli_sets: list[str],
+                 devices: list[str] | DeviceSelector | None = None,
+                 reassign_after_s: float | None = None) -> SweepPublic:
+    """Plan, choose phones (`devices` overrides the file's), and queue every run."""
+    planner, planned = plan_sweep(path, cli_sets=cli_sets)
+    sweep = planner.sweep
+    phones = choose_phones(devices if devices is not None else sweep.devices, session=session)
+    base = planner.base
+    exp = repo.upsert_experiment(session=session, name=base.name,
+                                 spec=base.model_dump(mode="json"), spec_hash=spec_hash(base))
+    chosen = devices if devices is not None else sweep.devices
+    record: dict[str, Any] = {
+        "file": str(Path(path).resolve()),
+        "base": str(planner.base_path),
+        "sweep": sweep.model_dump(mode="json", by_alias=True),
+        "set": list(cli_sets),
+        "devices_asked": chosen if isinstance(chosen, list) else chosen.model_dump(),
+        "devices": [d.serial for d in phones],
+        "reassign_after_s": sweep.reassign_after_s if reassign_after_s is None
+        else reassign_after_s,
+        "max_attempts": sweep.max_attempts,
+        "points": len({p.label for p in planned}),
+    }
+    row = sweep_repo.create_sweep(session=session, name=sweep.name or Path(path).stem,
+                                  experiment_id=exp.id, spec=record)
+    for p in planned:
+        for dev in phones:
+            params = {**run_params(p.spec, p.variant), "sweep_point": p.point,
+                      "repetition": p.repetition}
+            run = repo.create_run(session=session, experiment_id=exp.id, variant=p.label,
+                                  device_id=dev.id, params=params, status="queued",
+                                  sweep_id=row.id, delegate_requested=p.spec.delegate)
+            sweep_repo.add_item(session=session, sweep_id=row.id, run_id=run.id,
+                                label=p.label, variant=p.variant, point=p.point,
+                                repetition=p.repetition,
+                                spec=p.spec.model_dump(mode="json"), device_id=dev.id,
+                                phone=dev.serial, model=dev.model)
+    sweep_repo.commit_items(session=session)
+    return row

@@ -1,0 +1,364 @@
+"""One thread per phone: take the phone's next queued run, pass the health gates, run it on
+the single-run path (`run_queued`, or `run_experiment(resume_run_id=…)` for a run a stopped
+host or a lost link left behind), and handle what goes wrong.
+
+- The phone goes away: wait for it and resume the run from the agent's checkpoint; after
+  `reassign_after_s`, if a phone of the same model is in the sweep, release the phone's
+  runs to it (a moved run starts afresh there, in a new Run row).
+- The run fails: try again (a new Run row; an interrupted agent resumes from its
+  checkpoint) until `max_attempts`, then leave it failed with its reason and go on.
+Each thread has its own database session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import Session
+
+from orchestrator.devices.resolve import resolve_device
+from orchestrator.errors import DeviceError, RunError, RunInterrupted
+from orchestrator.runner.adb_link import AdbLink
+from orchestrator.runner.follow import Progress
+from orchestrator.runner.link import HealthSample
+from orchestrator.runner.pipeline import Builder, run_experiment, run_queued
+from orchestrator.runner.staging import AGENT_PACKAGE
+from orchestrator.spec import ExperimentSpec
+from orchestrator.store import repo, sweep_repo
+from orchestrator.store.db import open_session
+from orchestrator.store.public import DevicePublic, RunPublic
+from orchestrator.store.sweep_repo import SweepItemPublic
+from orchestrator.store.tables import utcnow
+from orchestrator.sweep.health import unmet, wait_until_ready
+
+SayFn = Callable[[str, str], None]  # (phone label, text)
+ProgressFactory = Callable[[str, str], Callable[[Progress], None]]  # (phone, run label)
+
+
+@dataclass
+class SweepRuntime:
+    """What every phone thread of one driven sweep shares."""
+
+    sweep_id: int
+    url: str
+    reassign_after_s: float
+    max_attempts: int
+    say: SayFn
+    progress: ProgressFactory
+    builder: Builder | None = None
+    agent_package: Path = AGENT_PACKAGE
+    poll_s: float = 0.5  # following an agent
+    idle_s: float = 1.0  # a phone with nothing to do looks again after this
+    reconnect_s: float = 2.0  # a phone that went away is looked for this often
+    health_poll_s: float = 5.0
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    away: dict[int, bool] = field(default_factory=dict)  # device id → gone right now
+    models: dict[int, str | None] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def halted(self) -> bool:
+        return self.cancelled.is_set() or self.stopping.is_set()
+
+    def set_away(self, device_id: int, away: bool) -> None:
+        with self.lock:
+            self.away[device_id] = away
+
+    def has_equivalent(self, device_id: int) -> bool:
+        """Is another phone of the same model here and reachable?"""
+        with self.lock:
+            model = self.models.get(device_id)
+            return model is not None and any(
+                m == model and d != device_id and not self.away.get(d, False)
+                for d, m in self.models.items())
+
+
+def _label(device: DevicePublic) -> str:
+    name = device.alias or device.model or device.serial
+    return name if name == device.serial else f"{name} {device.serial}"
+
+
+class PhoneWorker(threading.Thread):
+    def __init__(self, rt: SweepRuntime, device: DevicePublic) -> None:
+        super().__init__(name=f"sweep-{rt.sweep_id}-{device.serial}", daemon=True)
+        self.rt = rt
+        self.device = device
+        self.label = _label(device)
+        self.error: BaseException | None = None
+        rt.models[device.id] = device.model
+
+    def say(self, text: str) -> None:
+        self.rt.say(self.label, text)
+
+    def run(self) -> None:
+        try:
+            with open_session(self.rt.url) as session:
+                self._loop(session)
+        except BaseException as e:  # a bug: report it; the sweep stays resumable
+            self.error = e
+            self.say(f"stopped by an unexpected error: {type(e).__name__}: {e}")
+            traceback.print_exc()
+
+    # ------------------------------------------------------------------ the queue
+
+    def _loop(self, s: Session) -> None:
+        rt = self.rt
+        while not rt.halted():
+            item = sweep_repo.claim_next(session=s, sweep_id=rt.sweep_id,
+                                         device_id=self.device.id, phone=self.device.serial,
+                                         model=self.device.model)
+            if item is None:
+                if not sweep_repo.may_need(session=s, sweep_id=rt.sweep_id,
+                                           device_id=self.device.id, model=self.device.model):
+                    return
+                rt.stopping.wait(rt.idle_s)
+                continue
+            if sweep_repo.get_sweep(session=s, sweep_id=rt.sweep_id).status == "cancelled":
+                rt.cancelled.set()
+            if rt.cancelled.is_set():
+                self._cancel(s, item)
+                return
+            self._execute(s, item)
+
+    def _cancel(self, s: Session, item: SweepItemPublic) -> None:
+        run = repo.get_run(session=s, run_id=item.run_id)
+        if run.status in ("queued", "running") and not run.device_run_dir:
+            repo.update_run(session=s, run_id=run.id, status="cancelled",
+                            error="the sweep was cancelled", finished=utcnow())
+
+    def _execute(self, s: Session, item: SweepItemPublic) -> None:
+        run = repo.get_run(session=s, run_id=item.run_id)
+        if run.device_id not in (None, self.device.id):
+            run = self._move_here(s, item, run)
+        spec = ExperimentSpec.model_validate(item.spec)
+        while not self.rt.halted():
+            try:
+                ended = self._attempt(s, item, run, spec)
+            except (RunInterrupted, DeviceError) as e:
+                if not self._await_return(s, run, e):
+                    return
+                run = self._resumable(s, run)
+                continue
+            if ended is None:
+                return  # held back by a health gate (failed, or left queued when stopping)
+            outcome = self._after(s, item, ended)
+            if outcome is None:
+                return
+            run = outcome
+
+    def _attempt(self, s: Session, item: SweepItemPublic, run: RunPublic,
+                 spec: ExperimentSpec) -> RunPublic | None:
+        """One try at the run on this phone: resume what the device holds, else start it
+        once the health gates pass (None: they did not)."""
+        link = AdbLink(self.device.serial)
+        progress = self.rt.progress(self.label, run.variant)
+        try:
+            if run.device_run_dir and run.status in ("running", "interrupted"):
+                self.say(f"run {run.id} {run.variant}: resuming")
+                try:
+                    (done,) = run_experiment(spec=None, variants=[], link=link, session=s,
+                                             device=self.device, resume_run_id=run.id,
+                                             on_progress=progress, builder=self.rt.builder,
+                                             agent_package=self.rt.agent_package,
+                                             poll_s=self.rt.poll_s)
+                    return done
+                except RunInterrupted:
+                    raise
+                except RunError as e:  # nothing on the phone to resume from
+                    self.say(f"run {run.id}: {e.message} Starting it again.")
+                    run = self._restart(s, item, run, reason=e.message)
+            if not self._gate(s, item, run, link, spec):
+                return None
+            self.say(f"run {run.id} {run.variant}: starting")
+            return run_queued(spec=spec, variant=item.variant, run_id=run.id, link=link,
+                              session=s, device=self.device, on_progress=progress,
+                              builder=self.rt.builder, agent_package=self.rt.agent_package,
+                              poll_s=self.rt.poll_s)
+        finally:
+            link.close()
+
+    def _after(self, s: Session, item: SweepItemPublic, run: RunPublic) -> RunPublic | None:
+        """Decide what follows a run that ended: None when the item is done, else the run
+        to try next."""
+        item = sweep_repo.get_item(session=s, item_id=item.id)
+        if run.status == "finished":
+            self._record_wait(s, item, run)
+            self.say(f"run {run.id} {run.variant}: finished, accuracy "
+                     f"{'—' if run.accuracy is None else f'{100 * run.accuracy:.2f} %'}")
+            return None
+        if run.status == "cancelled" or self.rt.cancelled.is_set():
+            if run.status != "cancelled":
+                repo.update_run(session=s, run_id=run.id, status="cancelled",
+                                error="the sweep was cancelled", finished=utcnow())
+            return None
+        attempts = item.attempts + 1
+        why = run.error or f"the run ended {run.status}"
+        if attempts >= self.rt.max_attempts:
+            note = f"gave up after {attempts} failed attempts: {why}"
+            sweep_repo.update_item(session=s, item_id=item.id, attempts=attempts, note=note)
+            if run.status != "failed":
+                repo.update_run(session=s, run_id=run.id, status="failed", error=why,
+                                finished=run.finished or utcnow())
+            self.say(f"run {run.id} {run.variant}: failed ({why}); {note.split(':')[0]}")
+            return None
+        sweep_repo.update_item(session=s, item_id=item.id, attempts=attempts)
+        if run.status == "interrupted" and run.device_run_dir:
+            self.say(f"run {run.id} {run.variant}: {why}; resuming from its checkpoint")
+            return run
+        self.say(f"run {run.id} {run.variant}: failed ({why}); trying again")
+        return self._restart(s, item, run, reason=why)
+
+    # ------------------------------------------------------------------ health gates
+
+    def _gate(self, s: Session, item: SweepItemPublic, run: RunPublic, link: AdbLink,
+              spec: ExperimentSpec) -> bool:
+        """Wait for cool-down, battery and temperature; record the wait and the samples."""
+        since = self._since_last_run(s)
+        announced = False
+
+        def on_sample(h: HealthSample) -> None:
+            repo.record_sample(session=s, device_id=self.device.id, run_id=run.id, step=0,
+                               battery=h.battery, temperature=h.temperature)
+
+        def sample() -> HealthSample | None:
+            nonlocal announced
+            h = link.sample_health()
+            why = unmet(spec.health, h)
+            if why and not announced:
+                self.say(f"run {run.id}: waiting for the phone ({why})")
+                announced = True
+            return h
+
+        gate = wait_until_ready(health=spec.health, sample=sample, since_last_run_s=since,
+                                on_sample=on_sample, should_stop=self.rt.halted,
+                                poll_s=self.rt.health_poll_s)
+        waited = round(item.health_wait + gate.waited_s, 3)
+        sweep_repo.update_item(session=s, item_id=item.id, health_wait=waited)
+        current = repo.get_run(session=s, run_id=run.id)
+        repo.update_run(session=s, run_id=run.id, timing={
+            **current.timing, "health_wait": waited,
+            "cooldown": round(float(current.timing.get("cooldown", 0)) + gate.cooldown_s, 3)})
+        if gate.ok:
+            return True
+        if gate.reason == "stopped":
+            if not self.rt.cancelled.is_set():
+                repo.update_run(session=s, run_id=run.id, status="queued")
+            return False
+        repo.update_run(session=s, run_id=run.id, status="failed",
+                        error=f"health gate: {gate.reason}", finished=utcnow())
+        return False
+
+    def _since_last_run(self, s: Session) -> float | None:
+        """Seconds since a run last ended on this phone (from the store: survives restarts)."""
+        ended = [r.finished for r in repo.list_runs(session=s, device_id=self.device.id,
+                                                    limit=20) if r.finished is not None]
+        if not ended:
+            return None
+        last = max(e if e.tzinfo else e.replace(tzinfo=UTC) for e in ended)
+        return max(0.0, (datetime.now(UTC) - last).total_seconds())
+
+    def _record_wait(self, s: Session, item: SweepItemPublic, run: RunPublic) -> None:
+        """The gate's wait, again: a resumed run's timing comes from the device's result."""
+        if item.health_wait and "health_wait" not in run.timing:
+            repo.update_run(session=s, run_id=run.id,
+                            timing={**run.timing, "health_wait": item.health_wait})
+
+    # ------------------------------------------------------------------ lost phones, moves
+
+    def _phone_back(self) -> bool:
+        try:
+            resolve_device(self.device.serial, {}, wait_s=0)
+            return True
+        except DeviceError:
+            return False
+
+    def _await_return(self, s: Session, run: RunPublic, err: Exception) -> bool:
+        """Wait for the phone. True: it is back, carry on with the run; False: stop here (the
+        runs were released to an equivalent phone, or the sweep is stopping)."""
+        rt = self.rt
+        current = repo.get_run(session=s, run_id=run.id)
+        if current.status not in ("interrupted", "cancelled", "finished"):
+            repo.update_run(session=s, run_id=run.id, status="interrupted",
+                            error=getattr(err, "message", str(err)), finished=None)
+        rt.set_away(self.device.id, True)
+        self.say(f"run {run.id}: lost the phone ({getattr(err, 'message', err)}); waiting "
+                 f"for it")
+        start = time.monotonic()
+        released = False
+        try:
+            while not rt.halted():
+                if self._phone_back():
+                    self.say("the phone is back")
+                    return not released
+                away = time.monotonic() - start
+                if not released and away >= rt.reassign_after_s and \
+                        rt.has_equivalent(self.device.id):
+                    n = sweep_repo.release_items(
+                        session=s, sweep_id=rt.sweep_id, device_id=self.device.id,
+                        note=f"{self.label} was away for {away:.0f} s")
+                    self.say(f"away for {away:.0f} s: {n} runs released to another "
+                             f"{self.device.model}")
+                    released = True
+                if released and not sweep_repo.may_need(
+                        session=s, sweep_id=rt.sweep_id, device_id=self.device.id,
+                        model=self.device.model):
+                    return False
+                rt.stopping.wait(rt.reconnect_s)
+            return False
+        finally:
+            rt.set_away(self.device.id, False)
+
+    def _resumable(self, s: Session, run: RunPublic) -> RunPublic:
+        """After the phone came back: a run failed by the lost link is taken up again."""
+        run = repo.get_run(session=s, run_id=run.id)
+        if run.status in ("failed", "interrupted"):
+            run = repo.update_run(session=s, run_id=run.id, finished=None, error=None,
+                                  status="interrupted" if run.device_run_dir else "running")
+        return run
+
+    def _restart(self, s: Session, item: SweepItemPublic, old: RunPublic, *,
+                 reason: str) -> RunPublic:
+        """A fresh start of the item: in the same row if nothing ran yet, else a new one."""
+        if old.events_seen == 0:
+            return repo.update_run(session=s, run_id=old.id, status="running",
+                                   device_run_dir=None, error=None, finished=None)
+        new = repo.create_run(session=s, experiment_id=old.experiment_id, variant=old.variant,
+                              device_id=self.device.id, params=_sweep_params(old.params),
+                              status="running", sweep_id=old.sweep_id)
+        if old.status not in ("failed", "cancelled"):
+            repo.update_run(session=s, run_id=old.id, status="failed", error=reason,
+                            finished=old.finished or utcnow())
+        sweep_repo.switch_run(session=s, item_id=item.id, run_id=new.id)
+        return new
+
+    def _move_here(self, s: Session, item: SweepItemPublic, old: RunPublic) -> RunPublic:
+        """A run released by another phone starts afresh here: in its own row when it never
+        started there, else in a new one (the old row says where it went)."""
+        if old.events_seen == 0 and not old.device_run_dir:
+            self.say(f"run {old.id} {old.variant} taken over")
+            return repo.update_run(session=s, run_id=old.id, device_id=self.device.id,
+                                   status="running", error=None, finished=None)
+        new = repo.create_run(session=s, experiment_id=old.experiment_id, variant=old.variant,
+                              device_id=self.device.id, params=_sweep_params(old.params),
+                              status="running", sweep_id=old.sweep_id)
+        if old.status in ("queued", "running", "interrupted"):
+            repo.update_run(session=s, run_id=old.id, status="cancelled",
+                            error=f"moved to run {new.id} on {self.label} ({item.note})",
+                            finished=utcnow())
+        sweep_repo.switch_run(session=s, item_id=item.id, run_id=new.id)
+        self.say(f"run {old.id} {old.variant} moved here as run {new.id}")
+        return new
+
+
+SWEEP_PARAMS = ("sweep_point", "repetition")
+
+
+def _sweep_params(params: dict) -> dict:
+    """What a new Run of the same item keeps: the point; the rest comes from its own run."""
+    return {k: v for k, v in params.items() if k in SWEEP_PARAMS}
