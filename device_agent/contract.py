@@ -100,6 +100,7 @@ RESULT_KEYS = (
 )
 # epochs: [{phase, epoch, train_loss, train_acc, test_loss, test_acc, seconds}]
 # timing: {decode, features, train, eval, total} seconds, train_per_epoch: [..]
+#   (the agent also reports embed and checkpoint seconds)
 # delegate: {requested, used, reason, info}
 # versions: {agent, interpreter, python, numpy}
 # counts: {train, test, skipped_corrupt, per_class_train, per_class_test}  (numbers only)

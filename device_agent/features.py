@@ -77,9 +77,12 @@ def load_cached(cache_dir: str, key: str) -> Features | None:
     def arr(name: str) -> np.ndarray:
         return np.load(os.path.join(cache_dir, name), mmap_mode="r")
 
-    return Features(arr("train_x.npy"), np.load(os.path.join(cache_dir, "train_y.npy")),
-                    arr("test_x.npy"), np.load(os.path.join(cache_dir, "test_y.npy")),
-                    man["counts"], man["delegate"], man["timing"])
+    try:
+        return Features(arr("train_x.npy"), np.load(os.path.join(cache_dir, "train_y.npy")),
+                        arr("test_x.npy"), np.load(os.path.join(cache_dir, "test_y.npy")),
+                        man["counts"], man["delegate"], man["timing"])
+    except (OSError, ValueError, KeyError):  # a cache cut short (kill during its removal)
+        return None
 
 
 def extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: EventLog,

@@ -30,7 +30,7 @@ def interpreter_version() -> str | None:
 
         dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
         return version(dist[INTERPRETER_NAME])
-    except Exception:  # noqa: BLE001 - a vendored build has no metadata
+    except Exception:  # a vendored build has no metadata
         mod = sys.modules.get(INTERPRETER_NAME)
         return getattr(mod, "__version__", None)
 
@@ -73,6 +73,6 @@ def delegated(interpreter: Any) -> bool | None:
     """Whether a delegate took part of the graph (a DELEGATE node); None if it cannot be told."""
     try:
         ops = interpreter._get_ops_details()
-    except Exception:  # noqa: BLE001 - private API, absent in some runtimes
+    except Exception:  # private API, absent in some runtimes
         return None
     return any(op.get("op_name") == "DELEGATE" for op in ops)
