@@ -10,6 +10,7 @@ from orchestrator.cli import (
     audit_cmd,
     dashboard_cmd,
     data_cmd,
+    demo_cmd,
     devices_cmd,
     model_cmd,
     results_cmd,
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 
 app.command("validate")(validate_cmd.validate)
+app.command("demo")(demo_cmd.demo)
 app.command("run", context_settings=getattr(run_cmd, "CONTEXT_SETTINGS", None))(
     run_cmd.run
 )
