@@ -86,8 +86,9 @@ def resolve_device(name: str, aliases: dict[str, str], *, wait_s: float = 20.0) 
     with a back-off of several seconds) before it is reported offline.
     """
     target = DeviceAddress.parse(alias_target(name, aliases) or name)
+    network = _NETWORK_SERIAL.fullmatch(target.serial) is not None
     attached = list_attached(target.server)
-    if _NETWORK_SERIAL.fullmatch(target.serial) and target.name not in {a.name for a in attached}:
+    if network and target.name not in {a.name for a in attached}:
         connect(target)
         attached = list_attached(target.server)
 
@@ -97,13 +98,18 @@ def resolve_device(name: str, aliases: dict[str, str], *, wait_s: float = 20.0) 
             return match_device(target.name, now, {})
         return match_device(name, now, aliases, model_of=_model_or_getprop)
 
-    deadline = time.monotonic() + wait_s
+    start = time.monotonic()
+    nudged = start
     while True:
         try:
             return match(attached)
         except DeviceOffline:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= start + wait_s:
                 raise
+        if network and time.monotonic() - nudged > 3.0:
+            # adb's own reconnection backs off after failures: reconnect it now.
+            connect(target, fresh=True)
+            nudged = time.monotonic()
         time.sleep(0.5)
         attached = list_attached(target.server)
 
@@ -111,13 +117,16 @@ def resolve_device(name: str, aliases: dict[str, str], *, wait_s: float = 20.0) 
 _NETWORK_SERIAL = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}")
 
 
-def connect(target: DeviceAddress) -> None:
-    """`adb connect` a network phone; quiet when it fails (resolution then says what is
-    attached). adb prints "failed to connect" and still succeeds, so only the list counts."""
+def connect(target: DeviceAddress, *, fresh: bool = False) -> None:
+    """`adb connect` a network phone (after `adb disconnect` when `fresh`); quiet when it
+    fails: adb prints "failed to connect" and still succeeds, so only the list counts."""
     from orchestrator.devices.adb import client
 
+    c = client(target.server)
     with contextlib.suppress(AdbError, OSError):
-        client(target.server).connect(target.serial, timeout=10)
+        if fresh:
+            c.disconnect(target.serial)
+        c.connect(target.serial, timeout=10)
 
 
 def _model_or_getprop(a: Attached) -> str | None:
