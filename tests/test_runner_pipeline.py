@@ -188,6 +188,30 @@ def test_ctrl_c_leaves_the_agent_running_and_resume_collects(env, synth_data, bu
     assert events.count('"kind":"start"') == 1  # collected, not run again
 
 
+def test_ctrl_c_and_stop_cancels_the_agent_and_resume_finishes(env, synth_data, builder):
+    """Ctrl-C answered "stop": the agent is stopped on the device; --resume restarts it from
+    its checkpoint and the run finishes with every epoch once."""
+    link, session, _ = env
+    spec = make_spec(f"host:{synth_data}", finetune=150)
+
+    def ctrl_c_at_first_epoch(p):
+        if p.kind == "epoch":
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted, match="stopped by the user") as err:
+        run(env, spec, ["method2"], builder, on_progress=ctrl_c_at_first_epoch,
+            on_interrupt=lambda r: True)
+    cut = repo.get_run(session=session, run_id=err.value.run_id)
+    stopped_alive = link.agent_alive(cut.device_run_dir)
+
+    (done,) = run(env, None, [], builder, resume_run_id=cut.id)
+
+    assert cut.status == "interrupted" and not stopped_alive
+    assert done.status == "finished"
+    steps = [s for s, _ in repo.metric_series(session=session, run_id=cut.id)["test_acc"]]
+    assert steps == list(range(1, 152))
+
+
 def test_an_agent_error_fails_the_run_with_its_reason(env, builder):
     """A `device:` folder that is not there: the agent's data error becomes the run's error."""
     _, session, _ = env
