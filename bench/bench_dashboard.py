@@ -242,7 +242,7 @@ def main() -> None:
     lines += ["", f"Worst p95 over all pages and repetitions: {worst95:.1f} ms "
               f"(target: under 100 ms).", "",
               "What a user would otherwise run for the same figures (a new process each time, "
-              "5 runs, median):", "",
+              "5 runs, median; mostly interpreter start-up and imports):", "",
               f"- `orch results compare paper-table1 --format json`: "
               f"{statistics.median(cli_compare):.0f} ms, i.e. "
               f"{statistics.median(cli_compare) / exp50:.0f}× the experiment page's p50 "
@@ -251,7 +251,7 @@ def main() -> None:
               f"{statistics.median(cli_show) / run50:.0f}× the run page's p50.", "",
               f"In-process, the Table 1 rows over {RUNS:,} runs (20 repetitions, median): "
               f"`repo.compare` (ORM rows) {statistics.median(old):.1f} ms vs "
-              f"`queries.table1` (one join over the needed columns) "
+              f"`queries.table1` (a window query that picks the rows in SQL) "
               f"{statistics.median(new):.1f} ms: "
               f"{statistics.median(old) / statistics.median(new):.1f}× faster, same rows "
               "(checked by tests/test_dashboard_queries.py).", ""]

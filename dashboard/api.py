@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from dashboard import data
 from dashboard.deps import SessionDep
+from dashboard.render import dumps
 from orchestrator.audit import AuditVerdict, audit_verdict
 from orchestrator.store import queries, repo
 from orchestrator.store.queries import (
@@ -23,8 +24,6 @@ class SafeJSONResponse(JSONResponse):
     """JSON with NaN / ±inf as null: a diverged loss must not turn a page into a 500."""
 
     def render(self, content: Any) -> bytes:
-        from dashboard.render import dumps
-
         return dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -58,7 +57,7 @@ def runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
-    """Runs, filtered, sorted and paginated."""
+    """Runs, filtered, sorted and paginated (without result.json: read one run for it)."""
     return queries.runs_page(session=session, experiment_id=experiment_id, statuses=status,
                              variant=variant, device_id=device_id, sweep_id=sweep_id,
                              sort=sort, descending=order == "desc", limit=limit, offset=offset)

@@ -37,8 +37,9 @@ def _wants_json(request: Request) -> bool:
 def _error(request: Request, status: int, message: str, hint: str | None) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": message, "hint": hint}, status_code=status)
-    return render("error.html", status_code=status, title="Not here" if status == 404 else
-                  "Error", page="error", nav="", status=status, message=message, hint=hint,
+    title = "Not found" if status == 404 else "Error"
+    return render("error.html", status_code=status, title=title, page="error", nav="",
+                  status=status, message=message, hint=hint,
                   store=request.app.state.store_label)
 
 
