@@ -15,10 +15,11 @@ import pytest
 from sqlmodel import Session
 
 from dashboard.sample_data import fill
-from dashboard.testing import free_port
+from dashboard.testing import ALL_DRAWN, CHROMIUM, CHROMIUM_ARGS, Watched, free_port
 from orchestrator.store.db import make_engine
 
 REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "artifacts" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +71,36 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.stderr.close()
 
 
-def test_loopback_dashboard_prints_its_url_and_serves_pages(db_url):
-    """On 127.0.0.1 no token is needed; the printed URL serves the experiments page."""
+def test_loopback_dashboard_shows_table1_and_curves_in_chromium(db_url):
+    """On 127.0.0.1 no token is needed; the printed URL opens Table 1 and a run's curves."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
     port = free_port()
     proc = _start("--port", str(port), "--db", db_url)
     try:
         line = _first_line(proc)
-        assert f"http://127.0.0.1:{port}/" in line and "token" not in line
-        r = _get(f"http://127.0.0.1:{port}/")
-        assert r.status_code == 200 and "paper-table1" in r.text
+        url = f"http://127.0.0.1:{port}/"
+        assert url in line and "token" not in line
+        assert _get(url).status_code == 200
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                w = Watched(browser.new_page(viewport={"width": 1280, "height": 900}), SHOTS)
+                w.open(url)
+                with w.page.expect_navigation():
+                    w.page.click("table.experiments a.strong")
+                w.page.wait_for_function(ALL_DRAWN)
+                assert w.page.locator("#table1 tbody tr").count() == 2
+                assert w.page.locator("figure[data-chart=chart-accuracy] rect.bar").count() > 0
+                with w.page.expect_navigation():
+                    w.page.click("#table1 a.acc >> nth=0")
+                w.page.wait_for_function(ALL_DRAWN)
+                assert w.page.locator("figure[data-chart=chart-loss] path.series").count() == 2
+                w.shot("cli-run")
+                w.assert_clean()
+            finally:
+                browser.close()
     finally:
         _stop(proc)
 
