@@ -313,8 +313,9 @@ def _cut_at_checkpoint(pixel7, epoch: int, kill: bool, found: list) -> None:
 def test_dropped_link_resumes_to_the_undisturbed_result(pixel7, photos, home, undisturbed,
                                                         kill):
     """The cable is pulled at epoch 3: `orch run` stops with RunInterrupted and the resume
-    command; plugged back in, `orch run --resume` reattaches (or restarts the agent from its
-    checkpoint) and ends with the undisturbed run's accuracy and losses, each stored once."""
+    command. Plugged back in, the same command again reattaches to the still-running agent;
+    `orch run --resume RUN` restarts a killed one from its checkpoint. Either way the run
+    ends with the undisturbed run's accuracy and losses, each stored once."""
     found: list[str] = []
     cutter = threading.Thread(target=_cut_at_checkpoint, args=(pixel7, 3, kill, found))
     cutter.start()
@@ -324,10 +325,14 @@ def test_dropped_link_resumes_to_the_undisturbed_result(pixel7, photos, home, un
 
     assert cut.returncode == 6 and "--resume" in cut.stderr, cut.stderr
     run_id = int(cut.stderr.split("--resume ")[1].split("`")[0])
-    resumed = orch("run", "--resume", str(run_id), "--format", "json")
+    if kill:
+        resumed = orch("run", "--resume", str(run_id), "--format", "json")
+    else:
+        resumed = orch(*_long_args(pixel7.serial, photos))
 
     assert resumed.returncode == 0, resumed.stderr
     run = json.loads(resumed.stdout)["runs"][0]
+    assert run["id"] == run_id
     with store(home) as s:
         loss = repo.metric_series(session=s, run_id=run_id)["test_loss"]
         metrics = repo.run_metrics(session=s, run_id=run_id)

@@ -143,7 +143,25 @@ def run_experiment(
         builder = default_builder(get_settings().cache_dir / "models")
     exp = repo.upsert_experiment(session=session, name=spec.name,
                                  spec=spec.model_dump(mode="json"), spec_hash=spec_hash(spec))
-    return [_fresh(ctx, spec, v, exp.id, builder) for v in variants]
+    return [_continue_or_fresh(ctx, spec, v, exp.id, builder) for v in variants]
+
+
+def _continue_or_fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
+                       builder: Builder) -> RunPublic:
+    """The same command after an interruption resumes the interrupted run (reattach.py)."""
+    from orchestrator.runner.reattach import interrupted_twin
+
+    twin = interrupted_twin(session=ctx.session, spec=spec, variant=variant,
+                            experiment_id=experiment_id, device_id=ctx.device.id,
+                            model_hash=lambda: builder(spec, variant).hash)
+    if twin is not None and not ctx.link.exists(
+            posixpath.join(twin.device_run_dir or "", contract.JOB_FILE)):
+        twin = None  # its folder is gone from the device (cleaned): start over
+    if twin is None:
+        return _fresh(ctx, spec, variant, experiment_id, builder)
+    ctx.on_progress(Progress(variant, "note", twin.id, text=f"run {twin.id} was interrupted "
+                             "with these settings on this device: resuming it"))
+    return _resume(ctx, twin.id)
 
 
 def run_queued(
