@@ -91,6 +91,16 @@ class BuildResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+def build_frozen_keras(config: ModelConfig) -> Any:
+    """The frozen trunk of `config` as a Keras model (image 0…255 → features at the split).
+
+    The source of frozen.tflite, for exporters of other formats (e.g. an NNAPI plan).
+    """
+    from models import keras_net
+
+    return keras_net.build_frozen_keras(config)
+
+
 def code_version() -> str:
     """BUILD_VERSION plus a digest of the build code, so a code change is a cache miss."""
     h = hashlib.sha256(str(BUILD_VERSION).encode())
@@ -158,6 +168,7 @@ def build_artifacts(config: ModelConfig, folder: Path, digest: str) -> dict[str,
     model = keras_net.build_keras_model(config)
     trunk = keras_net.build_frozen_keras(config, model)
     (folder / FROZEN_FILE).write_bytes(convert_frozen(trunk))
+    # Further exports of the frozen trunk (an NNAPI plan) take `trunk` from here.
     export_plan(trunk, folder)
 
     plan = keras_net.upper_plan(config, model)

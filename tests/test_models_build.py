@@ -39,6 +39,17 @@ def write_h5(path: Path, alpha: float) -> Path:
     return path
 
 
+@pytest.mark.parametrize(("split", "layer"), [
+    (None, "head_pool"), ("conv_dw_1", "conv1_relu"), ("conv_pw_1", "conv_dw_1_relu"),
+    ("conv_dw_12", "conv_pw_11_relu"), ("conv_pw_11", "conv_dw_11_relu"),
+])
+def test_frozen_trunk_ends_just_before_the_split(split, layer):
+    """The trunk's output is the layer below the split (before a stride-2 block's padding)."""
+    from models.keras_net import feature_layer_name
+
+    assert feature_layer_name(split) == layer
+
+
 # --- the cache ----------------------------------------------------------------------------
 
 
