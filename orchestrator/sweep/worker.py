@@ -145,6 +145,9 @@ class PhoneWorker(threading.Thread):
                     return
                 run = self._resumable(s, run)
                 continue
+            except Exception as e:  # not an expected failure: one failed attempt, logged
+                traceback.print_exc()
+                ended = self._failed_by(s, run, e)
             if ended is None:
                 return  # held back by a health gate (failed, or left queued when stopping)
             outcome = self._after(s, item, ended)
@@ -213,6 +216,15 @@ class PhoneWorker(threading.Thread):
             return run
         self.say(f"run {run.id} {run.variant}: failed ({why}); trying again")
         return self._restart(s, item, run, reason=why)
+
+    def _failed_by(self, s: Session, run: RunPublic, err: Exception) -> RunPublic:
+        current = repo.get_run(session=s, run_id=run.id)
+        if current.status == "failed":
+            return current
+        why = f"{type(err).__name__}: {err}".splitlines()[0]
+        self.say(f"run {run.id}: unexpected error ({why})")
+        return repo.update_run(session=s, run_id=run.id, status="failed", error=why,
+                               finished=utcnow())
 
     # ------------------------------------------------------------------ health gates
 
