@@ -124,7 +124,7 @@ def test_profile_errors_name_the_field():
 
 def test_shell_environment_puts_the_profiles_python_on_path():
     """The phone's PATH starts with the profile's Python folder; NNAPI sets its variable."""
-    prof = pixel7()
+    prof = pixel7().model_copy(update={"nnapi_lib": None})
     env = shell_environment(prof, prof.all_props("x"))
     assert env["PATH"].split(":")[0] == "/data/local/tmp/python/bin"
     assert env["TMPDIR"] == "/data/local/tmp" and "ORCH_NNAPI_LIB" not in env
