@@ -87,6 +87,22 @@ def wait_for(check, timeout: float = 20.0):
     return value
 
 
+# ------------------------------------------------------------------ shell
+
+
+@pytest.mark.parametrize("v2", [True, False], ids=["shell-v2", "shell-v1"])
+def test_exit_codes_and_bytes_come_back_with_and_without_shell_v2(pixel, v2):
+    """A failing command's exit code and output are kept (v1: from an appended echo, which
+    an `exit` inside the command cannot skip); binary output is byte-exact."""
+    phone = Phone(DeviceAddress.parse(pixel.serial))
+    phone._v2 = v2  # the protocol a phone without shell_v2 forces
+
+    assert phone.run_rc("echo out; echo err >&2; exit 3") in ((3, "out\nerr\n"),
+                                                             (3, "err\nout\n"))
+    assert phone.exec_raw("printf 'a\\0b'")[1] == b"a\0b"
+    assert phone.run_rc("false")[0] == 1 and phone.run_rc("true") == (0, "")
+
+
 # ------------------------------------------------------------------ files
 
 

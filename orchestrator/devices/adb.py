@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import adbutils
 from adbutils import AdbClient, AdbDevice
+from adbutils._adb import AdbConnection
 from adbutils.errors import AdbError
 
 from orchestrator.devices.address import AdbServer, DeviceAddress
@@ -152,17 +153,61 @@ class Phone:
                what: str | None = None) -> tuple[int, str]:
         """(exit code, stdout+stderr) of `command` in the phone's shell; `what` names it in
         errors (default: its first word)."""
-        v2 = self.shell_v2()
-        # Without shell v2 the exit code rides on adbutils' appended `echo X4EXIT:$?`; a
-        # subshell keeps an `exit N` inside the command from swallowing that echo.
-        cmd = command if v2 else f"( {command} )"
         what = what or (command.split() or ["shell"])[0]
         with adb_errors(what, self.name):
-            r = self._device.shell2(cmd, timeout=timeout or self.timeout, v2=v2)
-        return r.returncode, r.output
+            rc, _, output = self.exec_raw(command, timeout=timeout)
+        return rc, output.decode("utf-8", errors="replace")
+
+    def exec_raw(self, command: str, *, timeout: float | None = None
+                 ) -> tuple[int, bytes, bytes]:
+        """(exit code, stdout, stdout+stderr) of `command`, over ONE adb connection that is
+        closed at once: adbutils' shell2 adds a server-version query and a 10 ms close delay
+        to every call, which a follow loop polling a few times a second feels."""
+        v2 = self.shell_v2()
+        conn = self._client.make_connection(timeout=timeout or self.timeout)
+        try:
+            conn.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.send_command(f"host:transport:{self.address.serial}")
+            conn.check_okay()
+            if v2:
+                conn.send_command(f"shell,v2:{command}")
+                conn.check_okay()
+                return _read_shell_v2(conn)
+            # Without shell v2 the exit code rides on an appended echo; the subshell keeps an
+            # `exit N` in the command from skipping it.
+            conn.send_command(f"shell:( {command} ); echo {_EXIT_MARK.decode()}$?")
+            conn.check_okay()
+            raw = conn.read_until_close(encoding=None)
+            assert isinstance(raw, bytes)
+            at = raw.rfind(_EXIT_MARK)
+            if at == -1:
+                raise AdbError("shell output has no exit code: the link closed early")
+            out = raw[:at]
+            return int(raw[at + len(_EXIT_MARK):].strip() or b"255"), out, out
+        finally:
+            conn.conn.close()
 
     def getprop(self) -> str:
         return self.run("getprop")
+
+
+_EXIT_MARK = b"X4EXIT:"
+
+
+def _read_shell_v2(conn: AdbConnection) -> tuple[int, bytes, bytes]:
+    """Shell v2 packets (id u8, length u32 LE): 1 stdout, 2 stderr, 3 exit code."""
+    stdout, output = bytearray(), bytearray()
+    while True:
+        head = conn.read_exact(5)
+        kind, length = head[0], int.from_bytes(head[1:5], "little")
+        data = conn.read_exact(length) if length else b""
+        if kind == 1:
+            stdout += data
+            output += data
+        elif kind == 2:
+            output += data
+        elif kind == 3:
+            return (data[0] if data else 255), bytes(stdout), bytes(output)
 
 
 def quote(path: str) -> str:

@@ -149,13 +149,11 @@ class AdbLink:
             return b""
         cmd = (f"test -f {q(device_path)} || exit 2; "
                f"tail -c +{offset + 1} {q(device_path)} 2>/dev/null | head -c {max_bytes}")
-        v2 = self.phone.shell_v2()
         with adb_errors("read", self.serial):
-            r = self.phone.device.shell2(cmd if v2 else f"( {cmd} )", timeout=self.phone.timeout,
-                                         encoding=None, v2=v2)
-        if r.returncode != 0:
-            raise DeviceCommandFailed(f"read {device_path}", r.returncode, "")
-        return (r.stdout if v2 else r.output)[:max_bytes]
+            rc, stdout, _ = self.phone.exec_raw(cmd)
+        if rc != 0:
+            raise DeviceCommandFailed(f"read {device_path}", rc, "")
+        return stdout[:max_bytes]
 
     def stat(self, device_path: str) -> FileStat | None:
         p = q(device_path)
