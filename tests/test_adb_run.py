@@ -184,6 +184,29 @@ def test_paper_spec_on_device_photos_runs_and_no_photo_leaves(pixel7, photos, ho
     assert not [p for p in host_files if sha(p) in photo_hashes]
 
 
+def test_done_when_sim_start_run_compare_audit(adb_server, photos, home):
+    """On a fresh ORCH_HOME: `orch sim start --profile pixel7 --name pixel7`, then
+    `orch run experiments/paper_table1.yaml --device pixel7 --set …` (the phone's name is
+    enough), `orch results compare paper-table1` shows both variants, `orch audit RUN`
+    proves no image bytes came back."""
+    started = orch("sim", "start", "--profile", "pixel7", "--name", "pixel7",
+                   "--photos", str(photos))
+    try:
+        assert started.returncode == 0, started.stderr
+        ran = orch("run", str(PAPER), "--device", "pixel7", *SMALL, "--format", "json")
+        compare = orch("results", "compare", "paper-table1", "--format", "json")
+        assert ran.returncode == 0, ran.stderr
+        audits = [orch("audit", str(r["id"])) for r in json.loads(ran.stdout)["runs"]]
+    finally:
+        orch("sim", "stop", "pixel7")
+    rows = json.loads(compare.stdout)
+    assert sorted((c["variant"], c["status"]) for c in rows) == [("method1", "finished"),
+                                                                 ("method2", "finished")]
+    assert all(c["device"] == "Pixel 7" for c in rows)
+    assert all(a.returncode == 0 and "0 image bytes left the device" in a.stdout
+               for a in audits)
+
+
 def test_a_second_run_pushes_no_model_or_image_again(pixel7, photos, home):
     """Host photos: the first run pushes the images (agent and model may already be there from
     the test before); the second pushes only its job, the rest recorded as skipped."""
