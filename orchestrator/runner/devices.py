@@ -20,10 +20,11 @@ def open_link(name: str, *, settings: OrchSettings, session: Session | None = No
     if name == LOCAL:
         return LocalLink(settings.home / "local-device")
     from orchestrator.devices.resolve import resolve_device
-    from orchestrator.runner.adb_link import AdbLink
+    from orchestrator.launchers.choose import open_device_link
 
     aliases = repo.alias_map(session=session) if session is not None else {}
-    return AdbLink(resolve_device(name, aliases).address)
+    # The phone's stored launcher (direct, runas, ssh); direct when none is stored.
+    return open_device_link(resolve_device(name, aliases).address, session=session)
 
 
 def register_device(*, session: Session, link: DeviceLink) -> DevicePublic:

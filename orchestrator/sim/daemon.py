@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.sim import sensors
+from orchestrator.sim import apps, sensors
 from orchestrator.sim.faults import APPLIED_FILE, CONTROL_FILE, Faults
 from orchestrator.sim.phone import Phone
 from orchestrator.sim.procs import LoadMeter
@@ -118,6 +118,7 @@ class Daemon:
         write_storage_python(storage, self.profile)
         write_system(self.state_dir / "system", profile=self.profile, props=self.phone.props,
                      profile_file=self.profile_file)
+        apps.prepare(storage, self.state_dir / "system", self.profile)
         self.files = DirWriter(self.state_dir)
         self._write_sensors()
         self._apply_control(force=True)
@@ -126,6 +127,7 @@ class Daemon:
         build_root(self.state_dir / "rootfs", system=self.state_dir / "system",
                    storage=storage, python_dirs=python_dirs()[0])
         enter_root(self.state_dir / "rootfs")
+        apps.boot(self.phone)
         if self.phone.faults().offline:  # unplugged from the start: keep the port, refuse
             self._listener.close()
             self._listener = None

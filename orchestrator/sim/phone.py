@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any
 
-from orchestrator.sim import services
+from orchestrator.sim import identity, services
+from orchestrator.sim.app_ports import published_port
 from orchestrator.sim.faults import Faults, Throttle
 from orchestrator.sim.procs import ProcessTable
 from orchestrator.sim.profile import Profile
@@ -48,6 +49,8 @@ def shell_environment(profile: Profile, props: dict[str, str]) -> dict[str, str]
     }
     if profile.nnapi_lib:
         env["ORCH_NNAPI_LIB"] = NNAPI_LIB
+    if identity.is_stock(profile):
+        env.update(USER="shell", LOGNAME="shell")
     return env
 
 
@@ -105,7 +108,17 @@ class Phone:
         return env
 
     def spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        return self.procs.spawn(argv, **kwargs)
+        """Run `argv` as the phone's shell user (root, or uid 2000 on a stock profile)."""
+        return self.procs.spawn(identity.shell_prefix(self.profile) + argv, **kwargs)
+
+    def act_as_shell(self) -> None:
+        """This thread's file accesses become the shell user's (the sync service's)."""
+        identity.act_as_shell(self.profile)
+
+    def tcp_port(self, port: int) -> int:
+        """The host loopback port behind the phone's `port` (Termux's sshd binds a free one
+        and publishes it, so phones on one host do not collide on 8022)."""
+        return published_port(port) or port
 
     def log(self, message: str) -> None:
         stamp = time.strftime("%H:%M:%S")

@@ -48,9 +48,24 @@ class ThermalSpec(_Strict):
 
 
 class TermuxSpec(_Strict):
-    """A Termux-like install, for launchers added later (run-as needs a debuggable build)."""
+    """A Termux-like install (orchestrator/sim/termux.py): which build it is (run-as needs a
+    debuggable one: Termux's GitHub builds), what `pkg` has installed at power-on, whether its
+    sshd runs and whether it holds the storage permission. Its `pkg` and Python are simulated
+    (the host's interpreter, with each module gated by its Termux package)."""
 
     debuggable: bool = False
+    source: Literal["github", "fdroid", "play"] = "github"  # decides installer and signature
+    version: str = "0.118.1"  # versionName as `dumpsys package com.termux` shows it
+    uid: int = Field(10234, ge=10000, le=19999)  # the app's Linux uid (u0_a234)
+    packages: list[str] = Field(default_factory=list)  # installed by `pkg` at power-on
+    sshd: bool = False  # sshd already running at power-on (as after Termux:Boot)
+    storage: bool = False  # READ/WRITE_EXTERNAL_STORAGE granted (termux-setup-storage)
+
+    @model_validator(mode="after")
+    def _sshd_needs_openssh(self) -> TermuxSpec:
+        if self.sshd and "openssh" not in self.packages:
+            raise ValueError("sshd: true needs openssh in packages")
+        return self
 
 
 class Profile(_Strict):
@@ -63,6 +78,10 @@ class Profile(_Strict):
     thermal: ThermalSpec = ThermalSpec()
     nnapi_lib: str | None = None  # host .so exposed as /system/lib64/libneuralnetworks.so
     termux: TermuxSpec | None = None
+    # The adb shell's user: root (a rooted phone) or `shell` (uid 2000, a stock phone: the
+    # kernel then refuses it what Android refuses it, e.g. an app's private folder).
+    shell_user: Literal["root", "shell"] = "root"
+    settings: dict[str, str] = Field(default_factory=dict)  # `settings get global` at power-on
     faults: Faults = Faults()
 
     @field_validator("props", mode="before")

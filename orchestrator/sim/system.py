@@ -38,6 +38,7 @@ d=/system/etc/sim
 case "$1" in
     battery) exec cat "$d/battery.txt" ;;
     thermalservice) exec cat "$d/thermalservice.txt" ;;
+    package) exec /system/bin/pm dump "$2" ;;
     ""|-l) printf 'Currently running services:\\n  battery\\n  thermalservice\\n' ;;
     *) echo "Can't find service: $1" >&2 ;;
 esac

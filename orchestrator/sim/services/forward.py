@@ -23,7 +23,7 @@ def factory(phone: Phone, args: list[str], rest: str) -> Handler | None:
 
     def handler(stream: Stream) -> None:
         try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock = socket.create_connection(("127.0.0.1", phone.tcp_port(port)), timeout=5)
         except OSError as e:
             phone.log(f"tcp:{port}: {e}")
             return

@@ -45,6 +45,7 @@ class SyncSession:
         self.stream = stream
 
     def run(self) -> None:
+        self.phone.act_as_shell()  # as adbd: the shell user on a stock phone
         handlers = {b"STAT": self.stat_v1, b"LST2": self.stat_v2, b"STA2": self.stat_v2,
                     b"LIST": self.list_v1, b"LIS2": self.list_v2, b"SEND": self.send,
                     b"RECV": self.recv}

@@ -1,0 +1,152 @@
+"""`TermuxLink`: the device link for an agent that runs inside Termux (runas or ssh).
+
+Two places on the phone, one device root for the pipeline (`~/.orch` in Termux's home):
+- staged files (agent, models, host data sets) are pushed by adb to /data/local/tmp/orch/,
+  world-readable, and reached from Termux through links `~/.orch/{agent,models,data}`
+  (apps may read exact paths there, not list /data/local/tmp itself, nor write);
+- run folders `~/.orch/runs/<key>/` are Termux's own: only Termux can write them, so the
+  job goes there through the launcher, and events and result come back the same way.
+The adb shell never touches Termux's folder (a stock phone's shell cannot).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+from orchestrator.devices.adb import Phone
+from orchestrator.devices.address import DeviceAddress
+from orchestrator.errors import DeviceError
+from orchestrator.launchers import scripts
+from orchestrator.launchers.base import AgentControl, AgentShell
+from orchestrator.launchers.termux_env import ORCH_DIR, PREFIX
+from orchestrator.runner.adb_link import DEVICE_ROOT, AdbLink
+from orchestrator.runner.link import AgentHandle, DeviceFacts, FileStat, HealthSample, TransferInfo
+from orchestrator.runner.local_link import file_sha256
+
+STAGED = ("agent", "models", "data")  # folders under the root that live in the staging area
+INCOMING = "incoming"  # staging folder for files on their way into a run folder
+PYTHON = f"{PREFIX}/bin/python"
+
+
+class TermuxLink:
+    """A `DeviceLink` whose agent runs as the Termux app, reached through `shell`."""
+
+    def __init__(self, phone: Phone | DeviceAddress | str, shell: AgentShell, *,
+                 root: str = ORCH_DIR, stage_root: str = DEVICE_ROOT) -> None:
+        self.stage = AdbLink(phone, root=stage_root)
+        self.phone = self.stage.phone
+        self.shell = shell
+        self.root = root.rstrip("/")
+        self.launcher = shell.launcher
+        self.agent = AgentControl(shell, PYTHON)
+        self._layout = False
+
+    @property
+    def serial(self) -> str:
+        return self.phone.name
+
+    def staged_path(self, device_path: str) -> str | None:
+        """Where a path under root/{agent,models,data} really lives, else None (pure)."""
+        for kind in STAGED:
+            base = f"{self.root}/{kind}"
+            if device_path == base or device_path.startswith(base + "/"):
+                return self.stage.root + device_path[len(self.root):]
+        return None
+
+    def ensure_layout(self) -> None:
+        """~/.orch/runs, and the links to the staging area (once per link)."""
+        if self._layout:
+            return
+        links = " ".join(
+            f"[ \"$(readlink {scripts.q(f'{self.root}/{k}')})\" = "
+            f"{scripts.q(f'{self.stage.root}/{k}')} ] || ln -sfn "
+            f"{scripts.q(f'{self.stage.root}/{k}')} {scripts.q(f'{self.root}/{k}')};"
+            for k in STAGED)
+        self.agent.run(f"{scripts.mkdirs(self.root + '/runs')} && chmod 700 "
+                       f"{scripts.q(self.root)} && {links} true", what="Termux folders")
+        self._layout = True
+
+    # ------------------------------------------------------------------ files
+
+    def push(self, local_path: str, device_path: str, kind: str) -> TransferInfo:
+        staged = self.staged_path(device_path)
+        if staged is not None:
+            self.ensure_layout()
+            return self.stage.push(local_path, staged, kind)
+        # A file for a run folder (job.json): staged, then copied in by Termux itself.
+        digest = file_sha256(local_path)
+        if self.agent.sha256_of(device_path) == digest:
+            return TransferInfo(device_path, 0, digest, skipped=True)
+        tmp = f"{self.stage.root}/{INCOMING}/{digest[:16]}-{posixpath.basename(device_path)}"
+        sent = self.stage.push(local_path, tmp, kind).bytes
+        try:
+            self.agent.run(f"cp {scripts.q(tmp)} {scripts.q(device_path)} && chmod 600 "
+                           f"{scripts.q(device_path)}", what=f"copy {kind} into Termux")
+        finally:
+            self.stage.remove(tmp)
+        return TransferInfo(device_path, sent or Path(local_path).stat().st_size, digest)
+
+    def exists(self, device_path: str) -> bool:
+        staged = self.staged_path(device_path)
+        return self.stage.exists(staged) if staged else self.agent.exists(device_path)
+
+    def sha256_of(self, device_path: str) -> str | None:
+        staged = self.staged_path(device_path)
+        return self.stage.sha256_of(staged) if staged else self.agent.sha256_of(device_path)
+
+    def mkdirs(self, device_path: str) -> None:
+        staged = self.staged_path(device_path)
+        if staged is not None:
+            self.stage.mkdirs(staged)
+            return
+        self.ensure_layout()
+        self.agent.mkdirs(device_path)
+
+    def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
+        """Only `orchestrator.egress` calls this: a run's events and result, via Termux."""
+        return self.agent.read_file(device_path, max_bytes, offset)
+
+    def stat(self, device_path: str) -> FileStat | None:
+        staged = self.staged_path(device_path)
+        return self.stage.stat(staged) if staged else self.agent.stat(device_path)
+
+    def remove(self, device_path: str) -> None:
+        staged = self.staged_path(device_path)
+        if staged is not None:
+            self.stage.remove(staged)
+        else:
+            self.agent.remove(device_path)
+
+    def close(self) -> None:
+        self.stage.close()
+
+    # ------------------------------------------------------------------ the agent
+
+    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
+        self.stage.close()
+        if not self.agent.exists(PYTHON):
+            raise DeviceError(f"Termux on {self.serial} has no Python.",
+                              hint=f"Run `orch devices setup {self.serial}` (GitHub build), or "
+                                   "in Termux: `pkg install python python-numpy python-pillow "
+                                   "python-tflite-runtime`.")
+        return self.agent.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=resume)
+
+    def agent_alive(self, run_dir: str) -> bool:
+        return self.agent.agent_alive(run_dir)
+
+    def agent_exit_code(self, run_dir: str) -> int | None:
+        return None  # neither run-as nor sshd keeps it; events say how the agent ended
+
+    def stop_agent(self, run_dir: str) -> None:
+        self.agent.stop_agent(run_dir)
+
+    # ------------------------------------------------------------------ facts
+
+    def facts(self) -> DeviceFacts:
+        facts = self.stage.facts()
+        facts.launcher = self.launcher
+        return facts
+
+    def sample_health(self) -> HealthSample | None:
+        return self.stage.sample_health()
