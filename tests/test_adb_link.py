@@ -302,6 +302,28 @@ def test_devices_list_info_and_alias(pixel, phones, isolated_home):
     assert json.loads(nokia_info.stdout)["release"] == "10"
 
 
+def test_a_phone_on_another_adb_server_is_named_serial_at_host_port(pixel, isolated_home):
+    """`SERIAL@HOST:PORT` reaches a phone through another adb server (a lab host's)."""
+    port = _free_port()
+    subprocess.run([ADB, "-P", str(port), "start-server"], capture_output=True, timeout=30,
+                   check=True)
+    try:
+        out = subprocess.run([ADB, "-P", str(port), "connect", pixel.serial],
+                             capture_output=True, text=True, timeout=30).stdout
+        assert "connected" in out
+        wait_for(lambda: f"{pixel.serial}\tdevice" in subprocess.run(
+            [ADB, "-P", str(port), "devices"], capture_output=True, text=True).stdout)
+        name = f"{pixel.serial}@127.0.0.1:{port}"
+        info = orch("devices", "info", name, "--format", "json")
+        listed = orch("devices", "list", "--server", f"127.0.0.1:{port}", "--format", "json")
+    finally:
+        subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True, timeout=30)
+    assert info.returncode == 0, info.stderr
+    assert (json.loads(info.stdout)["serial"], json.loads(info.stdout)["model"]) == (
+        name, "Pixel 7")
+    assert [r["serial"] for r in json.loads(listed.stdout)] == [name]
+
+
 def test_unknown_and_ambiguous_names_list_what_is_attached(pixel, phones, isolated_home):
     """`Pixel` with two Pixel 7s attached is ambiguous and names both; `iphone` names all."""
     second = phones("pixel7", name="pixel7b")
