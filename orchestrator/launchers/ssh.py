@@ -9,6 +9,7 @@ A dropped link is a DeviceOffline, so `orch run --resume` picks the run up as ov
 from __future__ import annotations
 
 import errno
+import logging
 from typing import Any
 
 from orchestrator.devices.adb import Phone, adb_errors
@@ -25,6 +26,12 @@ def paramiko_module() -> Any:
     except ImportError:
         raise DeviceError("The ssh launcher needs paramiko, which is not installed.",
                           hint="pip install 'orch[ssh]' (or: pip install paramiko).") from None
+    # Its transport thread logs a traceback for every failed connection; they are
+    # DeviceErrors with a hint here.
+    log = logging.getLogger("paramiko")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
     return paramiko
 
 
@@ -92,9 +99,12 @@ class SshShell:
                               f"`orch devices set {self.name} --forget-ssh-key`.") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
             client.close()
+            # adb accepts the forwarded connection, then closes it when nothing listens on
+            # the phone: the client sees no SSH banner.
+            why = ("nothing listens there" if "banner" in str(e)
+                   else str(e) or type(e).__name__)
             raise DeviceError(f"Termux's sshd does not answer on {self.name} (phone port "
-                              f"{self.port}): {str(e) or type(e).__name__}.",
-                              hint=start_sshd_hint(self.name)) from None
+                              f"{self.port}): {why}.", hint=start_sshd_hint(self.name)) from None
         self._client = client
         return client
 

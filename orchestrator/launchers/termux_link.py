@@ -29,6 +29,16 @@ INCOMING = "incoming"  # staging folder for files on their way into a run folder
 PYTHON = f"{PREFIX}/bin/python"
 
 
+def staged_path(root: str, stage_root: str, device_path: str) -> str | None:
+    """Where a path under root/{agent,models,data} really lives (under stage_root), or None
+    for anything else (a run folder is Termux's own)."""
+    for kind in STAGED:
+        base = f"{root}/{kind}"
+        if device_path == base or device_path.startswith(base + "/"):
+            return stage_root + device_path[len(root):]
+    return None
+
+
 class TermuxLink:
     """A `DeviceLink` whose agent runs as the Termux app, reached through `shell`."""
 
@@ -47,12 +57,7 @@ class TermuxLink:
         return self.phone.name
 
     def staged_path(self, device_path: str) -> str | None:
-        """Where a path under root/{agent,models,data} really lives, else None (pure)."""
-        for kind in STAGED:
-            base = f"{self.root}/{kind}"
-            if device_path == base or device_path.startswith(base + "/"):
-                return self.stage.root + device_path[len(self.root):]
-        return None
+        return staged_path(self.root, self.stage.root, device_path)
 
     def ensure_layout(self) -> None:
         """~/.orch/runs, and the links to the staging area (once per link)."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def prepare(storage: Path, system: Path, profile: Profile) -> None:
     """Host side, after /system is written and before the phone's root is built."""
     identity.prepare_permissions(storage, profile)
+    identity.write_toybox(system, profile)
     packages.write_commands(system)
     app = termux.install(storage, profile)
     packages.prepare_state(storage, profile, [app] if app else [])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 from pathlib import Path
 
 from orchestrator.sim.profile import Profile
@@ -24,6 +25,28 @@ SHELL_GROUPS = (1004, 1007, 1011, 1015, 1028, 3001, 3002, 3003, 3006, 3009, 3011
                 AID_EVERYBODY)
 
 
+# What a stock phone's /system/bin offers the shell (toybox, mksh, awk), from the host: a
+# stock profile's shell PATH has no host folder, so no host Python answers for a phone's.
+TOYBOX = ("sh", "cat", "chmod", "cp", "date", "dd", "du", "echo", "env", "find", "grep",
+          "head", "id", "kill", "ln", "ls", "md5sum", "mkdir", "mv", "nohup", "nproc", "printf",
+          "ps", "readlink", "realpath", "rm", "rmdir", "sed", "setsid", "sha256sum", "sleep",
+          "sort", "stat", "tail", "tar", "tee", "test", "[", "timeout", "touch", "tr", "true",
+          "false", "uname", "wc", "xargs", "awk", "cut", "basename", "dirname", "which",
+          "whoami", "pgrep", "pkill", "expr", "seq", "uniq", "od", "base64", "cmp", "mktemp")
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+
+
+def write_toybox(system: Path, profile: Profile) -> None:
+    """Links to the host's tools in a stock profile's /system/bin (host side, each start)."""
+    if not is_stock(profile):
+        return
+    for name in TOYBOX:
+        link = system / "bin" / name
+        host = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+        if host and not os.path.lexists(link):
+            link.symlink_to(host)
+
+
 def is_stock(profile: Profile) -> bool:
     return profile.shell_user == "shell"
 
@@ -33,7 +56,7 @@ def shell_prefix(profile: Profile) -> list[str]:
     if not is_stock(profile):
         return []
     groups = ",".join(str(g) for g in SHELL_GROUPS)
-    return ["setpriv", f"--reuid={AID_SHELL}", f"--regid={AID_SHELL}", f"--groups={groups}",
+    return [SETPRIV, f"--reuid={AID_SHELL}", f"--regid={AID_SHELL}", f"--groups={groups}",
             "--inh-caps=+setuid,+setgid", "--ambient-caps=+setuid,+setgid", "--"]
 
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.sim.identity import AID_EVERYBODY, AID_SHELL, is_stock
+from orchestrator.sim.identity import AID_EVERYBODY, AID_SHELL, SETPRIV, is_stock
 from orchestrator.sim.profile import Profile
 
 STATE = "/data/system/orch-sim"
@@ -165,7 +165,7 @@ groups=3003
 grep -qx android.permission.READ_EXTERNAL_STORAGE "/data/system/orch-sim/pkg/$pkg/granted" &&
     groups="$groups,@EVERYBODY@"
 # As the app (the shell may not enter its folder): chdir, then the command or a shell.
-exec setpriv --reuid="$uid" --regid="$uid" --groups="$groups" --inh-caps=-all \
+exec @SETPRIV@ --reuid="$uid" --regid="$uid" --groups="$groups" --inh-caps=-all \
     --ambient-caps=-all -- /bin/sh -c '
 cd "$1" 2>/dev/null || { echo "run-as: couldn'"'"'t chdir to $1" >&2; exit 1; }
 shift; [ $# -eq 0 ] && set -- /bin/sh; exec "$@"' run-as "$dir" "$@"
@@ -175,7 +175,8 @@ shift; [ $# -eq 0 ] && set -- /bin/sh; exec "$@"' run-as "$dir" "$@"
 def write_commands(system: Path) -> None:
     """The commands, into a freshly written /system/bin (host side)."""
     for name, text in (("pm", PM), ("settings", SETTINGS), ("device_config", DEVICE_CONFIG),
-                       ("run-as", RUN_AS.replace("@EVERYBODY@", str(AID_EVERYBODY)))):
+                       ("run-as", RUN_AS.replace("@EVERYBODY@", str(AID_EVERYBODY))
+                        .replace("@SETPRIV@", SETPRIV))):
         path = system / "bin" / name
         path.write_text(text)
         path.chmod(0o755)

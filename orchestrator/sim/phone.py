@@ -29,7 +29,8 @@ def shell_environment(profile: Profile, props: dict[str, str]) -> dict[str, str]
         pydir = profile.python.rsplit("/", 1)[0] or "/"
         if pydir not in path:
             path.insert(0, pydir)
-    path += ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]  # the host's tools
+    if not identity.is_stock(profile):  # a stock phone's tools are its toybox in /system/bin
+        path += ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]  # the host's tools
     env = {
         "PATH": ":".join(path),
         "HOME": "/",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from orchestrator.launchers.termux_env import DATA, PACKAGE, PREFIX, prelude
 from orchestrator.sim import termux_pkg
 from orchestrator.sim.app_ports import PORTS
-from orchestrator.sim.identity import AID_EVERYBODY
+from orchestrator.sim.identity import AID_EVERYBODY, SETPRIV
 from orchestrator.sim.packages import STORAGE_PERMISSIONS, AppRecord
 from orchestrator.sim.profile import Profile, TermuxSpec
 from orchestrator.sim.system import python_dirs
@@ -118,7 +118,7 @@ def boot(phone: Phone) -> None:
     if spec is None or not spec.sshd:
         return
     groups = f"3003,{AID_EVERYBODY}" if spec.storage else "3003"
-    argv = ["setpriv", f"--reuid={spec.uid}", f"--regid={spec.uid}", f"--groups={groups}",
+    argv = [SETPRIV, f"--reuid={spec.uid}", f"--regid={spec.uid}", f"--groups={groups}",
             "--", "/bin/sh", "-c", prelude() + f"cd {DATA}/files/home && sshd"]
     proc = phone.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT)
