@@ -383,6 +383,28 @@ def test_a_run_that_fails_twice_is_marked_failed_and_the_sweep_goes_on(farm, hom
     assert "gave up after 2 failed attempts" in bad.note and sw.status == "finished"
 
 
+def test_selectors_find_phones_on_both_adb_servers(farm, home, tmp_path, servers):
+    """`--dry-run` with selectors: `all` is the local server's three phones; a model glob
+    over both servers finds the Nokia behind the second one; nothing is queued."""
+    path = str(sweep_file(tmp_path, "farm-select", grid="{data.seed: [0, 1]}"))
+
+    def phones(*devices: str) -> dict:
+        args = [a for d in devices for a in ("--devices", d)]
+        r = orch("sweep", path, *args, "--dry-run", "--format", "json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    local = phones("all")
+    nokia = phones("model=nokia*", f"servers=local,127.0.0.1:{servers[1]}")
+    pixels = phones("model=Pixel*", "sdk=>=30", "manufacturer=Google")
+
+    assert sorted(local["phones"]) == sorted(serials(farm, "pa", "pb", "g"))
+    assert local["runs"] == 6 and local["points"] == ["method2(seed=0)", "method2(seed=1)"]
+    assert nokia["phones"] == [farm["remote"]]
+    assert sorted(pixels["phones"]) == sorted(serials(farm, "pa", "pb"))
+    assert json.loads(orch("sweep", "list", "--format", "json").stdout) == []
+
+
 def test_a_selector_matching_no_phone_is_a_one_line_error(farm, home, tmp_path):
     """`--devices model=iPhone*` matches none of the attached phones: exit 5, one line
     naming what is attached, and nothing queued."""

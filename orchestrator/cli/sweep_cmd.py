@@ -93,14 +93,30 @@ def run_(
         "(model=Pixel*, sdk=>=30, manufacturer=…, servers=local,HOST:PORT).",
         show_default=False)] = None,
     reassign_after: ReassignOption = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show the points and phones; queue and run nothing.")] = False,
     db: DbOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Queue every point × phone of a sweep and run them, all phones at once."""
     from orchestrator.sweep.phones import parse_cli_devices
-    from orchestrator.sweep.queue import create_sweep
+    from orchestrator.sweep.queue import create_sweep, preview_sweep
 
     chosen = parse_cli_devices(devices) if devices else None
+    if dry_run:
+        with open_store(db) as s:
+            preview = preview_sweep(session=s, path=sweep, cli_sets=set_ or [],
+                                    devices=chosen)
+        if format is OutputFormat.json:
+            print_json(preview)
+        else:
+            console.print(f"sweep {preview.name} → experiment {preview.experiment}: "
+                          f"{len(preview.points)} points × {preview.repetitions} "
+                          f"repetitions × {len(preview.phones)} phones = {preview.runs} "
+                          "runs", soft_wrap=True)
+            print_table(None, ["point (variant and overrides)"], [[p] for p in preview.points])
+            print_table(None, ["phone"], [[p] for p in preview.phones])
+        return
     with open_store(db) as s:
         row = create_sweep(session=s, path=sweep, cli_sets=set_ or [], devices=chosen,
                            reassign_after_s=reassign_after)
@@ -143,6 +159,12 @@ def status_(
         print_json(status)
         return
     if not watch:
+        console.print(status_table(status))
+        return
+    if not console.is_terminal:  # a log gets the final table only
+        while status.driver == "running":
+            time.sleep(interval)
+            status = read()
         console.print(status_table(status))
         return
     with Live(status_table(status), console=console, auto_refresh=False) as live:

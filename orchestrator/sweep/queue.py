@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from orchestrator.runner.job import run_params
@@ -23,6 +24,28 @@ def plan_sweep(path: Path, *, cli_sets: list[str]) -> tuple[Planner, list[Planne
     sweep, text = read_sweep(path)
     planner = Planner(sweep, sweep_text=text, sweep_path=Path(path), cli_sets=cli_sets)
     return planner, planner.plan()
+
+
+class SweepPreview(BaseModel):
+    """What `orch sweep FILE --dry-run` shows: the points and phones, nothing queued."""
+
+    name: str
+    experiment: str
+    points: list[str]  # run labels (repetitions once)
+    repetitions: int
+    phones: list[str]  # names to reach them by
+    runs: int
+
+
+def preview_sweep(*, session: Session, path: Path, cli_sets: list[str],
+                  devices: list[str] | DeviceSelector | None = None) -> SweepPreview:
+    planner, planned = plan_sweep(path, cli_sets=cli_sets)
+    sweep = planner.sweep
+    phones = choose_phones(devices if devices is not None else sweep.devices, session=session)
+    labels = list(dict.fromkeys(p.label for p in planned))
+    return SweepPreview(name=sweep.name or Path(path).stem, experiment=planner.base.name,
+                        points=labels, repetitions=sweep.repetitions,
+                        phones=[d.serial for d in phones], runs=len(planned) * len(phones))
 
 
 def create_sweep(*, session: Session, path: Path, cli_sets: list[str],
