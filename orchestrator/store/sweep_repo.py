@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound
 from orchestrator.store.sweep_tables import Sweep, SweepItem
@@ -248,6 +248,11 @@ def release_items(*, session: Session, sweep_id: int, device_id: int, note: str)
 
 def open_runs(*, session: Session, sweep_id: int) -> list[SweepItemPublic]:
     return [_public_item(i, r) for i, r in session.exec(_open_items(session, sweep_id)).all()]
+
+
+def last_run_end(*, session: Session, device_id: int) -> datetime | None:
+    """When a run last ended on this phone (any sweep or single run)."""
+    return session.exec(select(func.max(Run.finished)).where(Run.device_id == device_id)).one()
 
 
 def device_names(*, session: Session, ids: list[int]) -> dict[int, str]:

@@ -105,6 +105,21 @@ def _stop_agents(session: Session, sweep_id: int, stopped: set[int],
             display.say(item.phone, f"run {item.run_id}: could not stop its agent ({e.message})")
 
 
+def _release_crashed(session: Session, sweep_id: int, workers: list[PhoneWorker],
+                     crashed: set[int], display: SweepDisplay) -> None:
+    """A phone whose thread died of a bug hands its runs to phones of the same model, so
+    they neither wait for it forever nor lose the runs (resume retries the rest)."""
+    for w in workers:
+        if w.error is not None and w.device.id not in crashed:
+            crashed.add(w.device.id)
+            w.rt.set_away(w.device.id, True)
+            n = sweep_repo.release_items(session=session, sweep_id=sweep_id,
+                                         device_id=w.device.id,
+                                         note=f"{w.label} stopped by an error")
+            if n:
+                display.say(w.label, f"{n} runs released to phones of the same model")
+
+
 def drive(*, url: str, sweep_id: int, display: SweepDisplay,
           options: DriveOptions | None = None) -> SweepStatus:
     """Run the sweep's queue to the end on its phones; returns its final status."""
@@ -124,10 +139,12 @@ def drive(*, url: str, sweep_id: int, display: SweepDisplay,
         workers = [PhoneWorker(rt, d) for d in _phones(session, sweep_id,
                                                         spec.get("devices", []))]
         stopped: set[int] = set()
+        crashed: set[int] = set()
         try:
             for w in workers:
                 w.start()
             while any(w.is_alive() for w in workers):
+                _release_crashed(session, sweep_id, workers, crashed, display)
                 now = sweep_repo.update_sweep(session=session, sweep_id=sweep_id,
                                               heartbeat=utcnow())
                 if now.status == "cancelled":

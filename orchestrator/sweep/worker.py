@@ -12,6 +12,7 @@ Each thread has its own database session.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -35,6 +36,7 @@ from orchestrator.store.db import open_session
 from orchestrator.store.public import DevicePublic, RunPublic
 from orchestrator.store.sweep_repo import SweepItemPublic
 from orchestrator.store.tables import utcnow
+from orchestrator.sweep.agents import stop_agent
 from orchestrator.sweep.health import unmet, wait_until_ready
 
 SayFn = Callable[[str, str], None]  # (phone label, text)
@@ -122,13 +124,17 @@ class PhoneWorker(threading.Thread):
             if sweep_repo.get_sweep(session=s, sweep_id=rt.sweep_id).status == "cancelled":
                 rt.cancelled.set()
             if rt.cancelled.is_set():
-                self._cancel(s, item)
+                self._cancel_run(s, item.run_id)
                 return
             self._execute(s, item)
 
-    def _cancel(self, s: Session, item: SweepItemPublic) -> None:
-        run = repo.get_run(session=s, run_id=item.run_id)
-        if run.status in ("queued", "running") and not run.device_run_dir:
+    def _cancel_run(self, s: Session, run_id: int) -> None:
+        """Record the end of a run the cancel could not reach through its agent."""
+        run = repo.get_run(session=s, run_id=run_id)
+        if run.device_run_dir and run.status in ("running", "interrupted"):
+            with contextlib.suppress(DeviceError):  # the phone may be away: best effort
+                stop_agent(self.device.serial, run.device_run_dir)
+        if run.status in ("queued", "running", "interrupted"):
             repo.update_run(session=s, run_id=run.id, status="cancelled",
                             error="the sweep was cancelled", finished=utcnow())
 
@@ -142,6 +148,8 @@ class PhoneWorker(threading.Thread):
                 ended = self._attempt(s, item, run, spec)
             except (RunInterrupted, DeviceError) as e:
                 if not self._await_return(s, run, e):
+                    if self.rt.cancelled.is_set():
+                        self._cancel_run(s, run.id)
                     return
                 run = self._resumable(s, run)
                 continue
@@ -268,11 +276,10 @@ class PhoneWorker(threading.Thread):
 
     def _since_last_run(self, s: Session) -> float | None:
         """Seconds since a run last ended on this phone (from the store: survives restarts)."""
-        ended = [r.finished for r in repo.list_runs(session=s, device_id=self.device.id,
-                                                    limit=20) if r.finished is not None]
-        if not ended:
+        last = sweep_repo.last_run_end(session=s, device_id=self.device.id)
+        if last is None:
             return None
-        last = max(e if e.tzinfo else e.replace(tzinfo=UTC) for e in ended)
+        last = last if last.tzinfo else last.replace(tzinfo=UTC)
         return max(0.0, (datetime.now(UTC) - last).total_seconds())
 
     def _record_wait(self, s: Session, item: SweepItemPublic, run: RunPublic) -> None:
