@@ -88,11 +88,13 @@ class Setup:
             steps.append(Step("Termux build", "replace Termux", manual=(
                 f"run-as needs Termux's GitHub build ({GITHUB_RELEASES}); uninstall this one "
                 f"first, or use `--launcher ssh`.")))
+        # Android's first: an sshd started before the storage grant would lack it (an app's
+        # processes keep the groups they started with).
+        steps += self._android_steps(self.facts)
         if self.debuggable:
             steps += self._runas_steps()
         else:
             steps += self._manual_termux_steps()
-        steps += self._android_steps(self.facts)
         return steps
 
     def _runas(self, script: str, what: str, timeout: float = 900.0) -> str:
