@@ -5,7 +5,9 @@ DepthwiseConv2dNativeBackprop*, Relu6Grad, SparseSoftmaxCrossEntropyWithLogits),
 phone-side Python interpreter links. Every function here uses only ops that convert to
 TFLite builtins, with static shapes (a dynamic batch brings BroadcastGradientArgs).
 Layouts: activations NHWC; depthwise kernel [3, 3, C, 1] (as Keras); pointwise kernel
-[Cin, Cout] (a 1×1 convolution is a matmul over the B·H·W positions); dense [D, K].
+[1, Cout, Cin] (a 1×1 convolution is a matmul over the B·H·W positions, stored the way
+LiteRT's BATCH_MATMUL packs it fastest and without a reshape of the weights); dense [D, K].
+Choices made for speed were measured with `perf` on the alpha-1.0 training step.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ Tensor = tf.Tensor
 
 
 def matmul(a: Tensor, b: Tensor, *, adj_a: bool = False, adj_b: bool = False) -> Tensor:
-    """a @ b (either side transposed) as a rank-3 BATCH_MATMUL.
+    """a @ b (either side transposed) as a rank-3 BATCH_MATMUL, for the small dense head.
 
     The converter turns a rank-2 matmul whose weights are a variable into FULLY_CONNECTED,
     and LiteRT's FULLY_CONNECTED with non-constant weights is 3–4× slower than
@@ -27,28 +29,32 @@ def matmul(a: Tensor, b: Tensor, *, adj_a: bool = False, adj_b: bool = False) ->
     """
     m = a.shape[1] if adj_a else a.shape[0]
     n = b.shape[0] if adj_b else b.shape[1]
-    y = tf.raw_ops.BatchMatMulV2(x=tf.reshape(a, [1, *a.shape]), y=tf.reshape(b, [1, *b.shape]),
-                                 adj_x=adj_a, adj_y=adj_b)
+    y = _bmm(tf.reshape(a, [1, *a.shape]), tf.reshape(b, [1, *b.shape]), adj_a, adj_b)
     return tf.reshape(y, [m, n])
 
 
+def _bmm(a: Tensor, b: Tensor, adj_a: bool = False, adj_b: bool = False) -> Tensor:
+    return tf.raw_ops.BatchMatMulV2(x=a, y=b, adj_x=adj_a, adj_y=adj_b)
+
+
 def pointwise_forward(x: Tensor, kernel: Tensor, bias: Tensor) -> Tensor:
+    """y = x · Wᵀ + b per position; kernel [1, Cout, Cin]."""
     b, h, w, cin = x.shape
-    y = matmul(tf.reshape(x, [b * h * w, cin]), kernel) + bias
+    y = _bmm(tf.reshape(x, [1, b * h * w, cin]), kernel, adj_b=True) + bias
     return tf.reshape(y, [b, h, w, kernel.shape[1]])
 
 
 def pointwise_backward(
     dy: Tensor, x: Tensor, kernel: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Return (dx, dkernel, dbias)."""
+    """Return (dx, dkernel [1, Cout, Cin], dbias)."""
     b, h, w, cin = x.shape
     cout = kernel.shape[1]
-    x2 = tf.reshape(x, [b * h * w, cin])
-    dy2 = tf.reshape(dy, [b * h * w, cout])
-    dkernel = matmul(x2, dy2, adj_a=True)
-    dbias = tf.reduce_sum(dy2, axis=0)
-    dx = tf.reshape(matmul(dy2, kernel, adj_b=True), [b, h, w, cin])
+    x3 = tf.reshape(x, [1, b * h * w, cin])
+    dy3 = tf.reshape(dy, [1, b * h * w, cout])
+    dkernel = _bmm(dy3, x3, adj_a=True)
+    dbias = tf.reduce_sum(dy3, axis=[0, 1])
+    dx = tf.reshape(_bmm(dy3, kernel), [b, h, w, cin])
     return dx, dkernel, dbias
 
 
@@ -89,31 +95,27 @@ def depthwise_backward(
 
     dx: a depthwise convolution of the zero-dilated, padded output gradient with the
     spatially flipped kernel. dkernel: for each of the nine taps, the sum over batch and
-    positions of the shifted (strided) input slice times the output gradient.
+    positions of the shifted input window times the output gradient. For stride 2 the
+    windows are contiguous slices against the zero-dilated gradient (the same sum), since
+    LiteRT runs a strided slice with its slow reference kernel.
     """
     _, h, w, _ = x.shape
     _, ho, wo, _ = dy.shape
-    flipped = tf.reverse(kernel, axis=[0, 1])
     if stride == 1:
-        g = tf.pad(dy, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        g = dy
+        g_padded = tf.pad(dy, [[0, 0], [1, 1], [1, 1], [0, 0]])
     else:
         g = _dilate(_dilate(dy, 1), 2)
         # Rows of the padded input that no window reached get no gradient; the padding
         # row/column Keras added (bottom/right) is cut off by sizing the result to h × w.
-        g = tf.pad(g, [[0, 0], [2, h - 2 * ho + 1], [2, w - 2 * wo + 1], [0, 0]])
-    dx = tf.nn.depthwise_conv2d(g, flipped, [1, 1, 1, 1], "VALID")
+        g_padded = tf.pad(g, [[0, 0], [2, h - 2 * ho + 1], [2, w - 2 * wo + 1], [0, 0]])
+    dx = tf.nn.depthwise_conv2d(g_padded, tf.reverse(kernel, axis=[0, 1]), [1, 1, 1, 1],
+                                "VALID")
 
     xp = _padded(x, stride)
-    taps = []
-    for i in range(3):
-        for j in range(3):
-            window = tf.strided_slice(
-                xp,
-                [0, i, j, 0],
-                [xp.shape[0], i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, xp.shape[3]],
-                [1, stride, stride, 1],
-            )
-            taps.append(tf.reduce_sum(window * dy, axis=[0, 1, 2]))
+    n, gh, gw, c = g.shape
+    taps = [tf.reduce_sum(tf.slice(xp, [0, i, j, 0], [n, gh, gw, c]) * g, axis=[0, 1, 2])
+            for i in range(3) for j in range(3)]
     dkernel = tf.reshape(tf.stack(taps, axis=0), kernel.shape)
     dbias = tf.reduce_sum(dy, axis=[0, 1, 2])
     return dx, dkernel, dbias
@@ -127,9 +129,11 @@ def relu6_forward(z: Tensor) -> Tensor:
 
 
 def relu6_backward(dy: Tensor, z: Tensor) -> Tensor:
-    """The gradient passes where 0 < z < 6 (z is the pre-activation)."""
-    inside = tf.logical_and(tf.greater(z, 0.0), tf.less(z, 6.0))
-    return dy * tf.cast(inside, dy.dtype)
+    """The gradient passes where 0 < z < 6 (z is the pre-activation).
+
+    Two float masks multiplied: LiteRT's LOGICAL_AND kernel alone cost 4 % of a step.
+    """
+    return dy * tf.cast(tf.greater(z, 0.0), dy.dtype) * tf.cast(tf.less(z, 6.0), dy.dtype)
 
 
 # --- global average pooling -----------------------------------------------------------------
@@ -142,7 +146,7 @@ def gap_forward(x: Tensor) -> Tensor:
 def gap_backward(dy: Tensor, x_shape: tf.TensorShape) -> Tensor:
     _, h, w, _ = x_shape
     spread = tf.constant(1.0 / (h * w), shape=[1, h, w, 1], dtype=dy.dtype)
-    return dy[:, None, None, :] * spread
+    return tf.reshape(dy, [dy.shape[0], 1, 1, dy.shape[1]]) * spread
 
 
 # --- dense + weighted softmax cross-entropy -------------------------------------------------
@@ -174,5 +178,5 @@ def weighted_ce(
     ce = -tf.reduce_sum(onehot * log_probs, axis=1)
     denom = tf.maximum(tf.reduce_sum(weights), LOSS_EPS)
     loss = tf.reduce_sum(weights * ce) / denom
-    dlogits = (tf.exp(log_probs) - onehot) * (weights / denom)[:, None]
+    dlogits = (tf.exp(log_probs) - onehot) * tf.reshape(weights / denom, [weights.shape[0], 1])
     return loss, dlogits

@@ -33,7 +33,7 @@ class UpperLayer:
     name: str  # conv_dw_N / conv_pw_N
     kind: str  # "dw" (depthwise 3×3) or "pw" (pointwise 1×1)
     stride: int
-    kernel: np.ndarray  # dw: [3, 3, C, 1]; pw: [Cin, Cout]
+    kernel: np.ndarray  # dw: [3, 3, C, 1] (as Keras); pw: [1, Cout, Cin] (see models.grads)
     bias: np.ndarray
 
 
@@ -86,10 +86,34 @@ def build_keras_model(config: ModelConfig) -> Any:
         path = (fetch_imagenet(config.alpha, config.input_size)
                 if config.weights == "imagenet" else config.weights)
         load_h5_by_name(base, path, alpha=config.alpha)
+    else:
+        calibrate_batchnorm(model, config.input_size)
     for layer in model.layers:  # the trunk's BatchNorm stays in inference mode
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     return model
+
+
+def calibrate_batchnorm(model: Any, input_size: int, *, samples: int = 16) -> None:
+    """Random init only: set every BatchNorm's statistics from a fixed batch of smooth noise.
+
+    Keras's default statistics (mean 0, variance 1) with random kernels shrink the features to
+    ~1e-15 by the last block, where nothing can be learned. Calibrated on noise (never on the
+    user's images), each layer's activations keep unit scale: `weights: none` is then an honest
+    random-features baseline.
+    """
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(INIT_SEED)
+    low = rng.uniform(0.0, 255.0, (samples, 8, 8, 3)).astype(np.float32)
+    images = tf.image.resize(low, (input_size, input_size), method="bicubic")
+    images = tf.clip_by_value(images, 0.0, 255.0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            x = keras.Model(model.input, layer.input)(images, training=False).numpy()
+            gamma, beta, _, _ = layer.get_weights()
+            layer.set_weights([gamma, beta, x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))])
 
 
 def build_frozen_keras(config: ModelConfig, model: Any | None = None) -> Any:
@@ -108,8 +132,18 @@ def _fold(model: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     if name.startswith("conv_dw_"):
         folded = kernel * scale[None, None, :, None]
     else:
-        folded = kernel.reshape(kernel.shape[2], kernel.shape[3]) * scale[None, :]
+        folded = keras_to_pointwise(kernel) * scale[None, :, None]
     return folded.astype(np.float32), (beta - mean * scale).astype(np.float32)
+
+
+def keras_to_pointwise(kernel: np.ndarray) -> np.ndarray:
+    """Keras's 1×1 Conv2D kernel [1, 1, Cin, Cout] → the training graph's [1, Cout, Cin]."""
+    return np.ascontiguousarray(kernel[0, 0].T[None])
+
+
+def pointwise_to_keras(kernel: np.ndarray) -> np.ndarray:
+    """The training graph's [1, Cout, Cin] → Keras's 1×1 Conv2D kernel [1, 1, Cin, Cout]."""
+    return np.ascontiguousarray(kernel[0].T[None, None])
 
 
 def upper_plan(config: ModelConfig, model: Any) -> UpperPlan:

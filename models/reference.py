@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from models.keras_net import UpperPlan
+from models.keras_net import UpperPlan, pointwise_to_keras
 
 
 def build_folded_keras(
@@ -48,6 +48,11 @@ def build_folded_keras(
     initial.update(head_kernel=plan.head_kernel, head_bias=plan.head_bias)
     values = state if state is not None else initial
     for prefix, layer in layers:
-        kernel = values[f"{prefix}_kernel"]
-        layer.set_weights([kernel.reshape(layer.kernel.shape), values[f"{prefix}_bias"]])
+        layer.set_weights([to_keras(prefix, values[f"{prefix}_kernel"]),
+                           values[f"{prefix}_bias"]])
     return model, layers
+
+
+def to_keras(prefix: str, kernel: np.ndarray) -> np.ndarray:
+    """A kernel-shaped tensor of train.tflite's state (weights or slot) in Keras's layout."""
+    return pointwise_to_keras(kernel) if prefix.startswith("conv_pw_") else kernel

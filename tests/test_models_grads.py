@@ -28,16 +28,16 @@ def autodiff(fn, inputs: list[tf.Tensor], dy: tf.Tensor) -> list[np.ndarray]:
 
 def test_pointwise_matches_conv2d_autodiff():
     """A 1×1 convolution as a matmul: dx, dkernel, dbias equal Conv2D's gradients."""
-    x, k, b = rand(2, 5, 5, 6), rand(6, 4), rand(4)
+    x, k, b = rand(2, 5, 5, 6), rand(1, 4, 6), rand(4)  # kernel [1, Cout, Cin]
     dy = rand(2, 5, 5, 4)
 
-    ours = grads.pointwise_backward(dy, x, k)
-    ref = autodiff(lambda x, k, b: tf.nn.conv2d(x, tf.reshape(k, [1, 1, 6, 4]), 1, "VALID") + b,
-                   [x, k, b], dy)
+    def conv(x, k, b):
+        return tf.nn.conv2d(x, tf.reshape(tf.transpose(k[0]), [1, 1, 6, 4]), 1, "VALID") + b
 
-    np.testing.assert_allclose(grads.pointwise_forward(x, k, b),
-                               tf.nn.conv2d(x, tf.reshape(k, [1, 1, 6, 4]), 1, "VALID") + b,
-                               **TOL)
+    ours = grads.pointwise_backward(dy, x, k)
+    ref = autodiff(conv, [x, k, b], dy)
+
+    np.testing.assert_allclose(grads.pointwise_forward(x, k, b), conv(x, k, b), **TOL)
     for got, want in zip(ours, ref, strict=True):
         np.testing.assert_allclose(got.numpy(), want, **TOL)
 

@@ -21,7 +21,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from device_agent import contract  # noqa: E402
 from models import keras_net  # noqa: E402
 from models.build import ModelConfig, build  # noqa: E402
-from models.reference import build_folded_keras  # noqa: E402
+from models.reference import build_folded_keras, to_keras  # noqa: E402
 from models.tflite_info import describe  # noqa: E402
 
 B = 4
@@ -224,12 +224,16 @@ def test_train_step_equals_keras_adam_step(finetune):
     for prefix, layer in assign:
         for part, var in zip(("kernel", "bias"), layer.weights, strict=True):
             key, (m, v) = f"{prefix}_{part}", next(slots)
+
+            def keras_layout(name: str, part: str = part, prefix: str = prefix) -> np.ndarray:
+                return to_keras(prefix, state1[name]) if part == "kernel" else state1[name]
+
             assert np.abs(state1[key] - state0[key]).max() > 1e-4, f"{key} did not train"
-            np.testing.assert_allclose(state1[key].reshape(var.shape), var.numpy(),
-                                       atol=STEP_ATOL, err_msg=key)
+            np.testing.assert_allclose(keras_layout(key), var.numpy(), atol=STEP_ATOL,
+                                       err_msg=key)
             for slot, want in (("m", m.numpy()), ("v", v.numpy())):
                 np.testing.assert_allclose(
-                    state1[f"adam_{slot}_{key}"].reshape(want.shape), want,
+                    keras_layout(f"adam_{slot}_{key}"), want,
                     atol=SLOT_RTOL * np.abs(want).max(), err_msg=f"{slot} of {key}")
 
 
