@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -381,6 +382,17 @@ def test_a_run_that_fails_twice_is_marked_failed_and_the_sweep_goes_on(farm, hom
     assert bad.status == "failed" and bad.attempts == 2 and len(bad.run_ids) == 2
     assert all(runs[i].status == "failed" and runs[i].error for i in bad.run_ids)
     assert "gave up after 2 failed attempts" in bad.note and sw.status == "finished"
+    # The folder appears: --retry-failed runs only the failed point again, as a new run.
+    shutil.copytree(farm["g"].host_path("/sdcard/DCIM/catsdogs"),
+                    farm["g"].host_path("/sdcard/DCIM/missing"))
+    again = orch("sweep", "resume", str(sw.id), "--retry-failed")
+    assert again.returncode == 0, again.stderr[-2000:]
+    with store(home) as s:
+        ok2, bad2 = sorted(sweep_repo.list_items(session=s, sweep_id=sw.id),
+                           key=lambda i: "missing" in i.label)
+    assert ok2.run_ids == ok.run_ids and ok2.status == "finished"
+    assert bad2.status == "finished" and bad2.run_ids[:2] == bad.run_ids
+    assert len(bad2.run_ids) == 3
 
 
 def test_selectors_find_phones_on_both_adb_servers(farm, home, tmp_path, servers):

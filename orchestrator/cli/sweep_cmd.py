@@ -66,8 +66,8 @@ def _finish(status: SweepStatus, format: OutputFormat) -> None:
         raise RunError(f"Sweep {status.sweep.id}: {len(failed)} of {len(status.items)} runs "
                        f"failed; run {first.run_id} ({first.label} on {first.phone}): "
                        f"{first.error or 'no reason given'}.",
-                       hint=f"See `orch sweep status {status.sweep.id}` and "
-                            f"`orch results show {first.run_id}`.")
+                       hint=f"See `orch results show {first.run_id}`; `orch sweep resume "
+                            f"{status.sweep.id} --retry-failed` runs the failed ones again.")
     if status.sweep.status == "interrupted":
         raise RunError(f"Sweep {status.sweep.id} stopped with runs left: {status.sweep.error}.",
                        hint=f"`orch sweep resume {status.sweep.id}` continues it.")
@@ -130,11 +130,19 @@ def run_(
 @app.command("resume")
 def resume_(
     sweep_id: SweepId,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="Also run the failed runs again (as new runs).")] = False,
     reassign_after: ReassignOption = None,
     db: DbOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Continue a stopped sweep; finished runs are never repeated."""
+    if retry_failed:
+        from orchestrator.sweep.queue import requeue_failed
+
+        with open_store(db) as s:
+            n = requeue_failed(session=s, sweep_id=sweep_id)
+        err_console.print(f"sweep {sweep_id}: {n} failed runs queued again")
     _drive(sweep_id, db, reassign_after, format)
 
 

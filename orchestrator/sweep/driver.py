@@ -8,6 +8,7 @@ training on the phones; `orch sweep resume ID` drives it again from there.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from orchestrator.errors import DeviceError, RunError, RunInterrupted
+from orchestrator.errors import BuildError, DeviceError, RunError, RunInterrupted
 from orchestrator.runner.pipeline import Builder, default_builder
 from orchestrator.runner.staging import AGENT_PACKAGE, BuiltModel
 from orchestrator.spec import ExperimentSpec
@@ -43,19 +44,39 @@ class DriveOptions:
     reassign_after_s: float | None = None  # default: the sweep's own
 
 
+def _model_key(spec: ExperimentSpec, variant: str) -> str:
+    """What a build depends on (models/ ModelConfig's fields), as text."""
+    t = spec.training
+    return json.dumps([spec.model.model_dump(mode="json"), spec.head.model_dump(mode="json"),
+                       t.batch_size, t.optimizer, t.momentum,
+                       spec.variants[variant].finetune_from], sort_keys=True)
+
+
 def _one_build_at_a_time(builder: Builder | None) -> Builder:
     """Phones that need the same models wait for one build (then hit the cache) instead of
-    running TensorFlow side by side on the same config."""
+    running TensorFlow side by side on the same config; a config that failed to build
+    fails the same way on every phone, so it is not built again in this sweep."""
     if builder is None:
         from orchestrator.settings import get_settings
 
         builder = default_builder(get_settings().cache_dir / "models")
     lock = threading.Lock()
     inner = builder
+    failed: dict[str, BaseException] = {}
 
     def build(spec: ExperimentSpec, variant: str) -> BuiltModel:
+        key = _model_key(spec, variant)
         with lock:
-            return inner(spec, variant)
+            if key in failed:
+                why = f"{type(failed[key]).__name__}: {failed[key]}".splitlines()[0]
+                raise BuildError(f"These models failed to build earlier in this sweep ({why}).",
+                                 hint="Fix the build (`orch model build SPEC` shows why), "
+                                      "then `orch sweep resume ID --retry-failed`.")
+            try:
+                return inner(spec, variant)
+            except Exception as e:
+                failed[key] = e
+                raise
 
     return build
 
@@ -79,7 +100,8 @@ def _claim(session: Session, sweep_id: int) -> None:
     sweep = sweep_repo.get_sweep(session=session, sweep_id=sweep_id)
     if sweep.status in ("finished", "cancelled"):
         raise RunError(f"Sweep {sweep_id} is {sweep.status}; nothing to run.",
-                       hint=f"See `orch sweep status {sweep_id}`.")
+                       hint=f"See `orch sweep status {sweep_id}`; `orch sweep resume "
+                            f"{sweep_id} --retry-failed` runs its failed runs again.")
     if driver_alive(sweep):
         raise RunError(f"Sweep {sweep_id} is being driven by {sweep.owner}.",
                        hint=f"Watch it with `orch sweep status {sweep_id} --watch`, or stop "

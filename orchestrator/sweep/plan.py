@@ -154,13 +154,13 @@ class Planner:
         """The base with --set, the sweep's fixed overrides and a point's, validated."""
         origin: dict[str, tuple[str, ...] | None] = {}
         sets = []
-        for item in self.cli_sets:
-            origin[item.partition("=")[0].strip()] = None
-            sets.append(item)
         for key, value in self.fixed.items():
             from_health = key.startswith("health.") and key not in self.sweep.overrides
             origin[key] = ("health", key.split(".", 1)[1]) if from_health else ("set", key)
             sets.append(_as_set(key, value))
+        for item in self.cli_sets:  # the command line overrides the file's `set:`
+            origin[item.partition("=")[0].strip()] = None
+            sets.append(item)
         for key, (text, where) in point_sets.items():
             origin[key] = where
             sets.append(text)

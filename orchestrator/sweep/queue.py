@@ -87,3 +87,24 @@ def create_sweep(*, session: Session, path: Path, cli_sets: list[str],
                                 phone=dev.serial, model=dev.model)
     sweep_repo.commit_items(session=session)
     return row
+
+
+def requeue_failed(*, session: Session, sweep_id: int) -> int:
+    """Give every failed run of a sweep a fresh queued Run (the failed ones stay as they
+    were) and its attempts back; how many. The sweep can then be driven again."""
+    n = 0
+    for item in sweep_repo.list_items(session=session, sweep_id=sweep_id):
+        if item.status != "failed":
+            continue
+        old = repo.get_run(session=session, run_id=item.run_id)
+        new = repo.create_run(session=session, experiment_id=old.experiment_id,
+                              variant=old.variant, device_id=item.device_id,
+                              params=old.params, status="queued", sweep_id=sweep_id,
+                              delegate_requested=old.delegate_requested)
+        sweep_repo.switch_run(session=session, item_id=item.id, run_id=new.id)
+        sweep_repo.update_item(session=session, item_id=item.id, attempts=0, note=None)
+        n += 1
+    if n:
+        sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status="queued",
+                                finished=None)
+    return n
