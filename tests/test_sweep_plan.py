@@ -119,6 +119,12 @@ def test_sweep_file_problems_name_field_and_line(folder, text, field, line):
     assert (found[0].field, found[0].line) == (field, line)
 
 
+def test_an_experiment_spec_given_as_a_sweep_says_so(folder):
+    """Passing the base spec itself as the sweep gives one problem that says what to do."""
+    found = problems(folder, BASE)
+    assert len(found) == 1 and found[0].field == "base" and "orch run" in found[0].message
+
+
 def test_set_on_a_swept_key_is_refused(folder):
     """`--set` of a key the grid varies would collapse the points: an error."""
     found = problems(folder, "base: base.yaml\ngrid: {delegate: [nnapi, cpu]}\n",

@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator.errors import SpecError, SpecProblem
 from orchestrator.spec import ExperimentSpec, _line_for, _line_map, load_spec_text, spec_hash
-from orchestrator.sweep.spec import SweepSpec
+from orchestrator.sweep.spec import SweepSpec, sweep_error
 
 SHORTHAND = "finetune_from"
 FROM_SET = " (from --set)"
@@ -53,7 +53,7 @@ def expand_points(sweep: SweepSpec) -> list[Point]:
         for g in grid:
             both = sorted(set(p.overrides) & set(g.overrides))
             if both:
-                raise SpecError([SpecProblem(f"grid.{both[0]}", "also set by a listed point; "
+                raise sweep_error([SpecProblem(f"grid.{both[0]}", "also set by a listed point; "
                                              "set each key in one place")])
             out.append(Point({**p.overrides, **g.overrides}, {**p.origin, **g.origin}))
     return out
@@ -135,7 +135,7 @@ class Planner:
         self._check_conflicts()
 
     def _error(self, problems: list[SpecProblem]) -> SpecError:
-        return SpecError(problems, source=str(self.sweep_path))
+        return sweep_error(problems, source=str(self.sweep_path))
 
     def _check_conflicts(self) -> None:
         cli_keys = {s.partition("=")[0].strip() for s in self.cli_sets}

@@ -21,6 +21,13 @@ SDK_RULE = re.compile(r"^\s*(>=|<=|==|=|>|<)?\s*(\d+)\s*$")
 LOCAL_SERVER = "local"  # the default adb server (ORCH_ADB_HOST / ORCH_ADB_PORT)
 
 
+def sweep_error(problems: list[SpecProblem], *, source: str | None = None) -> SpecError:
+    """A SpecError about a sweep file, with a hint that fits it."""
+    err = SpecError(problems, source=source)
+    err.hint = "Fix the sweep file; `orch sweep FILE --dry-run` checks it without running."
+    return err
+
+
 class DeviceSelector(StrictModel):
     """Phones by what they are; every field that is set must match. `all` is the empty one."""
 
@@ -102,38 +109,43 @@ def _selector_problems(raw: Any, lines: dict) -> list[SpecProblem]:
 
 def load_sweep_text(text: str, *, source: str | None = None) -> SweepSpec:
     if not text.strip():
-        raise SpecError([SpecProblem("(file)", "the sweep file is empty; see "
+        raise sweep_error([SpecProblem("(file)", "the sweep file is empty; see "
                                      "experiments/sweep_*.yaml for examples")], source=source)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError([SpecProblem("(file)", f"not valid YAML: {problem}",
+        raise sweep_error([SpecProblem("(file)", f"not valid YAML: {problem}",
                                      mark.line + 1 if mark else None)], source=source) from None
     if not isinstance(raw, dict):
-        raise SpecError([SpecProblem("(file)", "expected a mapping of keys (base, grid, "
+        raise sweep_error([SpecProblem("(file)", "expected a mapping of keys (base, grid, "
                                      f"devices, …), got {type(raw).__name__}", 1)],
                         source=source)
     lines = _line_map(text)
+    if "base" not in raw and {"data", "variants"} & set(raw):
+        raise sweep_error([SpecProblem("base", "missing: this looks like an experiment spec; "
+                                       "a sweep names one with `base: SPEC.yaml` (see "
+                                       "experiments/sweep_*.yaml), or run it with `orch run`")],
+                          source=source)
     if isinstance(raw.get("devices"), dict):
         problems = _selector_problems(raw["devices"], lines)
         if problems:
-            raise SpecError(problems, source=source)
+            raise sweep_error(problems, source=source)
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as err:
-        raise SpecError(_problems(err, lines, set()), source=source) from None
+        raise sweep_error(_problems(err, lines, set()), source=source) from None
 
 
 def read_sweep(path: str | Path) -> tuple[SweepSpec, str]:
     """The sweep in `path` and its text (for line numbers of later problems)."""
     p = Path(path)
     if not p.is_file():
-        raise SpecError([SpecProblem("(file)", f"no sweep file at {p}")])
+        raise sweep_error([SpecProblem("(file)", f"no sweep file at {p}")])
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise SpecError([SpecProblem("(file)", "not a text file (expected YAML)")],
+        raise sweep_error([SpecProblem("(file)", "not a text file (expected YAML)")],
                         source=str(p)) from None
     return load_sweep_text(text, source=str(p)), text
