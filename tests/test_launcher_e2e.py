@@ -308,3 +308,65 @@ def test_a_planted_photo_in_a_termux_run_folder_is_refused(github, home, tmp_pat
         ledger = repo.run_transfers(session=s, run_id=run.id)
     assert [t.direction for t in ledger] == ["refused", "refused"]
     assert all(t.launcher == "runas" for t in ledger)
+
+
+def test_a_phone_with_python_on_its_shell_is_detected_as_direct(phones, home):
+    """The virtual Pixel 7 (a Python on the adb shell's PATH): the doctor detects `direct`,
+    stores it, and passes ABI, Android and the runtime checks; its link is the AdbLink."""
+    from orchestrator.devices.address import DeviceAddress
+    from orchestrator.launchers.choose import open_device_link
+    from orchestrator.runner.adb_link import AdbLink
+    from orchestrator.store.db import open_session
+
+    phone = phones("pixel7", "lx-direct")
+    r = orch(home, "devices", "doctor", phone.serial, "--format", "json")
+    with open_session(f"sqlite:///{home / 'orch.db'}") as s:
+        link = open_device_link(DeviceAddress(phone.serial), session=s)
+
+    verdict = json.loads(r.stdout)
+    assert r.returncode == 0, r.stdout
+    assert (verdict["launcher"], verdict["launcher_source"]) == ("direct", "detected")
+    assert {"ABI", "Android", "python", "numpy", "agent"} <= set(checks(r))
+    assert isinstance(link, AdbLink) and link.launcher == "direct"
+
+
+def _cut_at_checkpoint(phone, epoch: int, found: list) -> None:
+    """Watch the phone's storage for a Termux run's checkpoint `epoch`, then pull the cable
+    (every link drops until the fault is cleared; the phone and its processes live on)."""
+    runs = phone.host_path(f"{TERMUX_HOME}/.orch/runs")
+    known = set(runs.iterdir()) if runs.exists() else set()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for folder in set(runs.iterdir()) - known if runs.exists() else ():
+            events = folder / contract.EVENTS_FILE
+            text = events.read_text(errors="replace") if events.exists() else ""
+            if f'"kind":"checkpoint","epoch":{epoch}' in text.replace(" ", ""):
+                phone.set_faults(drop_after_bytes=0, drop_in=0)
+                found.append(folder.name)
+                return
+        time.sleep(0.01)
+
+
+def test_a_cable_pulled_mid_run_over_ssh_resumes_to_the_end(github, home):
+    """The cable is pulled at epoch 3 of a run through ssh: `orch run` stops with the resume
+    command (exit 6); plugged back in, `orch run --resume RUN` reaches sshd through a new
+    forward and collects the run, whose agent (detached by sshd) kept training."""
+    import threading
+
+    phone, *_ = github
+    orch(home, "devices", "set", phone.serial, "--launcher", "ssh")
+    found: list[str] = []
+    cutter = threading.Thread(target=_cut_at_checkpoint, args=(phone, 3, found))
+    cutter.start()
+    cut = orch(home, "run", str(PAPER), "--device", phone.serial, *SMALL,
+               "--set", "training.finetune_epochs=60")
+    cutter.join()
+    phone.set_faults(clear=True)
+
+    assert found and cut.returncode == 6 and "--resume" in cut.stderr, cut.stderr[-1500:]
+    run_id = cut.stderr.split("--resume ")[1].split("`")[0]
+    run = run_json(orch(home, "run", "--resume", run_id, "--format", "json"))
+    events = phone.host_path(run["device_run_dir"]) / contract.EVENTS_FILE
+
+    assert run["status"] == "finished" and run["launcher"] == "ssh"
+    assert events.read_text().replace(" ", "").count('"kind":"start"') == 1

@@ -80,7 +80,9 @@ class AgentControl:
         return data[:max_bytes]
 
     def stat(self, device_path: str) -> FileStat | None:
-        out = self.run(scripts.stat(device_path), what="stat")
+        rc, out = self.shell.run_rc(scripts.stat(device_path), what="stat")
+        if rc != 0:
+            raise DeviceCommandFailed(f"stat {device_path}", rc, out)
         kind, _, rest = out.strip().partition(" ")
         if kind == "none":
             return None

@@ -35,16 +35,11 @@ class AdbShell:
 
     def read_bytes(self, script: str, *, what: str) -> tuple[int, bytes]:
         """Only the bytes the script prints cross the cable, undecoded."""
-        v2 = self.phone.shell_v2()
-        cmd = self.wrap(script)
         with adb_errors(what, self.name):
-            r = self.phone.device.shell2(cmd if v2 else f"( {cmd} )",
-                                         timeout=self.phone.timeout, encoding=None, v2=v2)
-        data = r.stdout if v2 else r.output
-        if r.returncode != 0:
-            self.check(r.returncode, (r.stderr or b"").decode(errors="replace") if v2 else
-                       data.decode(errors="replace"))
-        return r.returncode, data
+            rc, stdout, output = self.phone.exec_raw(self.wrap(script))
+        if rc != 0:
+            self.check(rc, output.decode(errors="replace"))
+        return rc, stdout
 
     def close(self) -> None:
         pass

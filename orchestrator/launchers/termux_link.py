@@ -146,6 +146,21 @@ class TermuxLink:
     def stop_agent(self, run_dir: str) -> None:
         self.agent.stop_agent(run_dir)
 
+    def staged_in_use(self) -> list[str]:
+        """Staging paths live Termux agents use (their cwd and the paths their jobs name),
+        for `orch devices clean`: the adb shell cannot read Termux's run folders."""
+        r = scripts.q(self.root)
+        names = scripts.q(self.root + '/[A-Za-z_]*/[^/"]*')
+        rc, out = self.shell.run_rc(
+            f"for d in {r}/runs/*; do test -d \"$d\" || continue; "
+            "pid=$(cat \"$d/agent.pid\" 2>/dev/null) || continue; "
+            "case \"$pid\" in ''|*[!0-9]*) continue;; esac; "
+            "kill -0 \"$pid\" 2>/dev/null || continue; "
+            "readlink -f /proc/$pid/cwd 2>/dev/null; "
+            f"grep -o {names} \"$d/job.json\" 2>/dev/null; done; exit 0", what="runs in use")
+        paths = [line.strip() for line in out.splitlines() if line.strip()] if rc == 0 else []
+        return [staged_path(self.root, self.stage.root, p) or p for p in paths]
+
     # ------------------------------------------------------------------ facts
 
     def facts(self) -> DeviceFacts:

@@ -1,5 +1,6 @@
 """`AdbLink`: the device link to a phone over adb (adbutils), with the `direct` launcher (a
-Python on the phone shell's PATH, as on the virtual phone or a rooted phone).
+Python on the phone shell's PATH, as on the virtual phone or a rooted phone): the agent's
+scripts are `orchestrator.launchers`' shared ones, run in the adb shell itself.
 
 Every device command goes through `orchestrator.devices.adb.Phone`, which checks exit codes.
 Hashes are computed on the phone, so skipping an unchanged file costs no bytes; sha256s of a
@@ -13,7 +14,6 @@ import posixpath
 import re
 import shlex
 
-from device_agent import contract
 from orchestrator.devices.adb import Phone, adb_errors
 from orchestrator.devices.address import DeviceAddress
 from orchestrator.devices.facts import facts_from_props
@@ -21,6 +21,8 @@ from orchestrator.devices.health import sample_health
 from orchestrator.devices.parsers import parse_getprop
 from orchestrator.devices.sync import SyncFailed, SyncSession
 from orchestrator.errors import DeviceCommandFailed, DeviceError
+from orchestrator.launchers.base import AgentControl
+from orchestrator.launchers.direct import AdbShell
 from orchestrator.runner.link import (
     AgentHandle,
     DeviceFacts,
@@ -145,30 +147,10 @@ class AdbLink:
 
     def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
         """At most `max_bytes` from `offset`: only those bytes cross the cable."""
-        if max_bytes <= 0:
-            return b""
-        cmd = (f"test -f {q(device_path)} || exit 2; "
-               f"tail -c +{offset + 1} {q(device_path)} 2>/dev/null | head -c {max_bytes}")
-        with adb_errors("read", self.serial):
-            rc, stdout, _ = self.phone.exec_raw(cmd)
-        if rc != 0:
-            raise DeviceCommandFailed(f"read {device_path}", rc, "")
-        return stdout[:max_bytes]
+        return self.agent.read_file(device_path, max_bytes, offset)
 
     def stat(self, device_path: str) -> FileStat | None:
-        p = q(device_path)
-        script = (f"if test -L {p}; then t=link; elif test -f {p}; then t=file; "
-                  f"elif test -e {p}; then t=other; else echo none; exit 0; fi; "
-                  f"echo \"$t $(stat -c %s {p}) $(readlink -f {p})\"")
-        rc, out = self.phone.run_rc(script, what="stat")
-        if rc != 0:
-            raise DeviceCommandFailed(f"stat {device_path}", rc, out)
-        kind, _, rest = out.strip().partition(" ")
-        if kind == "none":
-            return None
-        size, _, real = rest.partition(" ")
-        return FileStat(size=int(size) if size.isdigit() else 0, is_file=kind == "file",
-                        is_symlink=kind == "link", real_path=real or device_path)
+        return self.agent.stat(device_path)
 
     def remove(self, device_path: str) -> None:
         self.phone.run(f"rm -rf {q(device_path)}")
@@ -192,52 +174,25 @@ class AdbLink:
             self._python = out.strip().splitlines()[-1]
         return self._python
 
-    def _pid_guard(self, run_dir: str) -> str:
-        """Shell that defines `alive` and sets $pid to this run's live agent, or exits 1.
-
-        The pid must still run this job (its command line names the run folder: pids are
-        reused), and a zombie counts as dead.
-        """
-        pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
-        return ("alive() { kill -0 \"$pid\" 2>/dev/null && "
-                "! grep -q '^State:[[:space:]]*Z' /proc/$pid/status 2>/dev/null; }; "
-                f"pid=$(cat {pidfile} 2>/dev/null) || exit 1; "
-                "case \"$pid\" in ''|*[!0-9]*) exit 1;; esac; "
-                "alive || exit 1; "
-                f"tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- {q(run_dir)} "
-                "|| exit 1; ")
+    @property
+    def agent(self) -> AgentControl:
+        """The `direct` launcher: the agent's scripts run in the adb shell itself."""
+        return AgentControl(AdbShell(self.phone), self._python or "")
 
     def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
         self.close()
-        args = f"-u -m device_agent run {q(run_dir)}" + (" --resume" if resume else "")
-        log = q(posixpath.join(run_dir, contract.LOG_FILE))
-        pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
-        # setsid + nohup: the agent leaves adb's session, so it keeps training when the
-        # cable is pulled. The background job is one simple command, so `$!` is the agent
-        # itself (setsid and nohup exec), not a subshell around it.
-        out = self.phone.run(
-            f"cd {q(agent_dir)} || exit 1; PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
-            f"setsid nohup {q(self.python)} {args} >> {log} 2>&1 < /dev/null & "
-            f"echo $! > {pidfile} && echo $!", what="start agent")
-        pid = out.strip().splitlines()[-1] if out.strip() else ""
-        return AgentHandle(run_dir=run_dir, pid=int(pid) if pid.isdigit() else None)
+        return AgentControl(AdbShell(self.phone), self.python).start_agent(
+            agent_dir=agent_dir, run_dir=run_dir, resume=resume)
 
     def agent_alive(self, run_dir: str) -> bool:
-        rc, _ = self.phone.run_rc(self._pid_guard(run_dir) + "exit 0", what="agent check")
-        return rc == 0
+        return self.agent.agent_alive(run_dir)
 
     def agent_exit_code(self, run_dir: str) -> int | None:
         return None  # the phone's shell does not keep it; events say how the agent ended
 
     def stop_agent(self, run_dir: str, *, grace_s: float = 10.0) -> None:
         """SIGTERM the agent's process group (it checkpoints and exits), SIGKILL after grace."""
-        ticks = max(1, int(grace_s * 10))
-        self.phone.run_rc(
-            self._pid_guard(run_dir)
-            + "kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\"; i=0; "
-            f"while alive && [ $i -lt {ticks} ]; do sleep 0.1; "
-            "i=$((i+1)); done; kill -KILL -\"$pid\" 2>/dev/null; exit 0",
-            timeout=grace_s + 30, what="stop agent")
+        self.agent.stop_agent(run_dir, grace_s=grace_s)
 
     # ------------------------------------------------------------------ facts
 
