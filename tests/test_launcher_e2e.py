@@ -244,9 +244,11 @@ def test_ssh_serves_an_fdroid_build_once_its_owner_authorizes_orchs_key(phones, 
     assert run["status"] == "finished" and run["launcher"] == "ssh"
 
 
-def test_termux_agent_is_watched_and_stopped_through_the_launcher(github, home):
-    """The adb shell may not signal Termux's processes; the runas link sees the agent alive
-    and stops it (here an agent that only sleeps)."""
+def test_termux_agent_is_watched_kept_by_clean_and_stopped_through_the_launcher(github,
+                                                                               home):
+    """The adb shell may not signal Termux's processes; the runas link sees the agent alive,
+    `orch devices clean` keeps the staged files it uses, and the link stops it (here an
+    agent that only sleeps)."""
     from orchestrator.devices.adb import Phone
     from orchestrator.devices.address import DeviceAddress
     from orchestrator.launchers.runas import RunAsShell
@@ -263,15 +265,21 @@ def test_termux_agent_is_watched_and_stopped_through_the_launcher(github, home):
     run_dir = f"{link.root}/runs/sleepy-{os.getpid()}"
     link.mkdirs(run_dir)
 
+    orch(home, "devices", "set", phone.serial, "--launcher", "runas")
+
     handle = link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=False)
     alive = link.agent_alive(run_dir)
     shell_kill = adb.run_rc(f"kill -0 {handle.pid}")[0]
+    cleaned = orch(home, "devices", "clean", phone.serial, "--dry-run", "--format", "json")
     link.stop_agent(run_dir)
     deadline = time.monotonic() + 15
     while link.agent_alive(run_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
 
     assert alive and handle.pid and shell_kill != 0
+    plan = json.loads(cleaned.stdout)
+    staged = f"/data/local/tmp/orch/agent/sleepy-{os.getpid()}"
+    assert staged in plan["kept"] and staged not in plan["removed"]
     assert not link.agent_alive(run_dir)
 
 

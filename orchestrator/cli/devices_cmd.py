@@ -1,4 +1,4 @@
-"""`orch devices`: Phones: list, info, alias, doctor, setup, clean."""
+"""`orch devices`: Phones: list, info, alias, set, doctor, setup, clean."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import re
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
+from orchestrator.cli import launcher_cmd
 from orchestrator.cli.common import (
     DbOption,
     FormatOption,
@@ -16,9 +18,10 @@ from orchestrator.cli.common import (
     print_json,
     print_table,
 )
-from orchestrator.errors import NotImplementedYet, OrchError
+from orchestrator.errors import OrchError
 
-app = typer.Typer(help="Phones: list, info, alias, doctor, setup, clean.", no_args_is_help=True)
+app = typer.Typer(help="Phones: list, info, alias, set, doctor, setup, clean.",
+                  no_args_is_help=True)
 
 DeviceArg = Annotated[str, typer.Argument(
     help="Alias, serial (SERIAL or SERIAL@HOST:PORT for a remote adb server) or model name.")]
@@ -61,12 +64,17 @@ def list_(
         console.print("No phones attached. Plug one in (USB debugging on), `adb connect` one, "
                       "or start a virtual one with `orch sim start --profile pixel7`.")
         return
-    print_table(None, ["serial", "alias", "model", "android", "soc", "state", "battery",
-                       "temperature"],
-                [(v.serial, v.alias, v.model,
-                  f"{v.release} (SDK {v.sdk})" if v.release else None, v.soc,
-                  v.state if not v.error else f"{v.state} (error)", _pct(v.battery),
-                  _temp(v.temperature)) for v in views])
+    table = Table(header_style="bold")
+    for col in ("serial", "alias", "model", "android", "soc", "state", "battery", "temp"):
+        # A serial is copied into the next command: never wrap or cut it; figures neither.
+        table.add_column(col, no_wrap=col not in ("alias", "model", "soc"),
+                         overflow="fold", min_width=len(col))
+    for v in views:
+        table.add_row(*["—" if x is None else str(x) for x in (
+            v.serial, v.alias, v.model, f"{v.release} ({v.sdk})" if v.release else None,
+            v.soc, v.state if not v.error else f"{v.state} (error)", _pct(v.battery),
+            _temp(v.temperature))])
+    console.print(table)
     for v in views:
         if v.error:
             console.print(f"[yellow]{v.serial}:[/yellow] {v.error}", soft_wrap=True)
@@ -126,38 +134,10 @@ def alias_(
     console.print(f"{name} → {dev.serial} ({dev.model or 'unknown model'})")
 
 
-@app.command("doctor")
-def doctor_(device: DeviceArg, db: DbOption = None,
-            format: FormatOption = OutputFormat.table) -> None:
-    """Check what a run needs on a phone (Python, numpy, Pillow, interpreter, space, …)."""
-    from orchestrator.devices.doctor import gather, run_checks
-    from orchestrator.devices.resolve import resolve_device
-    from orchestrator.errors import DeviceError
-    from orchestrator.runner.adb_link import AdbLink
-    from orchestrator.store import repo
-
-    with open_store(db) as s:
-        target = resolve_device(device, repo.alias_map(session=s))
-        results = run_checks(gather(AdbLink(target.address), session=s))
-    failed = [r for r in results if not r.ok]
-    if format is OutputFormat.json:
-        print_json({"device": target.name, "ok": not failed, "checks": results})
-    else:
-        console.print(f"[bold]{target.name}[/bold] ({target.model or 'unknown model'})")
-        for r in results:
-            mark = "[green]✓[/green]" if r.ok else "[red]✗[/red]"
-            fix = f" → {r.fix}" if r.fix and not r.ok else ""
-            console.print(f"{mark} {r.name}: {r.detail}{fix}", soft_wrap=True)
-    if failed:
-        raise DeviceError(f"{len(failed)} of {len(results)} checks failed on {target.name}: "
-                          f"{', '.join(r.name for r in failed)}.",
-                          hint="Apply the fixes listed above, then run the doctor again.")
-
-
-@app.command("setup", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def setup_() -> None:
-    """Not available yet."""
-    raise NotImplementedYet("orch devices setup")
+# Launcher-aware commands live in cli/launcher_cmd.py (work in orchestrator/launchers/).
+app.command("doctor")(launcher_cmd.doctor)
+app.command("setup")(launcher_cmd.setup)
+app.command("set")(launcher_cmd.set_)
 
 
 @app.command("clean")
@@ -171,12 +151,14 @@ def clean_(
     from orchestrator.devices.adb import Phone
     from orchestrator.devices.clean import clean
     from orchestrator.devices.resolve import resolve_device
+    from orchestrator.launchers.choose import staged_in_use
     from orchestrator.runner.adb_link import DEVICE_ROOT
     from orchestrator.store import repo
 
     with open_store(db) as s:
         target = resolve_device(device, repo.alias_map(session=s))
-    plan = clean(Phone(target.address), DEVICE_ROOT, dry_run=dry_run)
+        termux = staged_in_use(target.address, session=s)  # agents running inside Termux
+    plan = clean(Phone(target.address), DEVICE_ROOT, dry_run=dry_run, also_in_use=termux)
     if format is OutputFormat.json:
         print_json({"device": target.name, "dry_run": dry_run, "bytes_freed": plan.bytes_freed,
                     "removed": [e.path for e in plan.remove],

@@ -85,8 +85,9 @@ def _in_use(phone: Phone, root: str) -> list[str]:
     return [ln.strip() for ln in phone.run(script, timeout=60).splitlines() if ln.strip()]
 
 
-def clean(phone: Phone, root: str, *, dry_run: bool) -> CleanPlan:
-    plan = plan_clean(root, _entries(phone, root), _in_use(phone, root))
+def clean(phone: Phone, root: str, *, dry_run: bool, also_in_use: list[str] = ()) -> CleanPlan:
+    """`also_in_use`: staging paths live agents elsewhere use (Termux's, via its launcher)."""
+    plan = plan_clean(root, _entries(phone, root), _in_use(phone, root) + list(also_in_use))
     if not dry_run and plan.remove:
         paths = " ".join(shlex.quote(e.path) for e in plan.remove)
         phone.run(f"rm -rf {paths}", timeout=300)

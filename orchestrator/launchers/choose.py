@@ -66,6 +66,23 @@ def open_device_link(address: DeviceAddress, *, session: Session | None = None,
     return make_link(address, launcher or stored_launcher(session, address.name) or DEFAULT)
 
 
+def staged_in_use(address: DeviceAddress, *, session: Session | None) -> list[str]:
+    """Staging paths that live agents inside Termux use, for `orch devices clean` (the adb
+    shell cannot look into Termux's run folders); [] for a direct phone."""
+    launcher = stored_launcher(session, address.name)
+    if launcher not in ("runas", "ssh"):
+        return []
+    from orchestrator.launchers.termux_link import TermuxLink
+
+    link = make_link(address, launcher)
+    assert isinstance(link, TermuxLink)
+    try:
+        return link.staged_in_use()
+    finally:
+        link.close()
+        link.shell.close()
+
+
 @dataclass(frozen=True)
 class Detection:
     launcher: str | None  # one that works now, best first (direct, runas, ssh)
