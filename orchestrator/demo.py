@@ -18,16 +18,18 @@ from orchestrator.store.public import RunPublic
 
 PAPER_SPEC = Path(__file__).resolve().parents[1] / "experiments" / "paper_table1.yaml"
 PHONE = "pixel7"
-SYNTH_PER_CLASS = 40
+SYNTH_PER_CLASS = 100
 
 # Demo scale: the paper's protocol, shrunk to a couple of minutes on two cores.
 DEMO_OVERRIDES = [
     "model.alpha=0.25",
     "model.input_size=128",
-    "data.train_per_class=20",
-    "data.test_per_class=20",
-    "training.head_epochs=3",
+    "data.train_per_class=30",
+    "data.test_per_class=30",
+    "training.head_epochs=5",
     "training.finetune_epochs=3",
+    "training.lr=0.01",
+    "training.finetune_lr=0.001",
 ]
 
 

@@ -43,6 +43,10 @@ def demo(
                   f"{spec.data.test_per_class} images per class, "
                   f"{spec.training.head_epochs}+{spec.training.finetune_epochs} epochs, "
                   f"delegate {spec.delegate}")
+    if spec.model.weights == "none":
+        console.print("   weights: none (random init, BatchNorm calibrated on noise): expect "
+                      "accuracy near chance; --weights FILE (a Keras MobileNet V1 alpha 0.25 "
+                      "HDF5 file) gives ImageNet features", soft_wrap=True)
     with open_store(db) as session:
         with RunDisplay(err_console) as display:
             runs = run_demo(session=session, spec=spec, serial=serial, on_progress=display)
