@@ -271,10 +271,14 @@ def summarize(res: dict[str, Any]) -> str:
         f"{res['reps']} repetitions per width: median (min–max over repetitions).",
         "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['date']}; TensorFlow {m['tensorflow']} "
-        f"(all cores), ai-edge-litert {m['ai_edge_litert']} with {res['threads']} thread(s). "
+        f"(all cores), ai-edge-litert {m['ai_edge_litert']} with {res['threads']} thread(s)"
+        + (" (`--threads`; on this shared machine two LiteRT threads made a fine-tune epoch "
+           "slower, not faster). " if res["threads"] < m["nproc"] else ". ") +
         f"1-minute load average during the runs: {min(loads):.1f}–{max(loads):.1f}: the "
-        "machine was shared with other jobs, so wall times are inflated and noisy; CPU time "
-        "(all threads of the process) shows the work done.",
+        "machine was shared with other jobs, so wall times are inflated and noisy (a "
+        "single-threaded LiteRT gets a smaller share of busy cores than TensorFlow's thread "
+        "pool, so its wall times suffer most); CPU time (all threads of the process) shows "
+        "the work done.",
         f"Data: {res['n_train']} training and {res['n_test']} test images, synthetic (two "
         "tinted noise classes). alpha 0.25 uses the real ImageNet file from ../shared/data; "
         "alpha 1.0 uses `weights: none` (its ImageNet file cannot be downloaded on this "
