@@ -164,6 +164,8 @@ class TermuxLink:
     # ------------------------------------------------------------------ facts
 
     def facts(self) -> DeviceFacts:
+        # Asked before anything is built: a launcher that cannot enter Termux fails here.
+        self.ensure_layout()
         facts = self.stage.facts()
         facts.launcher = self.launcher
         return facts
