@@ -12,7 +12,6 @@ The adb shell never touches Termux's folder (a stock phone's shell cannot).
 from __future__ import annotations
 
 import posixpath
-from pathlib import Path
 
 from orchestrator.devices.adb import Phone
 from orchestrator.devices.address import DeviceAddress
@@ -90,7 +89,7 @@ class TermuxLink:
                            f"{scripts.q(device_path)}", what=f"copy {kind} into Termux")
         finally:
             self.stage.remove(tmp)
-        return TransferInfo(device_path, sent or Path(local_path).stat().st_size, digest)
+        return TransferInfo(device_path, sent, digest)
 
     def exists(self, device_path: str) -> bool:
         staged = self.staged_path(device_path)
