@@ -147,6 +147,7 @@ class PhoneWorker(threading.Thread):
             try:
                 ended = self._attempt(s, item, run, spec)
             except (RunInterrupted, DeviceError) as e:
+                run = self._current(s, item)  # an attempt may have moved to a new row
                 if not self._await_return(s, run, e):
                     if self.rt.cancelled.is_set():
                         self._cancel_run(s, run.id)
@@ -155,13 +156,17 @@ class PhoneWorker(threading.Thread):
                 continue
             except Exception as e:  # not an expected failure: one failed attempt, logged
                 traceback.print_exc()
-                ended = self._failed_by(s, run, e)
+                ended = self._failed_by(s, self._current(s, item), e)
             if ended is None:
                 return  # held back by a health gate (failed, or left queued when stopping)
             outcome = self._after(s, item, ended)
             if outcome is None:
                 return
             run = outcome
+
+    def _current(self, s: Session, item: SweepItemPublic) -> RunPublic:
+        return repo.get_run(session=s,
+                            run_id=sweep_repo.get_item(session=s, item_id=item.id).run_id)
 
     def _attempt(self, s: Session, item: SweepItemPublic, run: RunPublic,
                  spec: ExperimentSpec) -> RunPublic | None:
@@ -199,7 +204,6 @@ class PhoneWorker(threading.Thread):
         to try next."""
         item = sweep_repo.get_item(session=s, item_id=item.id)
         if run.status == "finished":
-            self._record_wait(s, item, run)
             self.say(f"run {run.id} {run.variant}: finished, accuracy "
                      f"{'—' if run.accuracy is None else f'{100 * run.accuracy:.2f} %'}")
             return None
@@ -258,20 +262,24 @@ class PhoneWorker(threading.Thread):
         gate = wait_until_ready(health=spec.health, sample=sample, since_last_run_s=since,
                                 on_sample=on_sample, should_stop=self.rt.halted,
                                 poll_s=self.rt.health_poll_s)
-        waited = round(item.health_wait + gate.waited_s, 3)
-        sweep_repo.update_item(session=s, item_id=item.id, health_wait=waited)
-        current = repo.get_run(session=s, run_id=run.id)
+        item = sweep_repo.update_item(session=s, item_id=item.id,
+                                      health_wait=round(item.health_wait + gate.waited_s, 3))
+        timing = repo.get_run(session=s, run_id=run.id).timing
         repo.update_run(session=s, run_id=run.id, timing={
-            **current.timing, "health_wait": waited,
-            "cooldown": round(float(current.timing.get("cooldown", 0)) + gate.cooldown_s, 3)})
+            **timing, "health_wait": round(timing.get("health_wait", 0) + gate.waited_s, 3),
+            "cooldown": round(timing.get("cooldown", 0) + gate.cooldown_s, 3)})
         if gate.ok:
             return True
         if gate.reason == "stopped":
-            if not self.rt.cancelled.is_set():
+            if self.rt.cancelled.is_set():
+                self._cancel_run(s, run.id)
+            else:  # the host is stopping: the run waits in the queue for the next driver
                 repo.update_run(session=s, run_id=run.id, status="queued")
             return False
-        repo.update_run(session=s, run_id=run.id, status="failed",
-                        error=f"health gate: {gate.reason}", finished=utcnow())
+        why = f"health gate: {gate.reason}"
+        sweep_repo.update_item(session=s, item_id=item.id, note=why)
+        repo.update_run(session=s, run_id=run.id, status="failed", error=why,
+                        finished=utcnow())
         return False
 
     def _since_last_run(self, s: Session) -> float | None:
@@ -281,12 +289,6 @@ class PhoneWorker(threading.Thread):
             return None
         last = last if last.tzinfo else last.replace(tzinfo=UTC)
         return max(0.0, (datetime.now(UTC) - last).total_seconds())
-
-    def _record_wait(self, s: Session, item: SweepItemPublic, run: RunPublic) -> None:
-        """The gate's wait, again: a resumed run's timing comes from the device's result."""
-        if item.health_wait and "health_wait" not in run.timing:
-            repo.update_run(session=s, run_id=run.id,
-                            timing={**run.timing, "health_wait": item.health_wait})
 
     # ------------------------------------------------------------------ lost phones, moves
 
