@@ -395,6 +395,27 @@ def test_a_run_that_fails_twice_is_marked_failed_and_the_sweep_goes_on(farm, hom
     assert len(bad2.run_ids) == 3
 
 
+def test_a_phone_too_hot_for_the_gate_fails_the_run_with_the_reading(farm, home, tmp_path):
+    """A temperature gate the phone cannot meet within max_wait_s: the run fails before
+    anything is staged, naming the reading; the wait and the samples are recorded."""
+    path = sweep_file(tmp_path, "farm-hot")
+    path.write_text(path.read_text().replace(
+        "health: {min_battery: 5, max_temperature: 90, cooldown_s: 0}",
+        "health: {max_temperature: 1, max_wait_s: 1}"))
+
+    r = orch("sweep", str(path), "--devices", farm["pb"].serial)
+
+    assert r.returncode == 6 and "health gate: temperature" in r.stderr.splitlines()[-1]
+    with store(home) as s:
+        (run,) = [x for sw in sweep_repo.list_sweeps(session=s)
+                  for x in repo.list_runs(session=s, sweep_id=sw.id)]
+        samples = repo.run_samples(session=s, run_id=run.id)
+        pushed = repo.run_transfers(session=s, run_id=run.id)
+    assert run.status == "failed" and "> 1.0 °C after waiting" in run.error
+    assert run.timing["health_wait"] >= 1 and len(samples) >= 2 and not pushed
+    assert all(x.temperature and x.temperature > 1 for x in samples)
+
+
 def test_selectors_find_phones_on_both_adb_servers(farm, home, tmp_path, servers):
     """`--dry-run` with selectors: `all` is the local server's three phones; a model glob
     over both servers finds the Nokia behind the second one; nothing is queued."""
