@@ -1,15 +1,34 @@
-"""Asking one phone's agent to stop (used by cancel, from the CLI or the driver)."""
+"""Device links for a sweep's phones: through the launcher stored for each phone (direct,
+runas, ssh), as `orch run` does, and closed whatever kind they are."""
 
 from __future__ import annotations
 
-from orchestrator.runner.adb_link import AdbLink
+from sqlmodel import Session
+
+from orchestrator.devices.address import DeviceAddress
+from orchestrator.runner.link import DeviceLink
 
 
-def stop_agent(phone: str, run_dir: str) -> None:
-    """SIGTERM the run's agent on `phone` (a serial or SERIAL@HOST:PORT); DeviceError if the
-    phone cannot be reached."""
-    link = AdbLink(phone)
+def open_phone_link(name: str, *, session: Session | None) -> DeviceLink:
+    """The link to the phone named `name` (serial or SERIAL@HOST:PORT)."""
+    from orchestrator.launchers.choose import open_device_link
+
+    return open_device_link(DeviceAddress.parse(name), session=session)
+
+
+def close_link(link: DeviceLink) -> None:
+    """End the link's sessions: adb sync, and a Termux link's shell (ssh)."""
+    for part in (link, getattr(link, "shell", None)):
+        close = getattr(part, "close", None)
+        if callable(close):
+            close()
+
+
+def stop_agent(name: str, run_dir: str, *, session: Session | None) -> None:
+    """SIGTERM the run's agent on the phone (it checkpoints and reports `cancelled`);
+    DeviceError if the phone cannot be reached."""
+    link = open_phone_link(name, session=session)
     try:
         link.stop_agent(run_dir)
     finally:
-        link.close()
+        close_link(link)

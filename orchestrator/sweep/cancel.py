@@ -43,7 +43,7 @@ def cancel_sweep(*, session: Session, sweep_id: int) -> CancelResult:
                 out.queued.append(item.run_id)
             continue
         try:
-            stop_agent(item.phone, item.device_run_dir)
+            stop_agent(item.phone, item.device_run_dir, session=session)
             out.stopped.append(item.run_id)
         except DeviceError as e:
             out.unreachable[item.run_id] = e.message

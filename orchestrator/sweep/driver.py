@@ -122,7 +122,7 @@ def _stop_agents(session: Session, sweep_id: int, stopped: set[int],
             continue
         stopped.add(item.run_id)
         try:
-            stop_agent(item.phone, item.device_run_dir)
+            stop_agent(item.phone, item.device_run_dir, session=session)
         except DeviceError as e:
             display.say(item.phone, f"run {item.run_id}: could not stop its agent ({e.message})")
 

@@ -16,10 +16,10 @@ from orchestrator.devices.adb import Attached, list_attached
 from orchestrator.devices.address import AdbServer
 from orchestrator.devices.resolve import USABLE, describe, resolve_device
 from orchestrator.errors import DeviceNotFound, SpecError, SpecProblem
-from orchestrator.runner.adb_link import AdbLink
 from orchestrator.runner.devices import register_device
 from orchestrator.store import repo
 from orchestrator.store.public import DevicePublic
+from orchestrator.sweep.agents import close_link
 from orchestrator.sweep.spec import LOCAL_SERVER, SDK_RULE, DeviceSelector
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
@@ -90,11 +90,14 @@ def _server(text: str) -> AdbServer | None:
 
 
 def _register(session: Session, attached: Attached) -> DevicePublic:
-    link = AdbLink(attached.address)
+    """Record the phone, through its stored launcher (so that stays what it is)."""
+    from orchestrator.launchers.choose import open_device_link
+
+    link = open_device_link(attached.address, session=session)
     try:
         return register_device(session=session, link=link)
     finally:
-        link.close()
+        close_link(link)
 
 
 def choose_phones(devices: list[str] | DeviceSelector, *, session: Session

@@ -25,9 +25,8 @@ from sqlmodel import Session
 
 from orchestrator.devices.resolve import resolve_device
 from orchestrator.errors import DeviceError, RunError, RunInterrupted
-from orchestrator.runner.adb_link import AdbLink
 from orchestrator.runner.follow import Progress
-from orchestrator.runner.link import HealthSample
+from orchestrator.runner.link import DeviceLink, HealthSample
 from orchestrator.runner.pipeline import Builder, run_experiment, run_queued
 from orchestrator.runner.staging import AGENT_PACKAGE
 from orchestrator.spec import ExperimentSpec
@@ -36,7 +35,7 @@ from orchestrator.store.db import open_session
 from orchestrator.store.public import DevicePublic, RunPublic
 from orchestrator.store.sweep_repo import SweepItemPublic
 from orchestrator.store.tables import utcnow
-from orchestrator.sweep.agents import stop_agent
+from orchestrator.sweep.agents import close_link, open_phone_link, stop_agent
 from orchestrator.sweep.health import unmet, wait_until_ready
 
 SayFn = Callable[[str, str], None]  # (phone label, text)
@@ -133,7 +132,7 @@ class PhoneWorker(threading.Thread):
         run = repo.get_run(session=s, run_id=run_id)
         if run.device_run_dir and run.status in ("running", "interrupted"):
             with contextlib.suppress(DeviceError):  # the phone may be away: best effort
-                stop_agent(self.device.serial, run.device_run_dir)
+                stop_agent(self.device.serial, run.device_run_dir, session=s)
         if run.status in ("queued", "running", "interrupted"):
             repo.update_run(session=s, run_id=run.id, status="cancelled",
                             error="the sweep was cancelled", finished=utcnow())
@@ -172,7 +171,7 @@ class PhoneWorker(threading.Thread):
                  spec: ExperimentSpec) -> RunPublic | None:
         """One try at the run on this phone: resume what the device holds, else start it
         once the health gates pass (None: they did not)."""
-        link = AdbLink(self.device.serial)
+        link = open_phone_link(self.device.serial, session=s)
         progress = self.rt.progress(self.label, run.variant)
         try:
             if run.device_run_dir and run.status in ("running", "interrupted"):
@@ -197,7 +196,7 @@ class PhoneWorker(threading.Thread):
                               builder=self.rt.builder, agent_package=self.rt.agent_package,
                               poll_s=self.rt.poll_s)
         finally:
-            link.close()
+            close_link(link)
 
     def _after(self, s: Session, item: SweepItemPublic, run: RunPublic) -> RunPublic | None:
         """Decide what follows a run that ended: None when the item is done, else the run
@@ -240,7 +239,7 @@ class PhoneWorker(threading.Thread):
 
     # ------------------------------------------------------------------ health gates
 
-    def _gate(self, s: Session, item: SweepItemPublic, run: RunPublic, link: AdbLink,
+    def _gate(self, s: Session, item: SweepItemPublic, run: RunPublic, link: DeviceLink,
               spec: ExperimentSpec) -> bool:
         """Wait for cool-down, battery and temperature; record the wait and the samples."""
         since = self._since_last_run(s)
