@@ -3,6 +3,7 @@ the dashboard reads)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from sqlalchemy import event
@@ -16,6 +17,7 @@ from orchestrator.errors import StoreError
 from orchestrator.store import tables  # noqa: F401  (registers the tables)
 
 _engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()  # sweeps open the store from a thread per phone
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
@@ -52,9 +54,10 @@ def make_engine(url: str) -> Engine:
 
 def get_engine(url: str) -> Engine:
     """The process-wide engine for `url` (one per URL)."""
-    if url not in _engines:
-        _engines[url] = make_engine(url)
-    return _engines[url]
+    with _engines_lock:
+        if url not in _engines:
+            _engines[url] = make_engine(url)
+        return _engines[url]
 
 
 def open_session(url: str) -> Session:
