@@ -94,6 +94,30 @@ def pushed_mb(home: Path, ids: list[int]) -> float:
                    if t.direction == "push") / 1e6
 
 
+def cli_start(env: dict[str, str], reps: int = 5) -> float:
+    """Median seconds of `orch --help`: Python start plus the CLI's imports."""
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "orchestrator", "--help"], cwd=REPO, env=env,
+                       capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def agent_logs(phone: manager.SimPhone, lines: int = 15) -> str:
+    """The tails of the newest run folders' agent.log, to say why a run failed."""
+    runs = phone.host_path("/data/local/tmp/orch/runs")
+    folders = sorted(runs.iterdir(), key=lambda d: d.stat().st_mtime)[-2:] if runs.exists() \
+        else []
+    out = []
+    for d in folders:
+        log = d / "agent.log"
+        tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+        out.append(f"--- {d.name}/agent.log\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
 def med(xs: list[float]) -> str:
     return f"{statistics.median(xs):.1f} ({min(xs):.1f}–{max(xs):.1f})"
 
@@ -125,6 +149,7 @@ def main() -> None:
             sources = {"device": "device:/sdcard/DCIM/catsdogs", "host": f"host:{photos}"}
             # Warm the build cache once, and keep its cold cost apart.
             cold = measure(env, run_args(phone.serial, sources["device"], a.epochs))
+            cold["cli_start"] = cli_start(env)
             for rep in range(a.reps):
                 for kind, source in sources.items():
                     orch(env, "devices", "clean", phone.serial)
@@ -136,6 +161,9 @@ def main() -> None:
                     print(f"rep {rep + 1} {kind}: first {first['wall']:.1f} s "
                           f"(agent {first['agent']:.1f}), second {second['wall']:.1f} s "
                           f"(agent {second['agent']:.1f})", flush=True)
+        except SystemExit:
+            print(agent_logs(phone), file=sys.stderr)
+            raise
         finally:
             manager.stop_phone("bench", home=work / "sim")
             subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True)
@@ -188,7 +216,15 @@ def render(results: dict, cold: dict, a: argparse.Namespace, load: float,
             f"`{kind}:` data: first-run overhead {100 * first:.1f} % of the run "
             f"(aim < 10 %: {'met' if first < 0.10 else 'missed'}), second-run overhead "
             f"{second:.2f} s (aim < 2 s: {'met' if second < 2.0 else 'missed'}).")
+    per_variant = statistics.median(p[1]["overhead"] for ps in results.values() for p in ps)
     lines += ["", *verdicts, "",
+              f"Where a second run's overhead goes (both variants in one command): starting "
+              f"Python and the CLI ({cold['cli_start']:.1f} s, `orch --help`), then per "
+              "variant: staging checks (hashes computed on the phone, one command per "
+              "folder), the job push, starting the agent's Python on the phone, and the "
+              "follow loop's 0.5 s polling (the result is collected up to one poll after the "
+              f"agent writes it): {(per_variant - cold['cli_start']) / 2:.1f} s per variant in "
+              "the median.", "",
               f"The build cache was warmed by one extra run beforehand; cold, the two builds "
               f"took {cold['build']:.1f} s (a first run on a new machine adds that once; "
               "the ratios above exclude it). The agent runs on this host's 2 shared cores, so "
