@@ -198,13 +198,14 @@ def test_agent_survives_a_dropped_link_and_stops_on_request(link, pixel):
     wait_for(lambda: beats.exists())
     assert handle.pid and link.agent_alive(run_dir)
 
-    pixel.set_faults(offline=True)
+    # The cable out: the link drops and so does every new one, the phone keeps its port.
+    pixel.set_faults(drop_after_bytes=0, drop_in=0)
     with pytest.raises(DeviceOffline):
         wait_for(lambda: not link.agent_alive(run_dir), timeout=10)
     before = beats.read_text().count("b")
     time.sleep(0.6)
     assert beats.read_text().count("b") > before  # still training, cable out
-    pixel.set_faults(offline=False)
+    pixel.set_faults(clear=True)
     pixel.reconnect()
 
     relinked = AdbLink(pixel.serial, root=link.root)
