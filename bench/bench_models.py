@@ -309,7 +309,9 @@ def summarize(res: dict[str, Any]) -> str:
         "Where the gain comes from: the frozen trunk runs once per image instead of once per "
         "image per epoch, and the head phase runs on cached pooled vectors. \"Keras fit, "
         "cached features\" is the same training work as `train.tflite` (the equivalent folded "
-        "model, `models/reference.py`) in TensorFlow.",
+        "model, `models/reference.py`) in TensorFlow. For orientation, a one-off earlier "
+        "measurement at alpha 1.0 on this kind of machine: Keras ~2.6 s per epoch, a first "
+        "builtin-only LiteRT prototype ~1.7 s.",
         "",
     ]
     return "\n".join(lines)
