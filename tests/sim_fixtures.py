@@ -135,3 +135,34 @@ def sim_session(tmp_path_factory) -> Iterator[Callable[..., VirtualPhone]]:
     start, started = _factory(home)
     yield start
     _stop(home, started)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def adb_server() -> Iterator[int]:
+    """A private adb server for the module (ORCH_ADB_PORT), so other suites' phones stay out
+    of `--device` resolution; killed at the end."""
+    import subprocess
+
+    from orchestrator.settings import get_settings
+
+    if not Path(ADB).exists():
+        pytest.skip("Debian's adb is not installed")
+    port = free_port()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ORCH_ADB_PORT", str(port))
+        mp.setenv("ADBUTILS_ADB_PATH", ADB)
+        get_settings.cache_clear()
+        subprocess.run([ADB, "-P", str(port), "start-server"], capture_output=True,
+                       timeout=30, check=True)
+        yield port
+        subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True, timeout=30)
+    get_settings.cache_clear()

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from sim_fixtures import ADB, _factory, _stop
+from sim_fixtures import ADB, _factory, _stop, adb_server, free_port  # noqa: F401
 
 from device_agent import contract
 from orchestrator.devices.adb import Phone
@@ -24,32 +23,8 @@ from orchestrator.devices.clean import clean
 from orchestrator.devices.doctor import gather, run_checks
 from orchestrator.errors import DeviceOffline
 from orchestrator.runner.adb_link import AdbLink
-from orchestrator.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def adb_server():
-    """A private adb server for this module (ORCH_ADB_PORT), killed at the end."""
-    if not Path(ADB).exists():
-        pytest.skip("Debian's adb is not installed")
-    port = _free_port()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORCH_ADB_PORT", str(port))
-        mp.setenv("ADBUTILS_ADB_PATH", ADB)
-        get_settings.cache_clear()
-        subprocess.run([ADB, "-P", str(port), "start-server"], capture_output=True,
-                       timeout=30, check=True)
-        yield port
-        subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True, timeout=30)
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +280,7 @@ def test_devices_list_info_and_alias(pixel, phones, isolated_home):
 
 def test_a_phone_on_another_adb_server_is_named_serial_at_host_port(pixel, isolated_home):
     """`SERIAL@HOST:PORT` reaches a phone through another adb server (a lab host's)."""
-    port = _free_port()
+    port = free_port()
     subprocess.run([ADB, "-P", str(port), "start-server"], capture_output=True, timeout=30,
                    check=True)
     try:

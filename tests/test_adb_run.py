@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +21,13 @@ from pathlib import Path
 
 import pytest
 from conftest import WEIGHTS_025
-from sim_fixtures import ADB, _factory, _stop
+from sim_fixtures import ADB, _factory, _stop, adb_server  # noqa: F401
 
 from device_agent import contract
 from orchestrator.datasets.synth import synthesize
 from orchestrator.egress import EgressGuard, EgressLimits
 from orchestrator.errors import EgressRefused
 from orchestrator.runner.adb_link import AdbLink
-from orchestrator.settings import get_settings
 from orchestrator.store import repo
 from orchestrator.store.db import open_session
 
@@ -40,29 +38,6 @@ SMALL = ["--set", "model.alpha=0.25", "--set", "model.input_size=96",
          "--set", "model.weights=none", "--set", "data.train_per_class=6",
          "--set", "data.test_per_class=4", "--set", "training.head_epochs=1",
          "--set", "training.finetune_epochs=1"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def adb_server():
-    """A private adb server for this module (ORCH_ADB_PORT), killed at the end."""
-    if not Path(ADB).exists():
-        pytest.skip("Debian's adb is not installed")
-    port = _free_port()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORCH_ADB_PORT", str(port))
-        mp.setenv("ADBUTILS_ADB_PATH", ADB)
-        get_settings.cache_clear()
-        subprocess.run([ADB, "-P", str(port), "start-server"], capture_output=True,
-                       timeout=30, check=True)
-        yield port
-        subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True, timeout=30)
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

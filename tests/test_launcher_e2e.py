@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from sim_fixtures import ADB, _factory, _stop
+from sim_fixtures import ADB, _factory, _stop, adb_server  # noqa: F401
 
 from device_agent import contract
 from orchestrator.datasets.synth import synthesize
@@ -34,29 +33,6 @@ SMALL = ["--variant", "method2", "--set", "model.alpha=0.25", "--set", "model.in
          "--set", "data.test_per_class=4", "--set", "training.head_epochs=1",
          "--set", "training.finetune_epochs=1"]
 TERMUX_HOME = "/data/data/com.termux/files/home"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def adb_server():
-    """A private adb server for this module (ORCH_ADB_PORT), killed at the end."""
-    if not Path(ADB).exists():
-        pytest.skip("Debian's adb is not installed")
-    port = _free_port()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORCH_ADB_PORT", str(port))
-        mp.setenv("ADBUTILS_ADB_PATH", ADB)
-        get_settings.cache_clear()
-        subprocess.run([ADB, "-P", str(port), "start-server"], capture_output=True,
-                       timeout=30, check=True)
-        yield port
-        subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True, timeout=30)
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import math
 import sqlite3
 
 import pytest
+from sqlmodel import Session
 
 from orchestrator.errors import NotFound
 from orchestrator.store import repo
 from orchestrator.store.db import make_engine
-from sqlmodel import Session
 
 
 @pytest.fixture(params=["memory", "file"])

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from sim_fixtures import ADB, VirtualPhone, _factory, _stop
+from sim_fixtures import ADB, VirtualPhone, _factory, _stop, free_port
 
 from orchestrator.datasets.synth import synthesize
 from orchestrator.runner.pipeline import default_builder
@@ -58,12 +57,6 @@ reassign_after_s: {reassign}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _adb(port: int, *args: str) -> str:
     r = subprocess.run([ADB, "-P", str(port), *args], capture_output=True, text=True,
                        timeout=30)
@@ -75,7 +68,7 @@ def servers():
     """A private local adb server (ORCH_ADB_PORT) and a second one, as on another host."""
     if not Path(ADB).exists():
         pytest.skip("Debian's adb is not installed")
-    ports = (_free_port(), _free_port())
+    ports = (free_port(), free_port())
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ORCH_ADB_PORT", str(ports[0]))
         mp.setenv("ADBUTILS_ADB_PATH", ADB)

@@ -6,43 +6,15 @@ permission checks of the phone's uids, not against flags."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-from pathlib import Path
-
 import pytest
-from sim_fixtures import ADB, _factory, _stop
+from sim_fixtures import ADB, _factory, _stop, adb_server  # noqa: F401
 
 from orchestrator.devices.adb import Phone
 from orchestrator.devices.address import DeviceAddress
 from orchestrator.launchers.termux_env import PREFIX, prelude
 from orchestrator.launchers.termux_facts import read_termux_facts
-from orchestrator.settings import get_settings
 
 APP_UID = 10234  # the profiles' Termux uid
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def adb_server():
-    """A private adb server for this module (ORCH_ADB_PORT), killed at the end."""
-    if not Path(ADB).exists():
-        pytest.skip("Debian's adb is not installed")
-    port = _free_port()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORCH_ADB_PORT", str(port))
-        mp.setenv("ADBUTILS_ADB_PATH", ADB)
-        get_settings.cache_clear()
-        subprocess.run([ADB, "-P", str(port), "start-server"], capture_output=True,
-                       timeout=30, check=True)
-        yield port
-        subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True, timeout=30)
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
