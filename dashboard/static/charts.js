@@ -33,7 +33,7 @@
     if (kind === "pct") return (v * 100).toFixed(axis ? 0 : 2) + (axis ? "%" : " %");
     if (kind === "s") {
       if (!axis && v >= 120) return (v / 60).toFixed(1) + " min";
-      return (axis ? +v.toFixed(2) : v.toFixed(v >= 10 ? 1 : 2)) + (axis ? "" : " s");
+      return (axis ? +(+v.toPrecision(3)).toFixed(4) : v.toFixed(v >= 10 ? 1 : 2)) + (axis ? "" : " s");
     }
     if (kind === "int") return String(Math.round(v));
     var a = Math.abs(v);
