@@ -8,29 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 
+# One walker for the phone's `df` script (stdlib only, copied into the phone) and for sync.
+from orchestrator.sim.phone_df import USAGE_ROOTS, tree_bytes
+
 # Real paths inside the phone's root; /sdcard resolves to /storage/emulated/0.
 WRITABLE_ROOTS = ("/data", "/storage/emulated")
-USAGE_ROOTS = ("/data", "/storage/emulated/0")
-
-
-def tree_bytes(roots: tuple[str, ...]) -> int:
-    """Apparent size of every file under `roots` (symlinks not followed)."""
-    total = 0
-    stack = [r for r in roots if os.path.isdir(r)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for e in it:
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            stack.append(e.path)
-                        else:
-                            total += e.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-    return total
 
 
 class Storage:
