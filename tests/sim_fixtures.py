@@ -166,3 +166,28 @@ def adb_server() -> Iterator[int]:
         yield port
         subprocess.run([ADB, "-P", str(port), "kill-server"], capture_output=True, timeout=30)
     get_settings.cache_clear()
+
+
+def cut_at_checkpoint(phone: VirtualPhone, runs_dir: str, epoch: int, found: list,
+                      then: Callable[[str], None] | None = None) -> None:
+    """Watch `runs_dir` on the phone for a new run's checkpoint `epoch`, then pull the cable
+    (every link drops until the fault is cleared; the phone and its processes live on), run
+    `then(run folder name)` if given, and append the folder name to `found`."""
+    import time
+
+    from device_agent import contract
+
+    runs = phone.host_path(runs_dir)
+    known = set(runs.iterdir()) if runs.exists() else set()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for folder in set(runs.iterdir()) - known if runs.exists() else ():
+            events = folder / contract.EVENTS_FILE
+            text = events.read_text(errors="replace") if events.exists() else ""
+            if f'"kind":"checkpoint","epoch":{epoch}' in text.replace(" ", ""):
+                phone.set_faults(drop_after_bytes=0, drop_in=0)
+                if then is not None:
+                    then(folder.name)
+                found.append(folder.name)
+                return
+        time.sleep(0.005)

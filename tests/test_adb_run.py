@@ -16,12 +16,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from conftest import WEIGHTS_025
-from sim_fixtures import ADB, _factory, _stop, adb_server  # noqa: F401
+from sim_fixtures import ADB, _factory, _stop, adb_server, cut_at_checkpoint  # noqa: F401
 
 from device_agent import contract
 from orchestrator.datasets.synth import synthesize
@@ -284,27 +283,11 @@ def _agent_host_pid(run_dir: str) -> int | None:
     return None
 
 
-def _cut_at_checkpoint(pixel7, epoch: int, kill: bool, found: list) -> None:
-    """Watch the phone's storage for a run's checkpoint `epoch`; then pull the cable (the
-    link drops, and every new one too, until the fault is cleared; the phone keeps its
-    port) and, when `kill`, kill the agent as a phone's task killer would."""
-    runs = pixel7.host_path("/data/local/tmp/orch/runs")
-    known = set(runs.iterdir()) if runs.exists() else set()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        for folder in set(runs.iterdir()) - known if runs.exists() else ():
-            events = folder / contract.EVENTS_FILE
-            text = events.read_text(errors="replace") if events.exists() else ""
-            if f'"kind":"checkpoint","epoch":{epoch}' in text.replace(" ", ""):
-                pixel7.set_faults(drop_after_bytes=0, drop_in=0)
-                if kill:
-                    run_dir = "/data/local/tmp/orch/runs/" + folder.name
-                    pid = _agent_host_pid(run_dir)
-                    if pid:
-                        os.kill(pid, signal.SIGKILL)
-                found.append(folder.name)
-                return
-        time.sleep(0.005)
+def _kill_agent(folder: str) -> None:
+    """Kill a run's agent as a phone's task killer would."""
+    pid = _agent_host_pid("/data/local/tmp/orch/runs/" + folder)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["agent-keeps-running", "agent-killed"])
@@ -315,7 +298,8 @@ def test_dropped_link_resumes_to_the_undisturbed_result(pixel7, photos, home, un
     `orch run --resume RUN` restarts a killed one from its checkpoint. Either way the run
     ends with the undisturbed run's accuracy and losses, each stored once."""
     found: list[str] = []
-    cutter = threading.Thread(target=_cut_at_checkpoint, args=(pixel7, 3, kill, found))
+    cutter = threading.Thread(target=cut_at_checkpoint, args=(
+        pixel7, "/data/local/tmp/orch/runs", 3, found, _kill_agent if kill else None))
     cutter.start()
     cut = orch(*_long_args(pixel7.serial, photos))
     cutter.join()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sim_fixtures import ADB, _factory, _stop, adb_server  # noqa: F401
+from sim_fixtures import ADB, _factory, _stop, adb_server, cut_at_checkpoint  # noqa: F401
 
 from device_agent import contract
 from orchestrator.datasets.synth import synthesize
@@ -314,23 +314,6 @@ def test_a_phone_with_python_on_its_shell_is_detected_as_direct(phones, home):
     assert isinstance(link, AdbLink) and link.launcher == "direct"
 
 
-def _cut_at_checkpoint(phone, epoch: int, found: list) -> None:
-    """Watch the phone's storage for a Termux run's checkpoint `epoch`, then pull the cable
-    (every link drops until the fault is cleared; the phone and its processes live on)."""
-    runs = phone.host_path(f"{TERMUX_HOME}/.orch/runs")
-    known = set(runs.iterdir()) if runs.exists() else set()
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        for folder in set(runs.iterdir()) - known if runs.exists() else ():
-            events = folder / contract.EVENTS_FILE
-            text = events.read_text(errors="replace") if events.exists() else ""
-            if f'"kind":"checkpoint","epoch":{epoch}' in text.replace(" ", ""):
-                phone.set_faults(drop_after_bytes=0, drop_in=0)
-                found.append(folder.name)
-                return
-        time.sleep(0.01)
-
-
 def test_a_cable_pulled_mid_run_over_ssh_resumes_to_the_end(github, home):
     """The cable is pulled at epoch 3 of a run through ssh: `orch run` stops with the resume
     command (exit 6); plugged back in, `orch run --resume RUN` reaches sshd through a new
@@ -340,7 +323,8 @@ def test_a_cable_pulled_mid_run_over_ssh_resumes_to_the_end(github, home):
     phone, *_ = github
     orch(home, "devices", "set", phone.serial, "--launcher", "ssh")
     found: list[str] = []
-    cutter = threading.Thread(target=_cut_at_checkpoint, args=(phone, 3, found))
+    cutter = threading.Thread(target=cut_at_checkpoint,
+                              args=(phone, f"{TERMUX_HOME}/.orch/runs", 3, found))
     cutter.start()
     cut = orch(home, "run", str(PAPER), "--device", phone.serial, *SMALL,
                "--set", "training.finetune_epochs=60")
