@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import replace_section  # noqa: E402  (bench/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_025 = REPO.parent / "shared" / "data" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -317,18 +318,6 @@ def summarize(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = REPO / "BENCHMARKS.md") -> None:
-    """Replace (or add) the `## Models` section, leaving the others as they are."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = old.find("## Models\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + 1)
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    path.write_text(new)
-
-
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -347,7 +336,7 @@ def main() -> None:
     text = summarize(res)
     print(text)
     if args.write:
-        write_section(text)
+        replace_section(REPO / "BENCHMARKS.md", "## Models", text)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from report import replace_section  # noqa: E402  (bench/ is the script's folder)
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -170,7 +172,7 @@ def main() -> None:
     report = render(results, cold, a, load, photos == CATSDOGS)
     print(report)
     if a.write:
-        write_section(a.write, report)
+        replace_section(a.write, SECTION, report)
 
 
 def render(results: dict, cold: dict, a: argparse.Namespace, load: float,
@@ -231,17 +233,6 @@ def render(results: dict, cold: dict, a: argparse.Namespace, load: float,
               "its compute time is a host figure, not a phone's; the overhead is what orch "
               "adds around it."]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[end + 1:] if end != -1 else "")
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("ADBUTILS_ADB_PATH", "/usr/bin/adb")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from report import replace_section  # noqa: E402  (bench/ is the script's folder)
+
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Sweep scheduling"
 PHONES = (("b-pixel-a", "pixel7"), ("b-pixel-b", "pixel7"), ("b-galaxy", "galaxy_s23"),
@@ -240,18 +242,6 @@ def report(rows: list[dict], imports: list[float], reps: int, runs_per_phone: in
             "min–max):\n\n" + "\n".join(parts) + notes)
 
 
-def write_section(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1:] if nxt >= 0 else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
@@ -265,7 +255,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"runs": rows, "agent_import_s": imports}, indent=1))
     if args.write:
-        write_section(args.write, text)
+        replace_section(args.write, SECTION, text)
 
 
 if __name__ == "__main__":

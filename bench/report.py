@@ -1,0 +1,18 @@
+"""Writing a benchmark's figures into its own section of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def replace_section(path: Path, heading: str, text: str) -> None:
+    """Replace the section that starts with `heading` (e.g. "## Models") by `text`, or append
+    it; the other sections stay as they are."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = old.find(heading + "\n")
+    if start < 0:
+        path.write_text(old.rstrip("\n") + "\n\n" + text)
+        return
+    end = old.find("\n## ", start + len(heading))
+    tail = old[end + 1:] if end >= 0 else ""
+    path.write_text(old[:start] + text.rstrip("\n") + "\n" + ("\n" + tail if tail else ""))
