@@ -28,8 +28,15 @@ def _server() -> tuple[str, int]:
 
 
 def adb(*args: str, timeout: float = 30) -> str:
-    """Run the adb CLI against the configured server; its stdout+stderr."""
+    """Run the adb CLI against the configured server; its stdout+stderr.
+
+    The server is started first when none answers: with `-H 127.0.0.1` adb itself refuses
+    to ("cannot start server on remote host")."""
+    from orchestrator.devices.adb import ensure_server
+    from orchestrator.devices.address import AdbServer
+
     host, port = _server()
+    ensure_server(AdbServer(host, port))
     try:
         r = subprocess.run([adb_path(), "-H", host, "-P", str(port), *args], capture_output=True,
                            text=True, timeout=timeout, stdin=subprocess.DEVNULL)
