@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound
+from orchestrator.store.labels import device_labels, label_of
 from orchestrator.store.public import CompareRow, DevicePublic, RunPublic, SamplePublic
 from orchestrator.store.tables import Device, DeviceSample, Experiment, Metric, Run
 
@@ -84,7 +85,7 @@ class RunProgress(BaseModel):
 
 
 def _label() -> ColumnElement:
-    """A device's label in SQL: alias, else model, else serial (as `RunPublic.device`)."""
+    """A device's plain name in SQL, to sort by (shown names come from `device_labels`)."""
     return func.coalesce(Device.alias, Device.model, Device.serial)
 
 
@@ -118,12 +119,12 @@ def experiments_summary(*, session: Session) -> list[ExperimentSummary]:
               .where(col(Run.accuracy).is_not(None)).subquery())
     best = dict(session.exec(select(ranked.c.experiment_id, ranked.c.run_id)
                              .where(ranked.c.rk == 1)).all())
+    labels = device_labels(session=session)
     devices: dict[int, set[str]] = {}
-    for exp_id, label in session.exec(
-        select(Run.experiment_id, _label())
-        .join(Device, col(Run.device_id) == Device.id, isouter=True).distinct()
+    for exp_id, device_id in session.exec(
+        select(Run.experiment_id, Run.device_id).distinct()
     ).all():
-        devices.setdefault(exp_id, set()).add(label or "local")
+        devices.setdefault(exp_id, set()).add(label_of(labels, device_id))
     out = []
     for exp, n, fin, run, fail, acc, last_at in rows:
         out.append(ExperimentSummary(
@@ -167,17 +168,18 @@ def table1(*, session: Session, experiment: str) -> list[CompareRow]:
     rows = session.exec(
         select(Run.id, Run.variant, Run.status, Run.accuracy,
                Run.params["finetune_from"].as_string(),  # type: ignore[index]
-               _train(), _total(), Run.delegate_requested, Run.delegate_used, _label(),
+               _train(), _total(), Run.delegate_requested, Run.delegate_used, Run.device_id,
                ranked.c.n)
         .join(ranked, col(Run.id) == ranked.c.run_id)
-        .join(Device, col(Run.device_id) == Device.id, isouter=True)
         .where(ranked.c.rk == 1)
     ).all()
+    labels = device_labels(session=session)
     out = [
-        CompareRow(variant=variant, device=label or "local", finetune_from=ff, run_id=run_id,
+        CompareRow(variant=variant, device=label_of(labels, device_id), finetune_from=ff,
+                   run_id=run_id,
                    runs=n, accuracy=acc, train_seconds=train, total_seconds=total,
                    delegate_requested=req, delegate_used=used, status=status)
-        for run_id, variant, status, acc, ff, train, total, req, used, label, n in rows
+        for run_id, variant, status, acc, ff, train, total, req, used, device_id, n in rows
     ]
     order = list((exp.spec or {}).get("variants", {}))
     out.sort(key=lambda c: (order.index(c.variant) if c.variant in order else len(order),
@@ -187,16 +189,16 @@ def table1(*, session: Session, experiment: str) -> list[CompareRow]:
 
 def cell_stats(*, session: Session, experiment_id: int) -> list[CellStats]:
     """Min / max / mean over the finished runs of each variant × device (one statement)."""
-    label = func.coalesce(_label(), "local")
     rows = session.exec(
-        select(Run.variant, label, func.count(), func.min(Run.accuracy), func.max(Run.accuracy),
-               func.avg(Run.accuracy), func.min(_train()), func.max(_train()))
-        .join(Device, col(Run.device_id) == Device.id, isouter=True)
+        select(Run.variant, Run.device_id, func.count(), func.min(Run.accuracy),
+               func.max(Run.accuracy), func.avg(Run.accuracy), func.min(_train()),
+               func.max(_train()))
         .where(Run.experiment_id == experiment_id, Run.status == "finished")
-        .group_by(Run.variant, Run.device_id, label)
+        .group_by(Run.variant, Run.device_id)
     ).all()
-    return [CellStats(variant=v, device=d, finished=n, accuracy_min=a0, accuracy_max=a1,
-                      accuracy_mean=am, train_min=t0, train_max=t1)
+    labels = device_labels(session=session)
+    return [CellStats(variant=v, device=label_of(labels, d), finished=n, accuracy_min=a0,
+                      accuracy_max=a1, accuracy_mean=am, train_min=t0, train_max=t1)
             for v, d, n, a0, a1, am, t0, t1 in rows]
 
 
@@ -236,12 +238,12 @@ def _sort_expr(sort: str) -> ColumnElement:
     }[sort]
 
 
-def _public_rows(rows: Iterable[Any]) -> list[RunPublic]:
+def _public_rows(rows: Iterable[Any], labels: dict[int, str]) -> list[RunPublic]:
     out = []
-    for run, exp_name, label in rows:
+    for run, exp_name in rows:
         pub = RunPublic.model_validate(run)
         pub.experiment = exp_name
-        pub.device = label
+        pub.device = labels.get(run.device_id) if run.device_id is not None else None
         out.append(pub)
     return out
 
@@ -250,8 +252,13 @@ def _public_rows(rows: Iterable[Any]) -> list[RunPublic]:
 _LIST_COLUMNS = [c for c in Run.__table__.columns if c.name != "result"]  # type: ignore[attr-defined]
 
 
-def _list_rows(rows: Iterable[Any]) -> list[RunPublic]:
-    return [RunPublic.model_validate(dict(r._mapping)) for r in rows]
+def _list_rows(rows: Iterable[Any], labels: dict[int, str]) -> list[RunPublic]:
+    out = []
+    for r in rows:
+        pub = RunPublic.model_validate(dict(r._mapping))
+        pub.device = labels.get(pub.device_id) if pub.device_id is not None else None
+        out.append(pub)
+    return out
 
 
 def runs_page(
@@ -283,25 +290,24 @@ def runs_page(
             .join(Experiment, col(Run.experiment_id) == Experiment.id)
             .join(Device, col(Run.device_id) == Device.id, isouter=True)
             .where(*where).order_by(*order).limit(limit).offset(offset)).subquery()
-    q = (select(*_LIST_COLUMNS, col(Experiment.name).label("experiment"),
-                _label().label("device"))
+    q = (select(*_LIST_COLUMNS, col(Experiment.name).label("experiment"))
          .join(page, col(Run.id) == page.c.page_id)
          .join(Experiment, col(Run.experiment_id) == Experiment.id)
          .join(Device, col(Run.device_id) == Device.id, isouter=True)
          .order_by(*order))
     return RunPage(total=total, limit=limit, offset=offset,
-                   runs=_list_rows(session.exec(q).all()))
+                   runs=_list_rows(session.exec(q).all(), device_labels(session=session)))
 
 
 def runs_by_ids(*, session: Session, run_ids: Sequence[int]) -> list[RunPublic]:
     """The given runs, in the given order (unknown ids are left out), in one statement."""
     if not run_ids:
         return []
-    q = (select(Run, Experiment.name, _label())
+    q = (select(Run, Experiment.name)
          .join(Experiment, col(Run.experiment_id) == Experiment.id)
-         .join(Device, col(Run.device_id) == Device.id, isouter=True)
          .where(col(Run.id).in_(list(run_ids))))
-    found = {r.id: r for r in _public_rows(session.exec(q).all())}
+    labels = device_labels(session=session)
+    found = {r.id: r for r in _public_rows(session.exec(q).all(), labels)}
     return [found[i] for i in dict.fromkeys(run_ids) if i in found]
 
 
@@ -372,11 +378,13 @@ def device_summaries(
     devices = [DevicePublic.model_validate(d) for d in session.exec(q).all()]
     stats = {d: (n, r, a, c) for d, n, r, a, c in session.exec(stats_q).all()}
     latest = latest_samples(session=session)
+    labels = device_labels(session=session)
     out = []
     for d in devices:
         n, running, acc, last = stats.get(d.id, (0, 0, None, None))
-        out.append(DeviceSummary(device=d, label=d.label, runs=n, running=running or 0,
-                                 best_accuracy=acc, last_run=last, latest=latest.get(d.id)))
+        out.append(DeviceSummary(device=d, label=labels.get(d.id, d.label), runs=n,
+                                 running=running or 0, best_accuracy=acc, last_run=last,
+                                 latest=latest.get(d.id)))
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound
+from orchestrator.store.labels import device_labels
 from orchestrator.store.public import (
     CompareRow,
     DevicePublic,
@@ -114,14 +115,14 @@ def get_experiment(*, session: Session, name: str) -> ExperimentPublic:
 # ------------------------------------------------------------------ runs
 
 
-def _public_run(session: Session, row: Run) -> RunPublic:
+def _public_run(session: Session, row: Run, labels: dict[int, str] | None = None) -> RunPublic:
     run = RunPublic.model_validate(row)
     exp = session.get(Experiment, row.experiment_id)
     run.experiment = exp.name if exp else None
     if row.device_id is not None:
-        dev = session.get(Device, row.device_id)
-        if dev is not None:
-            run.device = dev.alias or dev.model or dev.serial
+        if labels is None:
+            labels = device_labels(session=session)
+        run.device = labels.get(row.device_id)
     return run
 
 
@@ -186,7 +187,9 @@ def list_runs(
         q = q.where(Run.sweep_id == sweep_id)
     if limit is not None:
         q = q.limit(limit)
-    return [_public_run(session, r) for r in session.exec(q).all()]
+    rows = session.exec(q).all()
+    labels = device_labels(session=session) if any(r.device_id for r in rows) else {}
+    return [_public_run(session, r, labels) for r in rows]
 
 
 # ------------------------------------------------------------------ metrics
@@ -319,8 +322,9 @@ def compare(*, session: Session, experiment: str) -> list[CompareRow]:
         if best is None or (best.status != "finished" and r.status == "finished"):
             chosen[key] = r
     rows = []
+    labels = device_labels(session=session)
     for (variant, device_id), r in chosen.items():
-        pub = _public_run(session, r)
+        pub = _public_run(session, r, labels)
         rows.append(CompareRow(
             variant=variant,
             device=pub.device or "local",

@@ -14,8 +14,9 @@ from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound
+from orchestrator.store.labels import device_labels
 from orchestrator.store.sweep_tables import Sweep, SweepItem
-from orchestrator.store.tables import Device, Run, utcnow
+from orchestrator.store.tables import Run, utcnow
 
 OPEN = ("queued", "running", "interrupted")  # run statuses of an item still to do
 SWEEP_STATUSES = ("queued", "running", "finished", "cancelled", "interrupted")
@@ -256,8 +257,6 @@ def last_run_end(*, session: Session, device_id: int) -> datetime | None:
 
 
 def device_names(*, session: Session, ids: list[int]) -> dict[int, str]:
-    """device id → label (alias, model or serial)."""
-    if not ids:
-        return {}
-    rows = session.exec(select(Device).where(col(Device.id).in_(ids))).all()
-    return {r.id or 0: r.alias or r.model or r.serial for r in rows}
+    """device id → its display name (see `labels.device_labels`)."""
+    labels = device_labels(session=session)
+    return {i: labels[i] for i in ids if i in labels}
