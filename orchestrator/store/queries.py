@@ -19,6 +19,7 @@ from sqlmodel import Session, col, func, select
 from orchestrator.errors import NotFound
 from orchestrator.store.labels import device_labels, label_of
 from orchestrator.store.public import CompareRow, DevicePublic, RunPublic, SamplePublic
+from orchestrator.store.repo import sort_compare_rows
 from orchestrator.store.tables import Device, DeviceSample, Experiment, Metric, Run
 
 Series = dict[str, list[tuple[int, float | None]]]
@@ -161,7 +162,8 @@ def table1(*, session: Session, experiment: str) -> list[CompareRow]:
                    partition_by=cell,
                    order_by=(case((Run.status == "finished", 0), else_=1),
                              col(Run.id).desc())).label("rk"),
-               func.count().over(partition_by=cell).label("n"))
+               func.count().over(partition_by=cell).label("n"),
+               func.min(Run.id).over(partition_by=Run.variant).label("first"))
         .where(Run.experiment_id == exp.id)
         .subquery()
     )
@@ -169,22 +171,20 @@ def table1(*, session: Session, experiment: str) -> list[CompareRow]:
         select(Run.id, Run.variant, Run.status, Run.accuracy,
                Run.params["finetune_from"].as_string(),  # type: ignore[index]
                _train(), _total(), Run.delegate_requested, Run.delegate_used, Run.device_id,
-               ranked.c.n)
+               ranked.c.n, ranked.c.first)
         .join(ranked, col(Run.id) == ranked.c.run_id)
         .where(ranked.c.rk == 1)
     ).all()
     labels = device_labels(session=session)
+    first = {r[1]: r[-1] for r in rows}
     out = [
         CompareRow(variant=variant, device=label_of(labels, device_id), finetune_from=ff,
                    run_id=run_id,
                    runs=n, accuracy=acc, train_seconds=train, total_seconds=total,
                    delegate_requested=req, delegate_used=used, status=status)
-        for run_id, variant, status, acc, ff, train, total, req, used, device_id, n in rows
+        for run_id, variant, status, acc, ff, train, total, req, used, device_id, n, _ in rows
     ]
-    order = list((exp.spec or {}).get("variants", {}))
-    out.sort(key=lambda c: (order.index(c.variant) if c.variant in order else len(order),
-                            c.variant, c.device))
-    return out
+    return sort_compare_rows(out, exp.spec, first)
 
 
 def cell_stats(*, session: Session, experiment_id: int) -> list[CellStats]:

@@ -338,7 +338,14 @@ def compare(*, session: Session, experiment: str) -> list[CompareRow]:
             delegate_used=r.delegate_used,
             status=r.status,
         ))
-    order = list(exp.spec.get("variants", {}))
-    rows.sort(key=lambda c: (order.index(c.variant) if c.variant in order else len(order),
-                             c.variant, c.device))
-    return rows
+    first = {r.variant: r.id or 0 for r in runs}  # newest first: the oldest id wins
+    return sort_compare_rows(rows, exp.spec, first)
+
+
+def sort_compare_rows(rows: list[CompareRow], spec: dict[str, Any] | None,
+                      first: dict[str, int]) -> list[CompareRow]:
+    """The spec's variants in its order, then the others (a sweep's points) in the order
+    they were queued, which is the order the sweep file lists its values in; then device."""
+    order = list((spec or {}).get("variants", {}))
+    return sorted(rows, key=lambda c: (order.index(c.variant) if c.variant in order
+                                       else len(order), first.get(c.variant, 0), c.device))

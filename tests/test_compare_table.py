@@ -1,4 +1,4 @@
-"""Two phones of one model without aliases keep apart in every table (store/labels.py)."""
+"""The comparison table: phones of one model keep apart, sweep points keep their order."""
 
 from __future__ import annotations
 
@@ -42,3 +42,16 @@ def test_an_alias_is_shown_as_given_and_frees_the_model_name():
     names = sorted(r.device for r in repo.compare(session=s, experiment="t1"))
     assert names == ["Pixel 7", "SM-S911B", "pixel-a"]
     assert {d.label for d in queries.device_summaries(session=s)} == set(names)
+
+
+def test_sweep_points_keep_the_order_they_were_queued_in():
+    """Points not named in the spec (a sweep's) follow the sweep file, not the alphabet."""
+    s, exp_id = _store_with_two_pixels()
+    dev = repo.upsert_device(session=s, serial="R5CT1")
+    for variant in ("epochs=5", "epochs=10", "epochs=20", "epochs=5"):
+        repo.create_run(session=s, experiment_id=exp_id, variant=variant, device_id=dev.id,
+                        status="finished", accuracy=0.5)
+    want = ["m1", "epochs=5", "epochs=10", "epochs=20"]
+    for rows in (repo.compare(session=s, experiment="t1"),
+                 queries.table1(session=s, experiment="t1")):
+        assert list(dict.fromkeys(r.variant for r in rows)) == want
