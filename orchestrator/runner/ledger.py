@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import Session
 
 from orchestrator.runner.link import TransferInfo
 from orchestrator.store import repo
+
+BATCH_ROWS = 256  # a photo folder's rows are written this many per commit
 
 
 @dataclass
@@ -16,13 +21,38 @@ class PushLedger:
     run_id: int | None
     device_id: int | None
     launcher: str | None
+    _pending: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     def record(self, info: TransferInfo, kind: str, reason: str | None = None) -> None:
         if info.skipped:
             direction, reason = "skipped", reason or "same sha256 already on the device"
         else:
             direction = "push"
-        repo.record_transfer(session=self.session, direction=direction, kind=kind,
-                             device_path=info.device_path, nbytes=info.bytes,
-                             sha256=info.sha256, run_id=self.run_id, device_id=self.device_id,
-                             launcher=self.launcher, reason=reason)
+        row = dict(direction=direction, kind=kind, device_path=info.device_path,
+                   nbytes=info.bytes, sha256=info.sha256, run_id=self.run_id,
+                   device_id=self.device_id, launcher=self.launcher, reason=reason)
+        if self._pending is None:
+            repo.record_transfer(session=self.session, **row)
+            return
+        self._pending.append(row)
+        if len(self._pending) >= BATCH_ROWS:
+            self._flush()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commit rows in groups (one commit per file costs more than pushing a photo); the
+        rows of whatever crossed are written even when a push fails midway."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = []
+        try:
+            yield
+        finally:
+            self._flush()
+            self._pending = None
+
+    def _flush(self) -> None:
+        if self._pending:
+            repo.record_transfers(session=self.session, rows=self._pending)
+            self._pending = []

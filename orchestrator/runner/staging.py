@@ -103,10 +103,11 @@ def host_images(data: DataSpec, classes: list[str]) -> list[tuple[str, Path]]:
 
 def _push_all(link: DeviceLink, ledger: PushLedger, tally: StageTally, base: str,
               files: list[tuple[str, Path]], kind: str) -> None:
-    for rel, path in files:
-        info = link.push(str(path), posixpath.join(base, rel), kind)
-        ledger.record(info, kind)
-        tally.add(info, kind)
+    with ledger.batch():
+        for rel, path in files:
+            info = link.push(str(path), posixpath.join(base, rel), kind)
+            ledger.record(info, kind)
+            tally.add(info, kind)
 
 
 def stage_agent(link: DeviceLink, ledger: PushLedger, tally: StageTally,

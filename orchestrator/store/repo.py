@@ -293,6 +293,13 @@ def record_transfer(
     return TransferPublic.model_validate(row)
 
 
+def record_transfers(*, session: Session, rows: list[dict[str, Any]]) -> None:
+    """Several `record_transfer` rows (same keyword names) in one commit."""
+    for r in rows:
+        session.add(Transfer(**{("bytes" if k == "nbytes" else k): v for k, v in r.items()}))
+    session.commit()
+
+
 def run_transfers(*, session: Session, run_id: int) -> list[TransferPublic]:
     q = select(Transfer).where(Transfer.run_id == run_id).order_by(Transfer.id)
     return [TransferPublic.model_validate(r) for r in session.exec(q).all()]
