@@ -85,10 +85,25 @@ def follow_agent(
     poll_s: float = 0.5,
     exit_grace_s: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
+    tail_poll_s: float = 0.1,
+    tail_window_s: float = 30.0,
 ) -> FollowOutcome:
+    # After the last epoch only the final evaluation and result.json remain: poll faster
+    # for a while, so the run is collected soon after it ends without a busy poll throughout.
+    last_epoch_at: list[float] = []
+
+    def watch(p: Progress) -> None:
+        if p.kind == "epoch" and p.epoch is not None and p.epoch >= epochs and not last_epoch_at:
+            last_epoch_at.append(time.monotonic())
+        on_progress(p)
+
     def step() -> str | None:
         return drain(guard=guard, session=session, run_id=run_id, device_id=device_id,
-                     link=link, variant=variant, epochs=epochs, on_progress=on_progress)
+                     link=link, variant=variant, epochs=epochs, on_progress=watch)
+
+    def interval() -> float:
+        near_end = last_epoch_at and time.monotonic() - last_epoch_at[0] < tail_window_s
+        return min(poll_s, tail_poll_s) if near_end else poll_s
 
     while True:
         terminal = step()
@@ -97,7 +112,7 @@ def follow_agent(
         if not link.agent_alive(guard.run_dir):
             terminal = step()  # its last lines, written just before it exited
             break
-        sleep(poll_s)
+        sleep(interval())
     if terminal:
         # result.json is written around the done event: let the agent finish and exit.
         deadline = time.monotonic() + exit_grace_s
