@@ -39,6 +39,7 @@ from orchestrator.runner.job import make_job, run_params
 from orchestrator.runner.ledger import PushLedger
 from orchestrator.runner.link import DeviceLink
 from orchestrator.runner.local_link import file_sha256
+from orchestrator.runner.orphans import stop_left_running
 from orchestrator.runner.staging import (
     AGENT_PACKAGE,
     BuiltModel,
@@ -204,6 +205,7 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
         run = ctx.update(queued.id, device_id=ctx.device.id, params=params,
                          launcher=link.launcher, delegate_requested=spec.delegate)
     t0 = time.monotonic()
+    _stop_left_running(ctx, variant, run.id)
     try:
         ctx.on_progress(Progress(variant, "build", run.id, text="building models"))
         build = builder(spec, variant)
@@ -269,9 +271,17 @@ def _sha_or_none(folder: Path, name: str) -> str | None:
 # ---------------------------------------------------------------- resume
 
 
+def _stop_left_running(ctx: _Ctx, variant: str, run_id: int) -> None:
+    """Agents of ended runs still training on this phone would slow this run down."""
+    stop_left_running(link=ctx.link, session=ctx.session, device_id=ctx.device.id,
+                      say=lambda text: ctx.on_progress(Progress(variant, "note", run_id,
+                                                                text=text)))
+
+
 def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
     link = ctx.link
     run = repo.get_run(session=ctx.session, run_id=run_id)
+    _stop_left_running(ctx, run.variant, run.id)
     if run.status == "finished" and run.result:
         raise RunError(f"Run {run_id} already finished.", hint=f"See `orch results show {run_id}`.")
     if not run.device_run_dir or not link.exists(

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from orchestrator.errors import DeviceError
+from orchestrator.runner.orphans import flag_left_running
 from orchestrator.store import repo, sweep_repo
 from orchestrator.store.tables import utcnow
 from orchestrator.sweep.agents import stop_agent
@@ -47,6 +48,7 @@ def cancel_sweep(*, session: Session, sweep_id: int) -> CancelResult:
             out.stopped.append(item.run_id)
         except DeviceError as e:
             out.unreachable[item.run_id] = e.message
+            flag_left_running(session=session, run_id=item.run_id)
         if not live:  # nobody follows it: record the end here
             repo.update_run(session=session, run_id=item.run_id, status="cancelled",
                             error=REASON, finished=utcnow())

@@ -12,7 +12,6 @@ Each thread has its own database session.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import traceback
@@ -27,6 +26,7 @@ from orchestrator.devices.resolve import resolve_device
 from orchestrator.errors import DeviceError, RunError, RunInterrupted
 from orchestrator.runner.follow import Progress
 from orchestrator.runner.link import DeviceLink, HealthSample
+from orchestrator.runner.orphans import flag_left_running
 from orchestrator.runner.pipeline import Builder, run_experiment, run_queued
 from orchestrator.runner.staging import AGENT_PACKAGE
 from orchestrator.spec import ExperimentSpec
@@ -131,8 +131,10 @@ class PhoneWorker(threading.Thread):
         """Record the end of a run the cancel could not reach through its agent."""
         run = repo.get_run(session=s, run_id=run_id)
         if run.device_run_dir and run.status in ("running", "interrupted"):
-            with contextlib.suppress(DeviceError):  # the phone may be away: best effort
+            try:
                 stop_agent(self.device.serial, run.device_run_dir, session=s)
+            except DeviceError:  # the phone is away: its next run stops the agent
+                flag_left_running(session=s, run_id=run.id)
         if run.status in ("queued", "running", "interrupted"):
             repo.update_run(session=s, run_id=run.id, status="cancelled",
                             error="the sweep was cancelled", finished=utcnow())
@@ -371,6 +373,9 @@ class PhoneWorker(threading.Thread):
             repo.update_run(session=s, run_id=old.id, status="cancelled",
                             error=f"moved to run {new.id} on {self.label} ({item.note})",
                             finished=utcnow())
+            # Its agent may still train on the phone that went away: stopped when it is next
+            # used (orphans.py).
+            flag_left_running(session=s, run_id=old.id)
         sweep_repo.switch_run(session=s, item_id=item.id, run_id=new.id)
         self.say(f"run {old.id} {old.variant} moved here as run {new.id}")
         return new

@@ -1,0 +1,49 @@
+"""Agents the store gave up on while their phone was out of reach.
+
+A sweep that moves a run off a phone that went away (or a cancel that cannot reach it)
+ends the run in the store, but its agent may still be training on that phone, using the CPU
+a later run's timing is measured on. Such runs are flagged, and the next run started on the
+phone first stops what is still alive there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlmodel import Session, col, select
+
+from orchestrator.runner.link import DeviceLink
+from orchestrator.store import repo
+from orchestrator.store.tables import Run
+
+FLAG = "agent_left_running"  # in Run.progress: the run ended here while its phone was away
+ENDED = ("cancelled", "failed", "finished")
+
+
+def flag_left_running(*, session: Session, run_id: int) -> None:
+    run = repo.get_run(session=session, run_id=run_id)
+    if run.device_run_dir:
+        repo.update_run(session=session, run_id=run_id, progress={**run.progress, FLAG: True})
+
+
+def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | None,
+                      say: Callable[[str], None]) -> list[int]:
+    """Stop the flagged agents still alive on this phone; the runs whose agent was stopped."""
+    if device_id is None:
+        return []
+    flagged = session.exec(
+        select(Run.id, Run.status, Run.error, Run.device_run_dir)
+        .where(Run.device_id == device_id, col(Run.status).in_(ENDED),
+               Run.progress[FLAG].as_boolean())  # type: ignore[index]
+    ).all()
+    stopped = []
+    for run_id, status, error, run_dir in flagged:
+        if run_dir and link.agent_alive(run_dir):
+            link.stop_agent(run_dir)
+            stopped.append(run_id)
+            say(f"stopped the agent of run {run_id} ({status}: {error or 'ended'}), "
+                "still running on the phone")
+        progress = repo.get_run(session=session, run_id=run_id).progress
+        repo.update_run(session=session, run_id=run_id,
+                        progress={k: v for k, v in progress.items() if k != FLAG})
+    return stopped
