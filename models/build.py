@@ -17,6 +17,7 @@ from typing import Any
 
 from device_agent import contract
 from models.layers import SPLIT_LAYERS
+from models.native_log import native_log_to
 from models.weights import fingerprint
 from orchestrator.errors import BuildError
 
@@ -140,8 +141,15 @@ def build(config: ModelConfig, *, cache_dir: Path, out_dir: Path | None = None) 
 
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".build-{digest}-", dir=final.parent))
+    log = final.parent / "logs" / f"{digest}.log"
     try:
-        report = build_artifacts(config, staging, digest)
+        try:
+            with native_log_to(log):
+                report = build_artifacts(config, staging, digest)
+        except BuildError as e:
+            if not e.hint:
+                e.hint = f"TensorFlow's own log of this build: {log}"
+            raise
         if final.exists():  # an older build in --out, or a concurrent build that won
             if out_dir is None and _complete(final, digest) is not None:
                 return _result(final, digest, True, json.loads(

@@ -1,0 +1,28 @@
+"""TensorFlow's C++ log lines go to the build's log file; Python's stderr stays on the
+terminal (a real child process, so the descriptors are the real ones)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def test_fd2_writes_go_to_the_log_and_python_stderr_does_not(tmp_path):
+    log = tmp_path / "logs" / "b.log"
+    code = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        from models.native_log import native_log_to
+        with native_log_to(Path({str(log)!r})):
+            os.write(2, b"I0000 flatbuffer_export.cc] Estimated count of arithmetic ops\\n")
+            print("progress line", file=sys.stderr)
+        os.write(2, b"after the block\\n")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "Estimated count" in log.read_text()
+    assert "progress line" not in log.read_text()
+    assert "Estimated count" not in r.stderr
+    assert "progress line" in r.stderr and "after the block" in r.stderr
