@@ -251,9 +251,8 @@ def _agent_info(link: AdbLink, session: Session | None,
     from orchestrator.runner.ledger import PushLedger
     from orchestrator.runner.staging import StageTally, stage_agent
 
-    ledger = _NoLedger() if session is None else PushLedger(session, None, device_id,
-                                                            link.launcher)
-    agent_dir, _ = stage_agent(link, ledger, StageTally())  # type: ignore[arg-type]
+    ledger = PushLedger(session, None, device_id, link.launcher)
+    agent_dir, _ = stage_agent(link, ledger, StageTally())
     d = shlex.quote(agent_dir)
     rc, out = link.phone.run_rc(f"cd {d} && PYTHONPATH={d} PYTHONDONTWRITEBYTECODE=1 "
                                 f"{shlex.quote(link.python)} -m device_agent info")
@@ -262,8 +261,3 @@ def _agent_info(link: AdbLink, session: Session | None,
         tail = (out.strip().splitlines() or ["no output"])[-1]
         return {}, f"`python -m device_agent info` failed (exit {rc}): {tail[:160]}"
     return info, None
-
-
-class _NoLedger:
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        pass

@@ -184,11 +184,8 @@ def _enter(link: TermuxLink, ctx: DoctorContext, tctx: TermuxContext,
 
 
 def _ledger(link: TermuxLink, session: Session | None, device_id: int | None) -> Any:
-    from orchestrator.devices.doctor import _NoLedger
     from orchestrator.runner.ledger import PushLedger
 
-    if session is None:
-        return _NoLedger()
     return PushLedger(session, None, device_id, link.launcher)
 
 

@@ -73,13 +73,14 @@ class TermuxLink:
 
     # ------------------------------------------------------------------ files
 
-    def push(self, local_path: str, device_path: str, kind: str) -> TransferInfo:
+    def push(self, local_path: str, device_path: str, kind: str, *,
+             sha256: str | None = None) -> TransferInfo:
         staged = self.staged_path(device_path)
         if staged is not None:
             self.ensure_layout()
-            return self.stage.push(local_path, staged, kind)
+            return self.stage.push(local_path, staged, kind, sha256=sha256)
         # A file for a run folder (job.json): staged, then copied in by Termux itself.
-        digest = file_sha256(local_path)
+        digest = sha256 or file_sha256(local_path)
         if self.agent.sha256_of(device_path) == digest:
             return TransferInfo(device_path, 0, digest, skipped=True)
         tmp = f"{self.stage.root}/{INCOMING}/{digest[:16]}-{posixpath.basename(device_path)}"

@@ -68,8 +68,9 @@ class AdbLink:
 
     # ------------------------------------------------------------------ files
 
-    def push(self, local_path: str, device_path: str, kind: str) -> TransferInfo:
-        digest = file_sha256(local_path)
+    def push(self, local_path: str, device_path: str, kind: str, *,
+             sha256: str | None = None) -> TransferInfo:
+        digest = sha256 or file_sha256(local_path)
         if self.sha256_of(device_path) == digest:
             return TransferInfo(device_path, 0, digest, skipped=True)
         folder = posixpath.dirname(device_path)

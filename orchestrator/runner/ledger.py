@@ -17,7 +17,7 @@ BATCH_ROWS = 256  # a photo folder's rows are written this many per commit
 
 @dataclass
 class PushLedger:
-    session: Session
+    session: Session | None  # None: a probe with no store (`orch devices doctor`) records nothing
     run_id: int | None
     device_id: int | None
     launcher: str | None
@@ -28,6 +28,8 @@ class PushLedger:
             direction, reason = "skipped", reason or "same sha256 already on the device"
         else:
             direction = "push"
+        if self.session is None:
+            return
         row = dict(direction=direction, kind=kind, device_path=info.device_path,
                    nbytes=info.bytes, sha256=info.sha256, run_id=self.run_id,
                    device_id=self.device_id, launcher=self.launcher, reason=reason)
@@ -53,6 +55,6 @@ class PushLedger:
             self._pending = None
 
     def _flush(self) -> None:
-        if self._pending:
+        if self._pending and self.session is not None:
             repo.record_transfers(session=self.session, rows=self._pending)
             self._pending = []

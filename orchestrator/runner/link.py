@@ -78,8 +78,10 @@ class DeviceLink(Protocol):
     root: str  # device-side base folder (`/data/local/tmp/orch` on a phone)
     launcher: str  # recorded with every run: local | direct | runas | ssh
 
-    def push(self, local_path: str, device_path: str, kind: PushKind) -> TransferInfo:
-        """Copy one host file to the device, skipped when the device copy has the same hash."""
+    def push(self, local_path: str, device_path: str, kind: PushKind, *,
+             sha256: str | None = None) -> TransferInfo:
+        """Copy one host file to the device, skipped when the device copy has the same hash
+        (`sha256`: the file's, when the caller has it already)."""
         ...
 
     def exists(self, device_path: str) -> bool: ...

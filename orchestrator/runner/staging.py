@@ -102,10 +102,13 @@ def host_images(data: DataSpec, classes: list[str]) -> list[tuple[str, Path]]:
 
 
 def _push_all(link: DeviceLink, ledger: PushLedger, tally: StageTally, base: str,
-              files: list[tuple[str, Path]], kind: str) -> None:
+              files: list[tuple[str, Path]], kind: str,
+              digests: dict[str, str] | None = None) -> None:
+    """`digests`: rel → sha256 already computed (a data set's manifest), not hashed again."""
     with ledger.batch():
         for rel, path in files:
-            info = link.push(str(path), posixpath.join(base, rel), kind)
+            info = link.push(str(path), posixpath.join(base, rel), kind,
+                             sha256=(digests or {}).get(rel))
             ledger.record(info, kind)
             tally.add(info, kind)
 
@@ -153,7 +156,7 @@ def stage_data(link: DeviceLink, ledger: PushLedger, tally: StageTally, data: Da
                       "already on the device")
         tally.add(info, "images", files=len(images))
         return root, digest
-    _push_all(link, ledger, tally, root, images, "images")
+    _push_all(link, ledger, tally, root, images, "images", digests=dict(entries))
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / DATA_MANIFEST
         local.write_text(manifest)
