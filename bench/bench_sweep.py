@@ -89,7 +89,7 @@ def one_sweep(work: Path, n: int, rep: int, runs_per_phone: int, serials: list[s
     url = f"sqlite:///{work / 'orch.db'}"
     with open_session(url) as s:
         sw = create_sweep(session=s, path=path, cli_sets=[], devices=serials[:n])
-    options = DriveOptions(builder=default_builder(work / "cache" / "models"))
+    options = DriveOptions(builder=default_builder(work / "cache"))
     with SweepDisplay(Console(file=io.StringIO()), live=False) as display:
         start = time.perf_counter()
         status = drive(url=url, sweep_id=sw.id, display=display, options=options)
@@ -160,7 +160,7 @@ def run(reps: int, runs_per_phone: int) -> tuple[list[dict], list[float], float]
 
         spec = load_spec(REPO / "experiments" / "paper_table1.yaml", overrides=[
             "model.alpha=0.25", "model.input_size=96", "model.weights=none"])
-        default_builder(work / "cache" / "models")(spec, "method2")
+        default_builder(work / "cache")(spec, "method2")
         rows = []
         for rep in range(reps):
             for n in (1, 2, 4):

@@ -47,7 +47,7 @@ def builder(tmp_path_factory):
     """The real models/ build, cached for the whole session (each config builds once); the
     CLI tests share the cache folder."""
     cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    return default_builder(cache / "models")
+    return default_builder(cache)
 
 
 def make_spec(source: str, *, finetune: int = 1, train: int = 6):
@@ -268,3 +268,15 @@ def test_a_result_smuggling_a_feature_map_fails_the_run_and_is_audited(env, synt
     refused = [t for t in repo.run_transfers(session=session, run_id=r.id)
                if t.direction == "refused"]
     assert len(refused) == 1 and refused[0].device_path.endswith("/result.json")
+
+
+def test_orch_model_build_fills_the_cache_orch_run_builds_from(tmp_path, synth_data):
+    """Models built ahead with `orch model build` are found by a run: not built twice."""
+    from orchestrator.cli.model_cmd import build_variants
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SPEC.format(source=f"host:{synth_data}", finetune=1, train=6))
+    (ahead,) = build_variants(path, variant="method1", out=None, overrides=[])
+    found = default_builder()(make_spec(f"host:{synth_data}"), "method1")
+    assert not ahead["cache_hit"] and found.cache_hit
+    assert str(found.dir) == ahead["dir"]

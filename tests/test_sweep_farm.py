@@ -146,7 +146,7 @@ def drive_here(home: Path, path: Path, devices: list[str], **opts) -> tuple:
     url = f"sqlite:///{home / 'orch.db'}"
     with store(home) as s:
         sw = create_sweep(session=s, path=path, cli_sets=[], devices=devices)
-    options = DriveOptions(builder=default_builder(home / "cache" / "models"), poll_s=0.1,
+    options = DriveOptions(builder=default_builder(home / "cache"), poll_s=0.1,
                            idle_s=0.3, reconnect_s=0.5, health_poll_s=0.5, **opts)
     with SweepDisplay(Console(file=out, width=200), live=False) as display:
         status = drive(url=url, sweep_id=sw.id, display=display, options=options)

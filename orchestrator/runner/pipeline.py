@@ -63,8 +63,13 @@ EXIT_NAMES = {contract.EXIT_ERROR: "error", contract.EXIT_BAD_JOB: "bad job",
               contract.EXIT_DISK_FULL: "disk full"}
 
 
-def default_builder(cache_dir: Path) -> Builder:
-    """Builds with `models/` (TensorFlow, imported only when a build is needed)."""
+def default_builder(cache_dir: Path | None = None) -> Builder:
+    """Builds with `models/` (TensorFlow, imported only when a build is needed), cached in
+    `<cache_dir>/models/HASH/`, by default orch's cache, which `orch model build` fills."""
+    if cache_dir is None:
+        from orchestrator.settings import get_settings
+
+        cache_dir = get_settings().cache_dir
 
     def build(spec: ExperimentSpec, variant: str) -> BuiltModel:
         from models.build import build as build_model
@@ -139,9 +144,7 @@ def run_experiment(
     if spec is None:
         raise ValueError("a spec is needed unless resuming a run")
     if builder is None:
-        from orchestrator.settings import get_settings
-
-        builder = default_builder(get_settings().cache_dir / "models")
+        builder = default_builder()
     exp = repo.upsert_experiment(session=session, name=spec.name,
                                  spec=spec.model_dump(mode="json"), spec_hash=spec_hash(spec))
     return [_continue_or_fresh(ctx, spec, v, exp.id, builder) for v in variants]
@@ -183,9 +186,7 @@ def run_queued(
     ctx = _Ctx(link, session, device, on_progress or (lambda _p: None), None, poll_s,
                agent_package)
     if builder is None:
-        from orchestrator.settings import get_settings
-
-        builder = default_builder(get_settings().cache_dir / "models")
+        builder = default_builder()
     queued = repo.get_run(session=session, run_id=run_id)
     return _fresh(ctx, spec, variant, queued.experiment_id, builder, queued=queued)
 

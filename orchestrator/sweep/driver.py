@@ -57,9 +57,7 @@ def _one_build_at_a_time(builder: Builder | None) -> Builder:
     running TensorFlow side by side on the same config; a config that failed to build
     fails the same way on every phone, so it is not built again in this sweep."""
     if builder is None:
-        from orchestrator.settings import get_settings
-
-        builder = default_builder(get_settings().cache_dir / "models")
+        builder = default_builder()
     lock = threading.Lock()
     inner = builder
     failed: dict[str, BaseException] = {}
