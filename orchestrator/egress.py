@@ -6,7 +6,8 @@ metrics, and writes every read and every refusal to the transfer ledger. What sm
 would look like, and is refused: binary bytes (an image renamed to result.json), long
 strings of base64 or hex, file names of images or paths into the phone's storage, arrays or
 dicts longer than the run's epochs or classes can explain (a feature map, per-image
-predictions), deep nesting, and more numbers than the run's aggregates need.
+predictions), deep nesting, more numbers than the run's aggregates need, stage progress
+that goes back or changes its total within a stage, and a flood of log lines.
 Refusal reasons name the field and the rule, never the refused content.
 """
 
@@ -281,6 +282,40 @@ def check_event(ev: Any, limits: EgressLimits, last_seq: int) -> None:
         c.text(ev["message"], f"{w}.message", null=False)
 
 
+LOG_EVENTS_MAX = 256  # free-text log lines a run may send (the agent sends none today)
+
+
+@dataclass
+class StreamState:
+    """What the events so far allow next: progress only moves forward within a stage, so a
+    long stream of stage events carries progress, not a payload in its numbers."""
+
+    stages: dict[str, tuple[int | None, int]] = field(default_factory=dict)  # total, done
+    logs: int = 0
+
+
+def check_stream(ev: dict, state: StreamState) -> None:
+    """Rules across events (after `check_event`); updates `state`. An agent (re)start begins
+    its stages afresh."""
+    kind = ev["kind"]
+    w = f"{kind} event"
+    if kind == "start":
+        state.stages.clear()
+    elif kind == "stage":
+        total, done = ev.get("total"), ev.get("done") or 0
+        seen = state.stages.get(ev["stage"])
+        if seen is not None:
+            if total != seen[0]:
+                raise _Refusal(f"{w}.total: changed within the stage")
+            if done < seen[1]:
+                raise _Refusal(f"{w}.done: went back within the stage")
+        state.stages[ev["stage"]] = (total, done)
+    elif kind == "log":
+        state.logs += 1
+        if state.logs > LOG_EVENTS_MAX:
+            raise _Refusal(f"{w}: more than {LOG_EVENTS_MAX} log lines in one run")
+
+
 def check_result(res: Any, limits: EgressLimits, run_key: str) -> None:
     """Refuse a result that is not the contract's shape or carries more than aggregates."""
     c = _Checker(limits, max_numbers=limits.max_numbers)
@@ -404,6 +439,7 @@ class EgressGuard:
         self.events_offset = 0
         self.last_seq = 0
         self.torn = 0
+        self.stream = StreamState()
 
     @property
     def events_path(self) -> str:
@@ -464,6 +500,7 @@ class EgressGuard:
                     raise _Refusal(f"{where}: {r.reason}") from None
                 try:
                     check_event(ev, self.limits, last)
+                    check_stream(ev, self.stream)
                 except _Refusal as r:
                     raise _Refusal(f"{where}: {r.reason}") from None
                 last = ev["seq"]

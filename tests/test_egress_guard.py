@@ -291,3 +291,55 @@ def test_a_line_cut_short_by_a_killed_agent_is_skipped(env):
 
     assert [e["seq"] for e in events] == [1, 2]
     assert "cut-short" in (ledger(session, run_id)[0].reason or "")
+
+
+def _stages(*pairs: tuple[str, int, int], start_at: int = 1) -> tuple[bytes, int]:
+    out, seq = b"", start_at
+    for stage, done, total in pairs:
+        out += _event(seq, "stage", stage=stage, done=done, total=total)
+        seq += 1
+    return out, seq
+
+
+def test_stage_progress_that_goes_back_is_refused_and_recorded(env):
+    """Numbers in a stream of stage events only move forward: 'progress' that jumps around
+    would be a channel for data, so it fails the run and the ledger says why."""
+    guard, session, run_id, run_dir = env
+    start = _event(1, "start", agent_version="0.1.0", interpreter="ai_edge_litert", pid=4)
+    body, _ = _stages(("features", 10, 600), ("features", 200, 600), ("features", 37, 600),
+                      start_at=2)
+    (run_dir / contract.EVENTS_FILE).write_bytes(start + body)
+    with pytest.raises(EgressRefused) as err:
+        guard.read_events()
+    assert "went back within the stage" in err.value.message
+    (row,) = [r for r in ledger(session, run_id) if r.direction == "refused"]
+    assert "went back" in row.reason
+
+
+def test_a_restarted_agent_may_begin_its_stages_again(env):
+    """After a resume the agent's `start` event opens the stages afresh; totals hold."""
+    guard, session, run_id, run_dir = env
+    first = _event(1, "start", agent_version="0.1.0", interpreter="ai_edge_litert", pid=4)
+    a, seq = _stages(("features", 0, 600), ("features", 300, 600), start_at=2)
+    again = _event(seq, "start", agent_version="0.1.0", interpreter="ai_edge_litert", pid=5)
+    b, seq = _stages(("features", 0, 600), ("features", 600, 600), start_at=seq + 1)
+    (run_dir / contract.EVENTS_FILE).write_bytes(first + a + again + b)
+    assert len(guard.read_events()) == 6
+    changed, _ = _stages(("features", 600, 900), start_at=seq)
+    with open(run_dir / contract.EVENTS_FILE, "ab") as f:
+        f.write(changed)
+    with pytest.raises(EgressRefused) as err:
+        guard.read_events()
+    assert "changed within the stage" in err.value.message
+
+
+def test_a_flood_of_log_lines_is_refused(env):
+    guard, session, run_id, run_dir = env
+    from orchestrator.egress import LOG_EVENTS_MAX
+
+    lines = b"".join(_event(i, "log", level="info", message="step done")
+                     for i in range(1, LOG_EVENTS_MAX + 2))
+    (run_dir / contract.EVENTS_FILE).write_bytes(lines)
+    with pytest.raises(EgressRefused) as err:
+        guard.read_events()
+    assert f"more than {LOG_EVENTS_MAX} log lines" in err.value.message
