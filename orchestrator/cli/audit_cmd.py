@@ -17,6 +17,7 @@ from orchestrator.cli.common import (
     console,
     open_store,
     print_json,
+    print_run_heading,
     print_table,
 )
 from orchestrator.errors import AuditFailed
@@ -44,8 +45,7 @@ def audit(
                     "device": run.device, "ledger": ledger, "verdict": verdict,
                     "ok": verdict.ok})
     else:
-        console.print(f"[bold]Run {run.id}[/bold] · {run.experiment} / {run.variant} on "
-                      f"{run.device or 'local'} · {len(ledger)} ledger rows")
+        print_run_heading(run, f"{len(ledger)} ledger rows")
         print_table("ledger", ["time", "direction", "kind", "device path", "bytes", "sha256",
                                "reason"],
                     [(t.time.strftime("%H:%M:%S"), t.direction, t.kind, t.device_path,

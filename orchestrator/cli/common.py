@@ -73,6 +73,12 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     console.print(table)
 
 
+def print_run_heading(run: Any, tail: str) -> None:
+    """`Run 12 · experiment / variant on device · tail`, the first line of a run's views."""
+    console.print(f"[bold]Run {run.id}[/bold] · {run.experiment} / {run.variant} on "
+                  f"{run.device or 'local'} · {tail}")
+
+
 def fmt_pct(x: float | None) -> str | None:
     return None if x is None else f"{100 * x:.2f} %"
 

@@ -15,6 +15,7 @@ from orchestrator.cli.common import (
     fmt_s,
     open_store,
     print_json,
+    print_run_heading,
     print_table,
 )
 from orchestrator.store import repo
@@ -59,8 +60,7 @@ def show(
     if format is OutputFormat.json:
         print_json({"run": run, "metrics": series})
         return
-    console.print(f"[bold]Run {run.id}[/bold] · {run.experiment} / {run.variant} on "
-                  f"{run.device or 'local'} · {run.status}")
+    print_run_heading(run, run.status)
     if run.error:
         console.print(f"[red]error:[/red] {run.error}", soft_wrap=True)
     console.print(f"accuracy {fmt_pct(run.accuracy) or '—'} · delegate requested "
