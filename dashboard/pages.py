@@ -18,6 +18,7 @@ from orchestrator.store.queries import SORT_KEYS
 router = APIRouter(include_in_schema=False)
 PER_PAGE = 50
 EXPERIMENT_SORTS = ("name", "runs", "best", "last")
+DEVICE_SORTS = ("last", "name", "runs", "best", "battery")
 
 
 def _int(v: str | None) -> int | None:
@@ -124,8 +125,24 @@ def run_page(run_id: int, request: Request, session: SessionDep) -> HTMLResponse
 
 @router.get("/devices", response_class=HTMLResponse)
 def devices_page(request: Request, session: SessionDep) -> HTMLResponse:
+    items = queries.device_summaries(session=session)
+    total = len(items)
+    q = (request.query_params.get("q") or "").strip()
+    if q:
+        items = [s for s in items if q.lower() in " ".join(
+            x or "" for x in (s.label, s.device.serial, s.device.manufacturer, s.device.model,
+                              s.device.soc)).lower()]
+    sort = request.query_params.get("sort")
+    sort = sort if sort in DEVICE_SORTS else "last"
+    if sort != "last":  # device_summaries comes most recently seen first
+        battery = {s.device.id: s.latest.battery if s.latest and s.latest.battery is not None
+                   else 101.0 for s in items}
+        keyf = {"name": lambda s: s.label.lower(), "runs": lambda s: -s.runs,
+                "best": lambda s: -(s.best_accuracy or -1),
+                "battery": lambda s: battery[s.device.id]}[sort]
+        items.sort(key=keyf)
     return _page(request, "devices.html", title="Devices", page="devices", nav="devices",
-                 items=queries.device_summaries(session=session))
+                 items=items, total=total, q=q, sort=sort)
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)

@@ -214,3 +214,21 @@ def test_runs_page_filters_from_the_query_string(env):
     assert f'data-live-run="{info.finished[0]}"' not in html
     assert client.get("/runs", params={"device": "x", "page": "-3", "sort": "?"}).status_code \
         == 200
+
+
+def test_devices_page_finds_by_any_name_and_sorts(env):
+    """/devices?q= matches alias, serial, model or SoC; sort=name orders by the shown name."""
+    client, _s, _info = env
+
+    def shown(url: str) -> list[str]:
+        body = client.get(url).text
+        rows = body.split("<tbody>", 1)[1].split("</tbody>", 1)[0] if "<tbody>" in body else ""
+        return [r.split('class="strong" href="/devices/', 1)[1].split(">", 1)[1].split("<", 1)[0]
+                for r in rows.split("<tr>")[1:]]
+
+    assert shown("/devices?q=exynos") == ["SM-G991B"]
+    assert shown("/devices?q=28121FDH") == ["pixel7"]
+    assert set(shown("/devices?q=pixel")) == {"pixel7", "Pixel 4a"}
+    assert shown("/devices?sort=name") == sorted(shown("/devices"), key=str.lower)
+    empty = client.get("/devices?q=nokia").text
+    assert "No device matches" in empty and 'href="/devices"' in empty
