@@ -148,9 +148,9 @@ def test_stat_tells_files_symlinks_and_absence(link, pixel):
 # ------------------------------------------------------------------ the detached agent
 
 
-def _sleeper_agent(link: AdbLink, pixel) -> tuple[str, str]:
+def _sleeper_agent(link: AdbLink, pixel, name: str = "sleep") -> tuple[str, str]:
     """A stand-in agent package that beats once per 0.1 s until killed."""
-    agent_dir = f"{link.root}/agent/sleeper"
+    agent_dir = f"{link.root}/agent/{name}er"
     pkg = pixel.host_path(agent_dir) / "device_agent"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -160,7 +160,7 @@ def _sleeper_agent(link: AdbLink, pixel) -> tuple[str, str]:
         "while True:\n"
         "    open(run_dir + '/beat', 'a').write('b')\n"
         "    time.sleep(0.1)\n")
-    run_dir = f"{link.root}/runs/sleep-1"
+    run_dir = f"{link.root}/runs/{name}-1"
     link.mkdirs(run_dir)
     return agent_dir, run_dir
 
@@ -252,6 +252,36 @@ def test_clean_keeps_the_live_run_and_frees_the_rest(link, pixel, tmp_path):
     assert done.bytes_freed >= 200_000
     assert not pixel.host_path(f"{link.root}/models/old").exists()
     assert pixel.host_path(f"{link.root}/models/live/train.tflite").exists()
+
+
+def test_clean_stops_the_agent_of_a_run_that_ended_while_the_phone_was_away(link, pixel):
+    """A run moved off this phone while it was away is flagged; `orch devices clean` stops
+    its agent (a dry run only says so), as the phone's next run would."""
+    from orchestrator.runner.orphans import flag_left_running
+    from orchestrator.settings import get_settings
+    from orchestrator.store import repo
+    from orchestrator.store.db import open_session
+
+    agent_dir, run_dir = _sleeper_agent(link, pixel, name="leftover")
+    link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=False)
+    wait_for(lambda: link.agent_alive(run_dir))
+    with open_session(get_settings().db_url) as s:
+        dev = repo.upsert_device(session=s, serial=pixel.serial, model="Pixel 7")
+        exp = repo.upsert_experiment(session=s, name="e", spec={}, spec_hash="x")
+        run = repo.create_run(session=s, experiment_id=exp.id, variant="m1", device_id=dev.id,
+                              status="cancelled", device_run_dir=run_dir,
+                              error="moved to run 9")
+        flag_left_running(session=s, run_id=run.id)
+
+    dry = orch("devices", "clean", pixel.serial, "--dry-run", "--format", "json")
+    alive_after_dry = link.agent_alive(run_dir)
+    done = orch("devices", "clean", pixel.serial)
+
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["stopped_agents_of_runs"] == [run.id] and alive_after_dry
+    assert done.returncode == 0, done.stderr
+    assert f"stopped the agent of run {run.id} (cancelled: moved to run 9)" in done.stdout
+    wait_for(lambda: not link.agent_alive(run_dir))
 
 
 # ------------------------------------------------------------------ orch devices

@@ -27,8 +27,9 @@ def flag_left_running(*, session: Session, run_id: int) -> None:
 
 
 def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | None,
-                      say: Callable[[str], None]) -> list[int]:
-    """Stop the flagged agents still alive on this phone; the runs whose agent was stopped."""
+                      say: Callable[[str], None], dry_run: bool = False) -> list[int]:
+    """Stop the flagged agents still alive on this phone; the runs whose agent was stopped
+    (`dry_run`: would be, and nothing changes)."""
     if device_id is None:
         return []
     flagged = session.exec(
@@ -39,10 +40,13 @@ def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | No
     stopped = []
     for run_id, status, error, run_dir in flagged:
         if run_dir and link.agent_alive(run_dir):
-            link.stop_agent(run_dir)
+            if not dry_run:
+                link.stop_agent(run_dir)
             stopped.append(run_id)
-            say(f"stopped the agent of run {run_id} ({status}: {error or 'ended'}), "
-                "still running on the phone")
+            say(f"{'would stop' if dry_run else 'stopped'} the agent of run {run_id} "
+                f"({status}: {error or 'ended'}), still running on the phone")
+        if dry_run:
+            continue
         progress = repo.get_run(session=session, run_id=run_id).progress
         repo.update_run(session=session, run_id=run_id,
                         progress={k: v for k, v in progress.items() if k != FLAG})
