@@ -42,3 +42,10 @@ def test_unknown_run_is_one_line_not_a_traceback():
     assert r.returncode == 9
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "orch results list" in r.stderr
+
+
+def test_seconds_keep_the_precision_a_small_run_needs():
+    from orchestrator.cli.common import fmt_s
+
+    assert [fmt_s(x) for x in (None, 0.0004, 0.04, 0.5, 12.34)] == [
+        None, "0 ms", "40 ms", "0.50 s", "12.3 s"]

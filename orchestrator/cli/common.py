@@ -84,4 +84,9 @@ def fmt_pct(x: float | None) -> str | None:
 
 
 def fmt_s(x: float | None) -> str | None:
-    return None if x is None else f"{x:.1f} s"
+    """Seconds with the precision a reader needs: a small run's 0.04 s is not "0.0 s"."""
+    if x is None:
+        return None
+    if x < 0.1:
+        return f"{1000 * x:.0f} ms"
+    return f"{x:.2f} s" if x < 1 else f"{x:.1f} s"

@@ -46,11 +46,11 @@ def _ask_to_stop(run: RunPublic) -> bool:
 
 def _summary_line(r: RunPublic) -> str:
     t = r.timing
-    parts = [f"{k} {t[k]:.1f}" for k in ("build", "stage", "total", "train")
+    parts = [f"{k} {fmt_s(t[k])}" for k in ("build", "stage", "total", "train")
              if isinstance(t.get(k), (int, float))]
     wall = fmt_s(t.get("wall")) or "—"
     text = (f"run {r.id} {r.variant}: {r.status} · accuracy {fmt_pct(r.accuracy) or '—'} · "
-            f"wall {wall}" + (f" ({', '.join(parts)} s)" if parts else ""))
+            f"wall {wall}" + (f" ({', '.join(parts)})" if parts else ""))
     return text + (f" · {r.error}" if r.error else "")
 
 
