@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -90,3 +91,18 @@ def test_cli_synth_json_and_one_line_errors(tmp_path):
     r = orch("data", "synth", str(tmp_path / "x"), "--per-class", "2", "--classes", "99")
     assert r.returncode == 3
     assert r.stderr.strip().count("\n") == 0 and "classes must be 2" in r.stderr
+
+
+def test_class_ids_pick_the_kinds_and_keep_distractors_among_them(tmp_path):
+    """[0, 6]: solid and striped circles (the demo's pair); distractors only from the pair."""
+    s = synthesize(tmp_path, classes=2, per_class=3, size=64, names=["cat", "dog"],
+                   class_ids=[0, 6])
+    for name, kind in (("cat", 0), ("dog", 6)):
+        for i in range(3):
+            buf = io.BytesIO()
+            synth_image(0, kind, i, size=64, distractors=[0, 6]).save(buf, "JPEG", quality=90)
+            assert (tmp_path / name / f"{name}.{i + 1}.jpg").read_bytes() == buf.getvalue()
+    assert s.files == 6
+    for bad in ([0], [0, 0], [0, MAX_CLASSES]):
+        with pytest.raises(ValueError, match="distinct kinds"):
+            synthesize(tmp_path / "x", classes=2, per_class=1, class_ids=bad)

@@ -44,9 +44,12 @@ def demo(
                   f"{spec.training.head_epochs}+{spec.training.finetune_epochs} epochs, "
                   f"delegate {spec.delegate}")
     if spec.model.weights == "none":
-        console.print("   weights: none (random init, BatchNorm calibrated on noise): expect "
-                      "accuracy near chance; --weights FILE (a Keras MobileNet V1 alpha 0.25 "
-                      "HDF5 file) gives ImageNet features", soft_wrap=True)
+        what = ("the synthetic photos' texture (solid or striped) is what random features "
+                "can tell apart: expect modest accuracy" if synthetic else
+                "expect accuracy near chance on real photos")
+        console.print(f"   weights: none (random init, BatchNorm calibrated on noise): {what}; "
+                      "--weights FILE (a Keras MobileNet V1 alpha 0.25 HDF5 file) gives "
+                      "ImageNet features", soft_wrap=True)
     with open_store(db) as session:
         with RunDisplay(err_console) as display:
             runs = run_demo(session=session, spec=spec, serial=serial, on_progress=display)

@@ -10,6 +10,7 @@ Every image is a pure function of (seed, class index, image index).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +96,10 @@ def _draw_shape(img: Image.Image, rng: np.random.Generator, class_index: int, *,
 
 
 def synth_image(seed: int, class_index: int, index: int, *, size: int = 160,
-                num_classes: int = 2) -> Image.Image:
-    """One image of class `class_index` (a pure function of its arguments)."""
+                num_classes: int = 2, distractors: Sequence[int] | None = None) -> Image.Image:
+    """One image of class `class_index` (a pure function of its arguments). Distractor
+    shapes come from the other classes of `distractors` when given, else of
+    `range(num_classes)`."""
     rng = np.random.default_rng([seed, class_index, index])
     # Background: a gradient between two random colours, plus clutter strokes.
     t = np.linspace(0.0, 1.0, size, dtype=np.float32)
@@ -108,7 +111,11 @@ def synth_image(seed: int, class_index: int, index: int, *, size: int = 160,
     for _ in range(int(rng.integers(2, 7))):
         x0, y0, x1, y1 = (int(v) for v in rng.integers(0, size, 4))
         d.line((x0, y0, x1, y1), fill=_color(rng), width=int(rng.integers(1, 4)))
-    if num_classes > 1 and rng.random() < 0.5:  # a small distractor of another class
+    if distractors is not None:
+        pool = [c for c in distractors if c != class_index]
+        if pool and rng.random() < 0.5:  # a small distractor of another class
+            _draw_shape(img, rng, pool[int(rng.integers(0, len(pool)))], scale=(0.12, 0.22))
+    elif num_classes > 1 and rng.random() < 0.5:  # a small distractor of another class
         other = (class_index + int(rng.integers(1, num_classes))) % num_classes
         _draw_shape(img, rng, other, scale=(0.12, 0.22))
     _draw_shape(img, rng, class_index, scale=(0.3, 0.7))
@@ -118,8 +125,11 @@ def synth_image(seed: int, class_index: int, index: int, *, size: int = 160,
 
 
 def synthesize(out: Path | str, *, classes: int = 2, per_class: int, size: int = 160,
-               seed: int = 0, names: list[str] | None = None) -> SynthSummary:
+               seed: int = 0, names: list[str] | None = None,
+               class_ids: Sequence[int] | None = None) -> SynthSummary:
     """Write `out/<class>/<class>.<i>.jpg` for every class; returns what was written.
+    `class_ids` picks which kinds (indices into `default_names(MAX_CLASSES)`) the classes
+    are, e.g. [0, 6]: circles, solid or striped; by default the first `classes` kinds.
 
     Raises ValueError for arguments no set can have (the CLI turns it into one line).
     """
@@ -132,11 +142,16 @@ def synthesize(out: Path | str, *, classes: int = 2, per_class: int, size: int =
     names = list(names) if names else default_names(classes)
     if len(names) != classes or len(set(names)) != classes:
         raise ValueError(f"expected {classes} distinct class names, got {names}")
+    if class_ids is not None and (len(class_ids) != classes or len(set(class_ids)) != classes
+                                  or not all(0 <= c < MAX_CLASSES for c in class_ids)):
+        raise ValueError(f"expected {classes} distinct kinds in 0 … {MAX_CLASSES - 1}, "
+                         f"got {list(class_ids)}")
     root = Path(out)
     for k, name in enumerate(names):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            img = synth_image(seed, k, i, size=size, num_classes=classes)
+            img = (synth_image(seed, k, i, size=size, num_classes=classes) if class_ids is None
+                   else synth_image(seed, class_ids[k], i, size=size, distractors=class_ids))
             img.save(folder / f"{name}.{i + 1}.jpg", quality=90)
     return SynthSummary(root, names, per_class, size, seed)
