@@ -49,3 +49,47 @@ def test_seconds_keep_the_precision_a_small_run_needs():
 
     assert [fmt_s(x) for x in (None, 0.0004, 0.04, 0.5, 12.34)] == [
         None, "0 ms", "40 ms", "0.50 s", "12.3 s"]
+
+
+def test_bad_options_and_arguments_are_one_line_not_a_traceback():
+    """The parser's own errors (an unknown option, a bad choice, a missing or mistyped
+    argument) print one line naming the problem and where help is; exit code 2."""
+    for args, named in ((["--bogus"], "--bogus"),
+                        (["results", "compare", "x", "--format", "xml"], "'xml'"),
+                        (["results", "show"], "run_id"),
+                        (["results", "show", "abc"], "run_id")):
+        r = orch(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0 and named in r.stderr, r.stderr
+        assert "--help`" in r.stderr
+
+
+def test_results_as_csv_for_spreadsheets(isolated_home):
+    """`--format csv`: a header and plain numbers (fractions, seconds); empty when missing."""
+    import csv
+    import io
+
+    from orchestrator.settings import get_settings
+    from orchestrator.store import repo
+    from orchestrator.store.db import open_session
+
+    with open_session(get_settings().db_url) as s:
+        exp = repo.upsert_experiment(session=s, name="t1", spec={"variants": {"m1": {}}},
+                                     spec_hash="h")
+        dev = repo.upsert_device(session=s, serial="R5CT1", model="Pixel 7")
+        run = repo.create_run(session=s, experiment_id=exp.id, variant="m1", device_id=dev.id,
+                              status="finished", accuracy=0.975,
+                              timing={"train": 12.5, "total": 40.0})
+        repo.record_metrics(session=s, run_id=run.id, metrics=[("test_acc", 1, 0.9),
+                                                               ("test_acc", 2, 0.975)])
+    def rows(*args: str, reader=csv.DictReader) -> list:
+        return list(reader(io.StringIO(orch("results", *args, "-f", "csv").stdout)))
+
+    table, runs = rows("compare", "t1"), rows("list")
+    epochs = rows("show", str(run.id), reader=csv.reader)
+    assert [(r["variant"], r["device"], r["accuracy"], r["train_seconds"], r["finetune_from"])
+            for r in table] == [("m1", "Pixel 7", "0.975", "12.5", "")]
+    assert runs[0]["run"] == str(run.id) and runs[0]["total_seconds"] == "40.0"
+    assert epochs == [["run", "epoch", "test_acc"], [str(run.id), "1", "0.9"],
+                      [str(run.id), "2", "0.975"]]

@@ -19,6 +19,7 @@ from orchestrator.cli import (
     sweep_cmd,
     validate_cmd,
 )
+from orchestrator.cli.click_compat import ABORTS, EXITS, PARSER_ERRORS, USAGE_ERRORS
 from orchestrator.errors import ExitCode, OrchError
 
 app = typer.Typer(
@@ -60,12 +61,22 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True, fg="yellow")
         sys.exit(int(ExitCode.INTERRUPTED))
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
+    except EXITS as e:
+        sys.exit(getattr(e, "exit_code", 0))
+    except ABORTS:
         sys.exit(int(ExitCode.INTERRUPTED))
-    except __import__("click").exceptions.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except __import__("click").exceptions.Exit as e:
-        sys.exit(e.exit_code)
+    except PARSER_ERRORS as e:
+        _parser_error(e)
+        sys.exit(getattr(e, "exit_code", 2))
+
+
+def _parser_error(e: BaseException) -> None:
+    """A bad option or argument: one line naming it and where help is, not a traceback.
+    A bare command group (`orch results`) shows its help, as click would."""
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError" or not isinstance(e, USAGE_ERRORS):
+        e.show()  # type: ignore[attr-defined]
+        return
+    message = e.format_message().strip().rstrip(".")  # type: ignore[attr-defined]
+    where = ctx.command_path if ctx is not None else "orch"
+    typer.secho(f"error: {message}. See `{where} --help`.", err=True, fg="red")

@@ -23,6 +23,20 @@ class OutputFormat(StrEnum):
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="table for people, json for scripts.")
 ]
+
+
+class TableFormat(StrEnum):
+    """For results that are tables: csv too, for spreadsheets and papers."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+TableFormatOption = Annotated[
+    TableFormat, typer.Option("--format", "-f", help="table for people, json for scripts, "
+                              "csv for spreadsheets (plain numbers: fractions, seconds).")
+]
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Results store: any SQLAlchemy URL (default: ORCH_DB, else a "
@@ -71,6 +85,15 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for r in rows:
         table.add_row(*["—" if v is None else str(v) for v in r])
     console.print(table)
+
+
+def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Comma-separated values on stdout; empty cells for missing values."""
+    import csv
+
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(columns)
+    out.writerows([["" if v is None else v for v in r] for r in rows])
 
 
 def print_run_heading(run: Any, tail: str) -> None:

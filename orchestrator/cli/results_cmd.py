@@ -8,12 +8,13 @@ import typer
 
 from orchestrator.cli.common import (
     DbOption,
-    FormatOption,
-    OutputFormat,
+    TableFormat,
+    TableFormatOption,
     console,
     fmt_pct,
     fmt_s,
     open_store,
+    print_csv,
     print_json,
     print_run_heading,
     print_table,
@@ -29,13 +30,22 @@ def list_(
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
     db: DbOption = None,
-    format: FormatOption = OutputFormat.table,
+    format: TableFormatOption = TableFormat.table,
 ) -> None:
     """List runs, newest first."""
     with open_store(db) as s:
         runs = repo.list_runs(session=s, experiment=experiment, status=status, limit=limit)
-    if format is OutputFormat.json:
+    if format is TableFormat.json:
         print_json(runs)
+        return
+    if format is TableFormat.csv:
+        print_csv(["run", "experiment", "variant", "device", "status", "accuracy",
+                   "train_seconds", "total_seconds", "delegate_requested", "delegate_used",
+                   "finished"],
+                  [(r.id, r.experiment, r.variant, r.device or "local", r.status, r.accuracy,
+                    r.timing.get("train"), r.timing.get("total"), r.delegate_requested,
+                    r.delegate_used, r.finished.isoformat() if r.finished else None)
+                   for r in runs])
         return
     if not runs:
         console.print("No runs yet. Start one with `orch run SPEC --device DEV`.")
@@ -51,14 +61,22 @@ def list_(
 def show(
     run_id: Annotated[int, typer.Argument(help="Run id (see `orch results list`).")],
     db: DbOption = None,
-    format: FormatOption = OutputFormat.table,
+    format: TableFormatOption = TableFormat.table,
 ) -> None:
-    """Show one run: status, accuracy, timing, delegate and per-epoch metrics."""
+    """Show one run: status, accuracy, timing, delegate and per-epoch metrics (csv: the
+    per-epoch metrics)."""
     with open_store(db) as s:
         run = repo.get_run(session=s, run_id=run_id)
         series = repo.metric_series(session=s, run_id=run_id)
-    if format is OutputFormat.json:
+    if format is TableFormat.json:
         print_json({"run": run, "metrics": series})
+        return
+    epochs = sorted({step for pts in series.values() for step, _ in pts})
+    if format is TableFormat.csv:
+        keys = sorted(series)
+        lookup = {k: dict(series[k]) for k in keys}
+        print_csv(["run", "epoch", *keys],
+                  [(run.id, e, *[lookup[k].get(e) for k in keys]) for e in epochs])
         return
     print_run_heading(run, run.status)
     if run.error:
@@ -69,7 +87,6 @@ def show(
     if run.timing:
         console.print("timing: " + ", ".join(
             f"{k} {v:.2f} s" for k, v in run.timing.items() if isinstance(v, (int, float))))
-    epochs = sorted({step for pts in series.values() for step, _ in pts})
     keys = [k for k in ("train_loss", "train_acc", "test_loss", "test_acc") if k in series]
     if epochs and keys:
         lookup = {k: dict(series[k]) for k in keys}
@@ -82,13 +99,21 @@ def show(
 def compare(
     experiment: Annotated[str, typer.Argument(help="Experiment name (the spec's `name`).")],
     db: DbOption = None,
-    format: FormatOption = OutputFormat.table,
+    format: TableFormatOption = TableFormat.table,
 ) -> None:
     """The paper's Table 1: variant × device → accuracy, training time, delegate used."""
     with open_store(db) as s:
         rows = repo.compare(session=s, experiment=experiment)
-    if format is OutputFormat.json:
+    if format is TableFormat.json:
         print_json(rows)
+        return
+    if format is TableFormat.csv:
+        print_csv(["variant", "finetune_from", "device", "accuracy", "train_seconds",
+                   "total_seconds", "delegate_requested", "delegate_used", "status", "run",
+                   "runs"],
+                  [(r.variant, r.finetune_from, r.device, r.accuracy, r.train_seconds,
+                    r.total_seconds, r.delegate_requested, r.delegate_used, r.status,
+                    r.run_id, r.runs) for r in rows])
         return
     print_table(f"{experiment}", ["variant", "finetune_from", "device", "accuracy",
                                   "training time", "total", "delegate (req → used)",

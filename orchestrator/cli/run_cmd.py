@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich import box
 from rich.table import Table
 
+from orchestrator.cli.click_compat import ABORTS
 from orchestrator.cli.common import (
     DbOption,
     FormatOption,
@@ -40,7 +40,7 @@ def _ask_to_stop(run: RunPublic) -> bool:
     try:
         return typer.confirm(f"Stop run {run.id} on the device too?", default=False,
                              err=True)
-    except (KeyboardInterrupt, click.Abort):
+    except (KeyboardInterrupt, *ABORTS):
         return False
 
 

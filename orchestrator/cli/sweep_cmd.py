@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.live import Live
 from typer.core import TyperGroup
@@ -33,7 +32,7 @@ from orchestrator.sweep.status import SweepStatus
 
 
 class _SweepGroup(TyperGroup):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
