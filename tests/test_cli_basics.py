@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,27 @@ def test_results_as_csv_for_spreadsheets(isolated_home):
     assert runs[0]["run"] == str(run.id) and runs[0]["total_seconds"] == "40.0"
     assert epochs == [["run", "epoch", "test_acc"], [str(run.id), "1", "0.9"],
                       [str(run.id), "2", "0.975"]]
+
+
+def test_compare_shows_mean_and_range_of_repeated_runs(isolated_home):
+    """A cell with three finished repetitions: the latest run, and mean (range, n) too."""
+    from orchestrator.settings import get_settings
+    from orchestrator.store import repo
+    from orchestrator.store.db import open_session
+
+    with open_session(get_settings().db_url) as s:
+        exp = repo.upsert_experiment(session=s, name="rep", spec={"variants": {"m1": {}}},
+                                     spec_hash="h")
+        dev = repo.upsert_device(session=s, serial="R5CT1", model="Pixel 7")
+        for acc in (0.90, 0.96, 0.93):
+            repo.create_run(session=s, experiment_id=exp.id, variant="m1", device_id=dev.id,
+                            status="finished", accuracy=acc)
+    table = subprocess.run([sys.executable, "-m", "orchestrator", "results", "compare", "rep"],
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "COLUMNS": "200"})
+    (row,) = json.loads(orch("results", "compare", "rep", "-f", "json").stdout)
+    assert table.returncode == 0, table.stderr
+    assert "93.00 % (90.0–96.0, n=3)" in table.stdout
+    assert (row["accuracy"], row["finished_runs"], row["runs"]) == (0.93, 3, 3)
+    assert abs(row["accuracy_mean"] - 0.93) < 1e-9
+    assert (row["accuracy_min"], row["accuracy_max"]) == (0.90, 0.96)

@@ -101,24 +101,48 @@ def compare(
     db: DbOption = None,
     format: TableFormatOption = TableFormat.table,
 ) -> None:
-    """The paper's Table 1: variant × device → accuracy, training time, delegate used."""
+    """The paper's Table 1: variant × device → accuracy, training time, delegate used.
+    A cell with repeated finished runs also shows their mean accuracy and range."""
+    from orchestrator.store import queries
+
     with open_store(db) as s:
         rows = repo.compare(session=s, experiment=experiment)
+        exp = repo.get_experiment(session=s, name=experiment)
+        stats = {(c.variant, c.device): c
+                 for c in queries.cell_stats(session=s, experiment_id=exp.id)}
+    spread = [stats.get((r.variant, r.device)) for r in rows]
     if format is TableFormat.json:
-        print_json(rows)
+        print_json([{**r.model_dump(mode="json"),
+                     "finished_runs": c.finished if c else 0,
+                     "accuracy_mean": c.accuracy_mean if c else None,
+                     "accuracy_min": c.accuracy_min if c else None,
+                     "accuracy_max": c.accuracy_max if c else None}
+                    for r, c in zip(rows, spread, strict=True)])
         return
     if format is TableFormat.csv:
         print_csv(["variant", "finetune_from", "device", "accuracy", "train_seconds",
                    "total_seconds", "delegate_requested", "delegate_used", "status", "run",
-                   "runs"],
+                   "runs", "finished_runs", "accuracy_mean", "accuracy_min", "accuracy_max"],
                   [(r.variant, r.finetune_from, r.device, r.accuracy, r.train_seconds,
                     r.total_seconds, r.delegate_requested, r.delegate_used, r.status,
-                    r.run_id, r.runs) for r in rows])
+                    r.run_id, r.runs, c.finished if c else 0, c and c.accuracy_mean,
+                    c and c.accuracy_min, c and c.accuracy_max)
+                   for r, c in zip(rows, spread, strict=True)])
         return
+    repeated = any(c and c.finished > 1 for c in spread)
+
+    def mean_range(c: queries.CellStats | None) -> str | None:
+        if not c or c.finished < 2 or c.accuracy_mean is None:
+            return None
+        return (f"{fmt_pct(c.accuracy_mean)} ({100 * c.accuracy_min:.1f}–"
+                f"{100 * c.accuracy_max:.1f}, n={c.finished})")
+
     print_table(f"{experiment}", ["variant", "finetune_from", "device", "accuracy",
+                                  *(["mean (range) of finished runs"] if repeated else []),
                                   "training time", "total", "delegate (req → used)",
                                   "status", "run"],
                 [(r.variant, r.finetune_from or "head only", r.device, fmt_pct(r.accuracy),
+                  *([mean_range(c)] if repeated else []),
                   fmt_s(r.train_seconds), fmt_s(r.total_seconds),
                   f"{r.delegate_requested or '—'} → {r.delegate_used or '—'}", r.status,
-                  r.run_id) for r in rows])
+                  r.run_id) for r, c in zip(rows, spread, strict=True)])
