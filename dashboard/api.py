@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from dashboard import data
 from dashboard.deps import SessionDep
 from dashboard.render import dumps
 from orchestrator.audit import AuditVerdict, audit_verdict
 from orchestrator.store import queries, repo
+from orchestrator.store.export import COMPARE_COLUMNS, compare_records, to_csv
 from orchestrator.store.queries import (
     SORT_KEYS,
     DeviceSummary,
@@ -42,6 +44,18 @@ def experiments(session: SessionDep) -> Any:
 def experiment(experiment_id: int, session: SessionDep) -> Any:
     """The paper's Table 1 for one experiment (variant × device) and the spread of repeats."""
     return data.experiment_detail(session, experiment_id)
+
+
+@router.get("/experiments/{experiment_id}/table1.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}}})
+def experiment_table_csv(experiment_id: int, session: SessionDep) -> Response:
+    """Table 1 as CSV (as `orch results compare EXP --format csv`): plain numbers, the
+    spread of repeated runs included."""
+    detail = data.experiment_detail(session, experiment_id)
+    body = to_csv(COMPARE_COLUMNS, compare_records(detail.table, detail.stats))
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", detail.experiment.name) or "experiment"
+    return Response(body, media_type="text/csv; charset=utf-8", headers={
+        "content-disposition": f'attachment; filename="{name}-table1.csv"'})
 
 
 @router.get("/runs", response_model=RunPage)

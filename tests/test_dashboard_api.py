@@ -232,3 +232,26 @@ def test_devices_page_finds_by_any_name_and_sorts(env):
     assert shown("/devices?sort=name") == sorted(shown("/devices"), key=str.lower)
     empty = client.get("/devices?q=nokia").text
     assert "No device matches" in empty and 'href="/devices"' in empty
+
+
+def test_table1_downloads_as_the_same_csv_the_cli_prints(env):
+    """/api/experiments/ID/table1.csv: an attachment with the compare records, one per cell."""
+    import csv
+    import io
+
+    from orchestrator.store import queries
+    from orchestrator.store.export import COMPARE_COLUMNS, compare_records
+
+    client, s, info = env
+    r = client.get(f"/api/experiments/{info.experiment_id}/table1.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    got = list(csv.DictReader(io.StringIO(r.text)))
+    exp = repo.get_experiment(session=s, name="paper-table1")
+    want = compare_records(queries.table1(session=s, experiment=exp.name),
+                           queries.cell_stats(session=s, experiment_id=exp.id))
+    assert tuple(got[0]) == COMPARE_COLUMNS and len(got) == len(want)
+    assert [(g["variant"], g["device"], g["run"]) for g in got] == [
+        (w["variant"], w["device"], str(w["run"])) for w in want]
+    page = client.get(f"/experiments/{info.experiment_id}").text
+    assert f'href="/api/experiments/{info.experiment_id}/table1.csv"' in page

@@ -89,11 +89,9 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Comma-separated values on stdout; empty cells for missing values."""
-    import csv
+    from orchestrator.store.export import to_csv
 
-    out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(columns)
-    out.writerows([["" if v is None else v for v in r] for r in rows])
+    sys.stdout.write(to_csv(columns, [dict(zip(columns, r, strict=True)) for r in rows]))
 
 
 def print_run_heading(run: Any, tail: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -39,13 +40,9 @@ def list_(
         print_json(runs)
         return
     if format is TableFormat.csv:
-        print_csv(["run", "experiment", "variant", "device", "status", "accuracy",
-                   "train_seconds", "total_seconds", "delegate_requested", "delegate_used",
-                   "finished"],
-                  [(r.id, r.experiment, r.variant, r.device or "local", r.status, r.accuracy,
-                    r.timing.get("train"), r.timing.get("total"), r.delegate_requested,
-                    r.delegate_used, r.finished.isoformat() if r.finished else None)
-                   for r in runs])
+        from orchestrator.store.export import RUN_COLUMNS, run_records, to_csv
+
+        sys.stdout.write(to_csv(RUN_COLUMNS, run_records(runs)))
         return
     if not runs:
         console.print("No runs yet. Start one with `orch run SPEC --device DEV`.")
@@ -104,31 +101,19 @@ def compare(
     """The paper's Table 1: variant × device → accuracy, training time, delegate used.
     A cell with repeated finished runs also shows their mean accuracy and range."""
     from orchestrator.store import queries
+    from orchestrator.store.export import COMPARE_COLUMNS, cell_of, compare_records, to_csv
 
     with open_store(db) as s:
         rows = repo.compare(session=s, experiment=experiment)
         exp = repo.get_experiment(session=s, name=experiment)
-        stats = {(c.variant, c.device): c
-                 for c in queries.cell_stats(session=s, experiment_id=exp.id)}
-    spread = [stats.get((r.variant, r.device)) for r in rows]
+        stats = queries.cell_stats(session=s, experiment_id=exp.id)
     if format is TableFormat.json:
-        print_json([{**r.model_dump(mode="json"),
-                     "finished_runs": c.finished if c else 0,
-                     "accuracy_mean": c.accuracy_mean if c else None,
-                     "accuracy_min": c.accuracy_min if c else None,
-                     "accuracy_max": c.accuracy_max if c else None}
-                    for r, c in zip(rows, spread, strict=True)])
+        print_json(compare_records(rows, stats))
         return
     if format is TableFormat.csv:
-        print_csv(["variant", "finetune_from", "device", "accuracy", "train_seconds",
-                   "total_seconds", "delegate_requested", "delegate_used", "status", "run",
-                   "runs", "finished_runs", "accuracy_mean", "accuracy_min", "accuracy_max"],
-                  [(r.variant, r.finetune_from, r.device, r.accuracy, r.train_seconds,
-                    r.total_seconds, r.delegate_requested, r.delegate_used, r.status,
-                    r.run_id, r.runs, c.finished if c else 0, c and c.accuracy_mean,
-                    c and c.accuracy_min, c and c.accuracy_max)
-                   for r, c in zip(rows, spread, strict=True)])
+        sys.stdout.write(to_csv(COMPARE_COLUMNS, compare_records(rows, stats)))
         return
+    spread = cell_of(rows, stats)
     repeated = any(c and c.finished > 1 for c in spread)
 
     def mean_range(c: queries.CellStats | None) -> str | None:
