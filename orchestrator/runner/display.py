@@ -15,6 +15,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 
 from orchestrator.runner.follow import Progress as RunProgress
@@ -35,6 +36,7 @@ class RunDisplay:
             self._bars = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+                TimeRemainingColumn(),  # from the stage's pace so far: long phone runs
                 console=self.console, transient=False)
             self._bars.start()
         return self
