@@ -12,6 +12,7 @@ Each thread has its own database session.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -26,7 +27,7 @@ from orchestrator.devices.resolve import resolve_device
 from orchestrator.errors import DeviceError, RunError, RunInterrupted
 from orchestrator.runner.follow import Progress
 from orchestrator.runner.link import DeviceLink, HealthSample
-from orchestrator.runner.orphans import flag_left_running
+from orchestrator.runner.orphans import flag_left_running, stop_left_running
 from orchestrator.runner.pipeline import Builder, run_experiment, run_queued
 from orchestrator.runner.staging import AGENT_PACKAGE
 from orchestrator.spec import ExperimentSpec
@@ -317,6 +318,8 @@ class PhoneWorker(threading.Thread):
             while not rt.halted():
                 if self._phone_back():
                     self.say("the phone is back")
+                    if released:  # a run moved away may still train here: stop it now
+                        self._stop_leftovers(s)
                     return not released
                 away = time.monotonic() - start
                 if not released and away >= rt.reassign_after_s and \
@@ -335,6 +338,14 @@ class PhoneWorker(threading.Thread):
             return False
         finally:
             rt.set_away(self.device.id, False)
+
+    def _stop_leftovers(self, s: Session) -> None:
+        with contextlib.suppress(DeviceError):  # gone again: its next run stops them
+            link = open_phone_link(self.device.serial, session=s)
+            try:
+                stop_left_running(link=link, session=s, device_id=self.device.id, say=self.say)
+            finally:
+                close_link(link)
 
     def _resumable(self, s: Session, run: RunPublic) -> RunPublic:
         """After the phone came back: a run failed by the lost link is taken up again."""
