@@ -5,6 +5,8 @@ Progress goes to stderr so that `--format json` keeps stdout for the result alon
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
@@ -24,12 +26,15 @@ from orchestrator.runner.follow import Progress as RunProgress
 class RunDisplay:
     """Callable progress sink for `run_experiment`; a context manager around the live bars."""
 
-    def __init__(self, console: Console, *, live: bool | None = None) -> None:
+    def __init__(self, console: Console, *, live: bool | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.console = console
         self.live = console.is_terminal if live is None else live
+        self.clock = clock
         self._bars: Progress | None = None
         self._tasks: dict[tuple[str, str], TaskID] = {}
         self._last_line: dict[tuple[str, str], object] = {}
+        self._first_epoch: dict[str, tuple[int, float]] = {}  # variant → (epoch, when seen)
 
     def __enter__(self) -> RunDisplay:
         if self.live:
@@ -72,6 +77,18 @@ class RunDisplay:
         fields = {"note": note} if note or p.kind == "epoch" else {}
         self._bars.update(self._tasks[key], total=total, completed=done or 0, **fields)
 
+    def _time_left(self, p: RunProgress) -> str:
+        """`, about 40 s left` from the pace of the epochs seen so far (none at the first)."""
+        if p.epoch is None or not p.epochs:
+            return ""
+        now = self.clock()
+        first = self._first_epoch.setdefault(p.variant, (p.epoch, now))
+        done, spent = p.epoch - first[0], now - first[1]
+        if done <= 0 or p.epoch >= p.epochs:
+            return ""
+        left = spent / done * (p.epochs - p.epoch)
+        return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
+
     def _line(self, p: RunProgress) -> None:
         """One plain line per meaningful change: a stage's start and end, each epoch."""
         if p.kind == "agent":
@@ -84,7 +101,7 @@ class RunDisplay:
             self.console.print(f"{p.variant}: {p.stage}{counts}", soft_wrap=True)
         elif p.kind == "epoch":
             acc = f", test acc {p.test_acc:.4f}" if p.test_acc is not None else ""
-            self.console.print(f"{p.variant}: epoch {p.epoch}/{p.epochs} ({p.text}){acc}",
-                               soft_wrap=True)
+            self.console.print(f"{p.variant}: epoch {p.epoch}/{p.epochs} ({p.text}){acc}"
+                               f"{self._time_left(p)}", soft_wrap=True)
         elif p.text:  # updates without text (a file staged) are for the bars only
             self.console.print(f"{p.variant}: {p.text}", soft_wrap=True)
