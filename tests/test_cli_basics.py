@@ -118,3 +118,26 @@ def test_compare_shows_mean_and_range_of_repeated_runs(isolated_home):
     assert (row["accuracy"], row["finished_runs"], row["runs"]) == (0.93, 3, 3)
     assert abs(row["accuracy_mean"] - 0.93) < 1e-9
     assert (row["accuracy_min"], row["accuracy_max"]) == (0.90, 0.96)
+
+
+def test_compare_by_device_is_a_grid_of_variants_by_phones(isolated_home):
+    from orchestrator.settings import get_settings
+    from orchestrator.store import repo
+    from orchestrator.store.db import open_session
+
+    with open_session(get_settings().db_url) as s:
+        exp = repo.upsert_experiment(session=s, name="grid",
+                                     spec={"variants": {"m1": {}, "m2": {}}}, spec_hash="h")
+        for serial, model in (("P1", "Pixel 7"), ("G1", "SM-S911B")):
+            dev = repo.upsert_device(session=s, serial=serial, model=model)
+            for variant, acc in (("m1", 0.91), ("m2", 0.975)):
+                repo.create_run(session=s, experiment_id=exp.id, variant=variant,
+                                device_id=dev.id, status="finished", accuracy=acc,
+                                timing={"train": 12.0})
+    r = subprocess.run([sys.executable, "-m", "orchestrator", "results", "compare", "grid",
+                        "--by-device"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if "m1" in ln or "variant" in ln]
+    assert "Pixel 7" in lines[0] and "SM-S911B" in lines[0]
+    assert lines[1].count("91.00 % · 12.0 s") == 2

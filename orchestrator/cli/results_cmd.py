@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -95,6 +95,9 @@ def show(
 @app.command()
 def compare(
     experiment: Annotated[str, typer.Argument(help="Experiment name (the spec's `name`).")],
+    by_device: Annotated[bool, typer.Option(
+        "--by-device", help="A grid: a row per variant, a column per phone, accuracy and "
+        "training time in each cell (table format).")] = False,
     db: DbOption = None,
     format: TableFormatOption = TableFormat.table,
 ) -> None:
@@ -114,6 +117,9 @@ def compare(
         sys.stdout.write(to_csv(COMPARE_COLUMNS, compare_records(rows, stats)))
         return
     spread = cell_of(rows, stats)
+    if by_device:
+        _print_grid(experiment, rows)
+        return
     repeated = any(c and c.finished > 1 for c in spread)
 
     def mean_range(c: queries.CellStats | None) -> str | None:
@@ -131,3 +137,19 @@ def compare(
                   fmt_s(r.train_seconds), fmt_s(r.total_seconds),
                   f"{r.delegate_requested or '—'} → {r.delegate_used or '—'}", r.status,
                   r.run_id) for r, c in zip(rows, spread, strict=True)])
+
+
+def _print_grid(experiment: str, rows: list) -> None:
+    """Variants down, phones across: how each phone did on each variant, at a glance."""
+    devices = list(dict.fromkeys(r.device for r in rows))
+    variants = list(dict.fromkeys(r.variant for r in rows))
+    cell = {(r.variant, r.device): r for r in rows}
+
+    def text(r: Any) -> str | None:
+        if r is None:
+            return None
+        acc = fmt_pct(r.accuracy) or r.status
+        return f"{acc} · {fmt_s(r.train_seconds)}" if r.train_seconds is not None else acc
+
+    print_table(f"{experiment}: accuracy · training time", ["variant", *devices],
+                [(v, *[text(cell.get((v, d))) for d in devices]) for v in variants])
