@@ -26,3 +26,22 @@ def test_fd2_writes_go_to_the_log_and_python_stderr_does_not(tmp_path):
     assert "progress line" not in log.read_text()
     assert "Estimated count" not in r.stderr
     assert "progress line" in r.stderr and "after the block" in r.stderr
+
+
+def test_repeated_builds_keep_no_more_than_one_descriptor(tmp_path):
+    """Each block's terminal stream is closed at the next block: descriptors do not pile up."""
+    code = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from models.native_log import native_log_to
+        before = len(os.listdir("/proc/self/fd"))
+        for i in range(5):
+            with native_log_to(Path({str(tmp_path / "b.log")!r})):
+                os.write(2, b"noise\\n")
+        print(len(os.listdir("/proc/self/fd")) - before)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.strip()) <= 1
+    assert (tmp_path / "b.log").read_text().count("noise") == 5
