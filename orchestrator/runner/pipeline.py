@@ -206,8 +206,8 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
         run = ctx.update(queued.id, device_id=ctx.device.id, params=params,
                          launcher=link.launcher, delegate_requested=spec.delegate)
     t0 = time.monotonic()
-    _stop_left_running(ctx, variant, run.id)
     try:
+        _stop_left_running(ctx, variant, run.id)
         ctx.on_progress(Progress(variant, "build", run.id, text="building models"))
         build = builder(spec, variant)
         t_build = time.monotonic() - t0
