@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,6 +21,7 @@ from orchestrator.cli.common import (
     print_table,
 )
 from orchestrator.store import repo
+from orchestrator.store.public import CompareRow
 
 app = typer.Typer(help="Browse stored results.", no_args_is_help=True)
 
@@ -116,10 +117,10 @@ def compare(
     if format is TableFormat.csv:
         sys.stdout.write(to_csv(COMPARE_COLUMNS, compare_records(rows, stats)))
         return
-    spread = cell_of(rows, stats)
     if by_device:
         _print_grid(experiment, rows)
         return
+    spread = cell_of(rows, stats)
     repeated = any(c and c.finished > 1 for c in spread)
 
     def mean_range(c: queries.CellStats | None) -> str | None:
@@ -139,13 +140,13 @@ def compare(
                   r.run_id) for r, c in zip(rows, spread, strict=True)])
 
 
-def _print_grid(experiment: str, rows: list) -> None:
+def _print_grid(experiment: str, rows: list[CompareRow]) -> None:
     """Variants down, phones across: how each phone did on each variant, at a glance."""
     devices = list(dict.fromkeys(r.device for r in rows))
     variants = list(dict.fromkeys(r.variant for r in rows))
     cell = {(r.variant, r.device): r for r in rows}
 
-    def text(r: Any) -> str | None:
+    def text(r: CompareRow | None) -> str | None:
         if r is None:
             return None
         acc = fmt_pct(r.accuracy) or r.status
