@@ -141,3 +141,33 @@ def test_compare_by_device_is_a_grid_of_variants_by_phones(isolated_home):
     lines = [ln for ln in r.stdout.splitlines() if "m1" in ln or "variant" in ln]
     assert "Pixel 7" in lines[0] and "SM-S911B" in lines[0]
     assert lines[1].count("91.00 % · 12.0 s") == 2
+
+
+def test_results_list_filters_by_phone_and_variant(isolated_home):
+    """--device takes an alias, a serial or the shown name; an unknown one is one line."""
+    from orchestrator.settings import get_settings
+    from orchestrator.store import repo
+    from orchestrator.store.db import open_session
+
+    with open_session(get_settings().db_url) as s:
+        exp = repo.upsert_experiment(session=s, name="f", spec={}, spec_hash="h")
+        ids = {}
+        for serial in ("P1", "P2"):
+            dev = repo.upsert_device(session=s, serial=serial, model="Pixel 7")
+            for variant in ("m1", "m2"):
+                ids[serial, variant] = repo.create_run(
+                    session=s, experiment_id=exp.id, variant=variant, device_id=dev.id,
+                    status="finished", accuracy=0.9).id
+        repo.set_alias(session=s, serial="P2", alias="lab2")
+
+    def listed(*args: str) -> set[int]:
+        r = orch("results", "list", "--format", "json", *args)
+        assert r.returncode == 0, r.stderr
+        return {x["id"] for x in json.loads(r.stdout)}
+
+    assert listed("--device", "lab2") == {ids["P2", "m1"], ids["P2", "m2"]}
+    assert listed("--device", "pixel 7", "--variant", "m2") == {ids["P1", "m2"]}  # the shown name
+    assert listed("--device", "P1") == {ids["P1", "m1"], ids["P1", "m2"]}
+    bad = orch("results", "list", "--device", "nokia")
+    assert bad.returncode == 9 and bad.stderr.strip().count("\n") == 0
+    assert "known: Pixel 7, lab2" in bad.stderr

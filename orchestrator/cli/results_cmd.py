@@ -30,13 +30,20 @@ app = typer.Typer(help="Browse stored results.", no_args_is_help=True)
 def list_(
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Only runs on this phone (alias, serial or shown name).")] = None,
+    variant: Annotated[str | None, typer.Option(help="Only this variant.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
     db: DbOption = None,
     format: TableFormatOption = TableFormat.table,
 ) -> None:
     """List runs, newest first."""
+    from orchestrator.store.labels import find_device_id
+
     with open_store(db) as s:
-        runs = repo.list_runs(session=s, experiment=experiment, status=status, limit=limit)
+        device_id = find_device_id(session=s, name=device) if device else None
+        runs = repo.list_runs(session=s, experiment=experiment, status=status, limit=limit,
+                              device_id=device_id, variant=variant)
     if format is TableFormat.json:
         print_json(runs)
         return

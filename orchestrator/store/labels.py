@@ -29,6 +29,20 @@ def device_labels(*, session: Session) -> dict[int, str]:
     return out
 
 
+def find_device_id(*, session: Session, name: str) -> int:
+    """The stored device called `name`: its alias, serial or shown name (any case)."""
+    from orchestrator.errors import NotFound
+
+    labels = device_labels(session=session)
+    want = name.casefold()
+    for i, alias, serial in session.exec(select(Device.id, Device.alias, Device.serial)).all():
+        if want in {(alias or "").casefold(), serial.casefold(), labels[i].casefold()}:
+            return i
+    known = ", ".join(sorted(labels.values())) or "none yet"
+    raise NotFound(f"No device {name!r} in the store (known: {known}).",
+                   hint="Name it by alias, serial or the name `orch results list` shows.")
+
+
 def label_of(labels: dict[int, str], device_id: int | None) -> str:
     """The name for a run's device id; `local` for host runs."""
     return labels.get(device_id, LOCAL) if device_id is not None else LOCAL

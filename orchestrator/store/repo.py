@@ -174,8 +174,11 @@ def list_runs(
     device_id: int | None = None,
     sweep_id: int | None = None,
     limit: int | None = None,
+    variant: str | None = None,
 ) -> list[RunPublic]:
     q = select(Run).order_by(col(Run.id).desc())
+    if variant is not None:
+        q = q.where(Run.variant == variant)
     if experiment is not None:
         exp = get_experiment(session=session, name=experiment)
         q = q.where(Run.experiment_id == exp.id)
