@@ -87,6 +87,8 @@ class RunDisplay:
         if done <= 0 or p.epoch >= p.epochs:
             return ""
         left = spent / done * (p.epochs - p.epoch)
+        if left < 1:  # a small run: nothing worth waiting for
+            return ""
         return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
 
     def _line(self, p: RunProgress) -> None:
