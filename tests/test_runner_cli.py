@@ -82,6 +82,7 @@ def test_orch_run_local_runs_both_variants_and_compares_them(home, synth_data, t
     assert all(r["accuracy"] is not None and r["delegate_used"] == "cpu" for r in rows)
     assert again.returncode == 0, again.stderr
     assert "tiny-cli" in again.stdout and "accuracy" in again.stdout
+    assert "(cached)" in again.stderr  # the models of the first run, not built again
     with store(home) as s:
         runs_now = repo.list_runs(session=s, experiment="tiny-cli")
         assert len(runs_now) == 3

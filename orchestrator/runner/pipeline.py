@@ -212,7 +212,9 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
         build = builder(spec, variant)
         t_build = time.monotonic() - t0
         ctx.on_progress(Progress(variant, "build", run.id, done=1, total=1,
-                                 text=f"models {build.hash} ({t_build:.1f} s)"))
+                                 text=f"models {build.hash} ("
+                                      + ("cached)" if getattr(build, "cache_hit", False)
+                                         else f"built in {t_build:.1f} s)")))
 
         t1 = time.monotonic()
         run_key = f"{run.id}-{secrets.token_hex(4)}"
