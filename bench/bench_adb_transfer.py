@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from report import replace_section  # noqa: E402  (bench/ is the script's folder)
+from report import cpu_model, replace_section  # noqa: E402  (bench/ is the script's folder)
 
 from orchestrator.sim import manager  # noqa: E402
 
@@ -39,13 +38,6 @@ def timed(fn: Callable[[], object], reps: int) -> list[float]:
         fn()
         out.append(time.perf_counter() - start)
     return out
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def machine(load: float) -> str:

@@ -36,18 +36,13 @@ sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data"
 WEIGHTS = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
+from report import cpu_model  # noqa: E402  (bench/ is the script's folder)
+
 from device_agent import data  # noqa: E402
 from device_agent.job import make_job, write_job  # noqa: E402
 from device_agent.model import TrainModel  # noqa: E402
 from device_agent.training import dropout_mask, evaluate, padded, training_rng  # noqa: E402
 from device_agent.trunk import CpuTrunk  # noqa: E402
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def dataset(tmp: Path, per_class: int) -> tuple[Path, list[str], str]:

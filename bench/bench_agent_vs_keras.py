@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from report import cpu_model  # bench/ is the script's folder
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 CLASSES = ["cat", "dog"]
@@ -139,8 +141,7 @@ def run_keras(data: Path, weights: Path) -> dict:
 
 
 def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
-                .splitlines() if ln.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from report import cpu_model  # bench/ is the script's folder
 from sqlalchemy import insert
 from sqlmodel import Session
 
@@ -169,8 +170,7 @@ def start_server(url: str) -> tuple[subprocess.Popen, str]:
 
 
 def machine(load_start: float) -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
-                .splitlines() if ln.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     return (f"`nproc` {os.cpu_count()} ({cpu}), Python {platform.python_version()}, "
             f"SQLite file store, {datetime.now(UTC):%Y-%m-%d}; 1-minute load average "
             f"{load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "

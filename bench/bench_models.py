@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import replace_section  # noqa: E402  (bench/ is the script's folder)
+from report import cpu_model, replace_section  # noqa: E402  (bench/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_025 = REPO.parent / "shared" / "data" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -174,8 +174,7 @@ def keras_cached_epoch(config: Any, feats: np.ndarray, labels: np.ndarray) -> li
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), "?")
+    cpu = cpu_model()
     import ai_edge_litert
     import tensorflow as tf
 

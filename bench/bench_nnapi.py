@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from report import cpu_model  # bench/ is the script's folder
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED_025 = REPO.parent / "shared" / "data" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -129,14 +131,7 @@ HEADER = ("| config (alpha:size:split) | weights | path | ms/image (median) | "
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return (f"{os.cpu_count()} CPUs (`nproc` {os.cpu_count()}), {cpu}, {platform.system()} "
             f"{platform.machine()}, Python {platform.python_version()}, "
             f"{time.strftime('%Y-%m-%d')}")

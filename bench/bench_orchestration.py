@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,11 +26,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from report import replace_section  # noqa: E402  (bench/ is the script's folder)
+from report import cpu_model, replace_section  # noqa: E402  (bench/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dashboard.testing import free_port  # noqa: E402
 from orchestrator.datasets.synth import synthesize  # noqa: E402
 from orchestrator.sim import manager  # noqa: E402
 
@@ -40,19 +39,6 @@ SECTION = "## Orchestration overhead"
 CATSDOGS = REPO.parent / "shared" / "data" / "catsdogs"
 WEIGHTS = REPO.parent / "shared" / "data" / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 ADB = os.environ.get("ADBUTILS_ADB_PATH", "/usr/bin/adb")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def orch(env: dict[str, str], *args: str) -> tuple[float, subprocess.CompletedProcess]:

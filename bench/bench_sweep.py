@@ -22,7 +22,6 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("ADBUTILS_ADB_PATH", "/usr/bin/adb")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from report import replace_section  # noqa: E402  (bench/ is the script's folder)
+from report import cpu_model, replace_section  # noqa: E402  (bench/ is the script's folder)
+
+from dashboard.testing import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Sweep scheduling"
@@ -57,19 +58,6 @@ set:
 grid: {{data.seed: {seeds}}}
 health: {{min_battery: 5, cooldown_s: 0}}
 """
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_sweep(work: Path, n: int, rep: int, runs_per_phone: int, serials: list[str]

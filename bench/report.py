@@ -1,8 +1,21 @@
-"""Writing a benchmark's figures into its own section of BENCHMARKS.md."""
+"""Shared by the benchmark scripts: the machine they ran on, and writing a benchmark's
+figures into its own section of BENCHMARKS.md."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), for the machine line of a report."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def replace_section(path: Path, heading: str, text: str) -> None:

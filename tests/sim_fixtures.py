@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from dashboard.testing import free_port  # noqa: F401  (a port free on loopback now)
+
 ADB = "/usr/bin/adb"
 
 
@@ -135,15 +137,6 @@ def sim_session(tmp_path_factory) -> Iterator[Callable[..., VirtualPhone]]:
     start, started = _factory(home)
     yield start
     _stop(home, started)
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
