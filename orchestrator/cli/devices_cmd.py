@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -20,11 +19,6 @@ from orchestrator.cli.common import (
     print_table,
 )
 from orchestrator.errors import OrchError
-
-if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from orchestrator.devices.address import DeviceAddress
 
 app = typer.Typer(help="Phones: list, info, alias, set, doctor, setup, clean.",
                   no_args_is_help=True)
@@ -146,25 +140,6 @@ app.command("setup")(launcher_cmd.setup)
 app.command("set")(launcher_cmd.set_)
 
 
-
-def _stop_leftovers(address: DeviceAddress, session: Session, dry_run: bool,
-                    say: Callable[[str], None]) -> list[int]:
-    """Stop agents of runs the store ended while this phone was away (runner/orphans.py)."""
-    from orchestrator.launchers.choose import open_device_link
-    from orchestrator.runner.orphans import stop_left_running
-    from orchestrator.store import repo
-    from orchestrator.sweep.agents import close_link
-
-    dev = repo.find_device(session=session, serial=address.serial)
-    if dev is None:
-        return []
-    link = open_device_link(address, session=session)
-    try:
-        return stop_left_running(link=link, session=session, device_id=dev.id, say=say,
-                                 dry_run=dry_run)
-    finally:
-        close_link(link)
-
 @app.command("clean")
 def clean_(
     device: DeviceArg,
@@ -179,12 +154,15 @@ def clean_(
     from orchestrator.launchers.choose import staged_in_use
     from orchestrator.runner.adb_link import DEVICE_ROOT
     from orchestrator.store import repo
+    from orchestrator.sweep.agents import stop_leftovers
 
     said: list[str] = []
     with open_store(db) as s:
         target = resolve_device(device, repo.alias_map(session=s))
         # Agents of runs that ended while the phone was away go first, and their folders too.
-        stopped = _stop_leftovers(target.address, s, dry_run, said.append)
+        dev = repo.find_device(session=s, serial=target.address.serial)
+        stopped = [] if dev is None else stop_leftovers(
+            target.name, session=s, device_id=dev.id, say=said.append, dry_run=dry_run)
         termux = staged_in_use(target.address, session=s)  # agents running inside Termux
     plan = clean(Phone(target.address), DEVICE_ROOT, dry_run=dry_run, also_in_use=termux)
     if format is OutputFormat.json:

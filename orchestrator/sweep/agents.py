@@ -3,6 +3,8 @@ runas, ssh), as `orch run` does, and closed whatever kind they are."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlmodel import Session
 
 from orchestrator.devices.address import DeviceAddress
@@ -22,6 +24,20 @@ def close_link(link: DeviceLink) -> None:
         close = getattr(part, "close", None)
         if callable(close):
             close()
+
+
+def stop_leftovers(name: str, *, session: Session, device_id: int,
+                   say: Callable[[str], None], dry_run: bool = False) -> list[int]:
+    """Stop the agents of runs the store ended while this phone was away
+    (runner/orphans.py); DeviceError if the phone cannot be reached."""
+    from orchestrator.runner.orphans import stop_left_running
+
+    link = open_phone_link(name, session=session)
+    try:
+        return stop_left_running(link=link, session=session, device_id=device_id, say=say,
+                                 dry_run=dry_run)
+    finally:
+        close_link(link)
 
 
 def stop_agent(name: str, run_dir: str, *, session: Session | None) -> None:

@@ -27,7 +27,7 @@ from orchestrator.devices.resolve import resolve_device
 from orchestrator.errors import DeviceError, RunError, RunInterrupted
 from orchestrator.runner.follow import Progress
 from orchestrator.runner.link import DeviceLink, HealthSample
-from orchestrator.runner.orphans import flag_left_running, stop_left_running
+from orchestrator.runner.orphans import flag_left_running
 from orchestrator.runner.pipeline import Builder, run_experiment, run_queued
 from orchestrator.runner.staging import AGENT_PACKAGE
 from orchestrator.spec import ExperimentSpec
@@ -36,7 +36,7 @@ from orchestrator.store.db import open_session
 from orchestrator.store.public import DevicePublic, RunPublic
 from orchestrator.store.sweep_repo import SweepItemPublic
 from orchestrator.store.tables import utcnow
-from orchestrator.sweep.agents import close_link, open_phone_link, stop_agent
+from orchestrator.sweep.agents import close_link, open_phone_link, stop_agent, stop_leftovers
 from orchestrator.sweep.health import unmet, wait_until_ready
 
 SayFn = Callable[[str, str], None]  # (phone label, text)
@@ -341,11 +341,8 @@ class PhoneWorker(threading.Thread):
 
     def _stop_leftovers(self, s: Session) -> None:
         with contextlib.suppress(DeviceError):  # gone again: its next run stops them
-            link = open_phone_link(self.device.serial, session=s)
-            try:
-                stop_left_running(link=link, session=s, device_id=self.device.id, say=self.say)
-            finally:
-                close_link(link)
+            stop_leftovers(self.device.serial, session=s, device_id=self.device.id,
+                           say=self.say)
 
     def _resumable(self, s: Session, run: RunPublic) -> RunPublic:
         """After the phone came back: a run failed by the lost link is taken up again."""
