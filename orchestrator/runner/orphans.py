@@ -33,12 +33,12 @@ def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | No
     if device_id is None:
         return []
     flagged = session.exec(
-        select(Run.id, Run.status, Run.error, Run.device_run_dir)
+        select(Run.id, Run.status, Run.error, Run.device_run_dir, Run.progress)
         .where(Run.device_id == device_id, col(Run.status).in_(ENDED),
                Run.progress[FLAG].as_boolean())  # type: ignore[index]
     ).all()
     stopped = []
-    for run_id, status, error, run_dir in flagged:
+    for run_id, status, error, run_dir, progress in flagged:
         if run_dir and link.agent_alive(run_dir):
             if not dry_run:
                 link.stop_agent(run_dir)
@@ -47,7 +47,6 @@ def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | No
                 f"({status}: {error or 'ended'}), still running on the phone")
         if dry_run:
             continue
-        progress = repo.get_run(session=session, run_id=run_id).progress
         repo.update_run(session=session, run_id=run_id,
-                        progress={k: v for k, v in progress.items() if k != FLAG})
+                        progress={k: v for k, v in (progress or {}).items() if k != FLAG})
     return stopped
