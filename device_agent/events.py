@@ -44,6 +44,40 @@ def last_seq(path: str) -> tuple[int, bool]:
     return seq, bool(data) and not data.endswith(b"\n")
 
 
+def repair(path: str) -> int:
+    """Keep the valid prefix of an events file; move the rest to `events.discarded`.
+
+    Two agents writing one file at once interleave their lines, and the host's egress guard
+    refuses it from the first line whose seq does not go up. That line and everything after
+    it are moved aside (the agent's own, never read by the host), so a resume goes on from
+    the last checkpoint with a file the guard admits again. Returns the bytes moved aside.
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as f:
+        data = f.read()
+    seq, pos = 0, 0
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break  # a line cut short at the end: EventLog ends it
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            ev = None  # a line cut short by a kill -9, then ended: skipped by the host too
+        if isinstance(ev, dict):
+            s = ev.get("seq")
+            if type(s) is not int or s <= seq:
+                with disk_errors("event log"):
+                    with open(path + ".discarded", "ab") as f:
+                        f.write(data[pos:])
+                    with open(path, "r+b") as f:
+                        f.truncate(pos)
+                return len(data) - pos
+            seq = s
+        pos += len(line)
+    return 0
+
+
 class EventLog:
     """Writes each event as one line (one write call) to the file, then to stdout, flushed."""
 

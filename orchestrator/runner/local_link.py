@@ -140,9 +140,11 @@ class LocalLink:
 
     def agent_alive(self, run_dir: str) -> bool:
         proc = self._procs.get(run_dir)
-        if proc is not None:
-            return proc.poll() is None
-        # An agent launched by an earlier host process: its pid, if it still runs this job.
+        if proc is not None and proc.poll() is None:
+            return True
+        # An agent launched by an earlier host process (or the live agent that refused the
+        # one this link started, which points the pid file back at itself): the pid file's
+        # pid, if it still runs this job.
         pid = self._pid(run_dir)
         if pid is None:
             return False
@@ -159,7 +161,7 @@ class LocalLink:
 
     def stop_agent(self, run_dir: str) -> None:
         proc = self._procs.get(run_dir)
-        pid = proc.pid if proc is not None else self._pid(run_dir)
+        pid = proc.pid if proc is not None and proc.poll() is None else self._pid(run_dir)
         if pid is None or not self.agent_alive(run_dir):
             return
         for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
