@@ -17,14 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlmodel import Session
 
 from orchestrator.errors import DeviceBusy
 from orchestrator.store import lease as store
 from orchestrator.store import repo
-from orchestrator.store.lease import LeasePublic
+from orchestrator.store.lease import (  # noqa: F401  (holder_dead, live_run_ids: re-exported)
+    LeasePublic,
+    holder_dead,
+    is_live,
+    live_run_ids,
+    orphan_hint,
+)
 from orchestrator.store.public import DevicePublic
 
 TTL_S = float(os.environ.get("ORCH_LEASE_TTL_S", "60"))  # a silent holder loses the phone
@@ -35,32 +40,6 @@ REPEAT_S = 60.0  # an unchanged waiting message is repeated this often
 
 def me() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")  # a zombie is dead
-
-
-def holder_dead(holder: str) -> bool:
-    """Is the holder a process of this host that no longer runs? (Others: by expiry.)"""
-    host, _, pid = holder.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
-
-
-def is_live(lease: LeasePublic, now: float | None = None) -> bool:
-    return lease.expires >= (time.time() if now is None else now) and \
-        not holder_dead(lease.holder)
-
-
-def live_run_ids(*, session: Session) -> set[int]:
-    """Runs a live host is following right now (their phone's lease names them)."""
-    now = time.time()
-    return {x.run_id for x in store.all_leases(session=session)
-            if x.run_id is not None and is_live(x, now)}
 
 
 def _left(session: Session, run_id: int) -> str:
@@ -88,6 +67,14 @@ def describe(session: Session, phone: str, held: LeasePublic) -> str:
     what = {"clean": "`orch devices clean`", "doctor": "`orch devices doctor`"}.get(
         held.purpose, f"a {held.purpose} ({held.label})" if held.label else held.purpose)
     return f"{phone} is busy: {what} on {held.holder}"
+
+
+def _interrupt_lapsed(session: Session, run_id: int) -> None:
+    """The phone was taken from a host that stopped while following this run: say so."""
+    run = repo.get_run(session=session, run_id=run_id)
+    if run.status == "running":
+        repo.update_run(session=session, run_id=run_id, status="interrupted",
+                        error=orphan_hint(run_id))
 
 
 @dataclass
@@ -177,10 +164,13 @@ def _acquire(session: Session, device: DevicePublic, purpose: str, label: str,
                      run_id=run_id)
     said, said_at = None, 0.0
     while True:
+        before = store.current(session=session, device_id=device.id)
         held = store.try_acquire(session=session, device_id=device.id, token=token,
                                  holder=me(), purpose=purpose, run_id=run_id, label=label,
                                  now=time.time(), ttl_s=TTL_S, holder_dead=holder_dead)
         if held is None:
+            if before is not None and before.run_id is not None and not is_live(before):
+                _interrupt_lapsed(session, before.run_id)
             return hold
         text = describe(session, device.label, held)
         if not wait:
@@ -197,3 +187,15 @@ def _acquire(session: Session, device: DevicePublic, purpose: str, label: str,
         if should_stop():
             raise DeviceBusy(text + ".", run_id=held.run_id)
         time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def hold_for_command(*, session: Session, serial: str, purpose: str, wait: bool = True,
+                     say: Callable[[str], None] = lambda _t: None) -> Iterator[PhoneHold]:
+    """`orch devices clean` / `doctor`: hold the phone (known to the store by `serial`, or
+    recorded now) while the command works on it, so no run is measured meanwhile."""
+    dev = repo.find_device(session=session, serial=serial) or \
+        repo.upsert_device(session=session, serial=serial)
+    with hold_phone(session=session, device=dev, purpose=purpose, label=purpose, wait=wait,
+                    say=say) as hold:
+        yield hold

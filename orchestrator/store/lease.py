@@ -9,13 +9,19 @@ so comparisons need no database-specific date arithmetic.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel
 
 from orchestrator.store.public import _Public
+
+ORPHANED = "orphaned"  # shown, never stored: a `running` run that no live host follows
 
 
 class PhoneLease(SQLModel, table=True):
@@ -109,3 +115,67 @@ def all_leases(*, session: Session) -> list[LeasePublic]:
     rows = session.execute(select(_TABLE)).mappings().all()
     session.commit()
     return [LeasePublic.model_validate(dict(r)) for r in rows]
+
+
+# ------------------------------------------------------------------ who is alive
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return not Path("/proc/self").exists()  # no /proc (macOS): cannot tell, count it alive
+    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")  # a zombie is dead
+
+
+def holder_dead(holder: str) -> bool:
+    """Is the holder a process of this host that no longer runs? (Others: by expiry.)"""
+    host, _, pid = holder.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+def is_live(lease: LeasePublic, now: float | None = None) -> bool:
+    return lease.expires >= (time.time() if now is None else now) and \
+        not holder_dead(lease.holder)
+
+
+def live_run_ids(*, session: Session) -> set[int]:
+    """Runs a live host is following right now (their phone's lease names them)."""
+    now = time.time()
+    return {x.run_id for x in all_leases(session=session)
+            if x.run_id is not None and is_live(x, now)}
+
+
+def lapsed_run_ids(*, session: Session) -> set[int]:
+    """Runs whose host stopped without letting the phone go: their lease expired (or its
+    process died) and no one took the phone since."""
+    now = time.time()
+    return {x.run_id for x in all_leases(session=session)
+            if x.run_id is not None and not is_live(x, now)}
+
+
+def orphan_hint(run_id: int) -> str:
+    return (f"no host follows it any more (its host stopped); `orch run --resume {run_id}` "
+            "follows it to the end")
+
+
+R = TypeVar("R")
+
+
+def mark_orphans(*, session: Session, runs: Sequence[R]) -> list[R]:
+    """The runs as shown: a `running` one whose lease lapsed is `orphaned`, with the resume
+    command as its error (the stored row is left as it is; the next host to take the phone
+    marks it interrupted)."""
+    if not any(getattr(r, "status", None) == "running" for r in runs):
+        return list(runs)
+    lapsed = lapsed_run_ids(session=session)
+    out = []
+    for r in runs:
+        rid = r.id
+        if r.status == "running" and rid in lapsed:
+            fields = {"status": ORPHANED}
+            if hasattr(r, "error"):
+                fields["error"] = orphan_hint(rid)
+            r = r.model_copy(update=fields)  # type: ignore[attr-defined]
+        out.append(r)
+    return out
