@@ -3,7 +3,7 @@
 A run, a sweep's turn on a phone, `orch devices clean` and the doctor take the lease first;
 whoever finds it taken waits, saying what it waits for, or is refused (`--no-wait`). A
 heartbeat thread keeps the lease while the host works; a host that dies stops renewing it,
-so the lease expires (at once for a dead process on this host). A process holds a phone
+so the lease expires (at once for a dead process on this host). A thread holds a phone
 once: nested holds (a sweep's turn around its run) share the outer lease.
 """
 
@@ -119,7 +119,7 @@ class PhoneHold:
             store.release(session=s, device_id=self.device_id, token=self.token)
 
 
-_held: dict[int, PhoneHold] = {}  # device id → this process's hold
+_held: dict[tuple[int, int], PhoneHold] = {}  # (thread, device id) → that thread's hold
 _held_lock = threading.Lock()
 
 
@@ -131,8 +131,9 @@ def hold_phone(*, session: Session, device: DevicePublic, purpose: str, label: s
                poll_s: float = POLL_S) -> Iterator[PhoneHold]:
     """Hold `device` for the block: wait while another holds it (saying why), or raise
     DeviceBusy at once when `wait` is False."""
+    key = (threading.get_ident(), device.id)
     with _held_lock:
-        outer = _held.get(device.id)
+        outer = _held.get(key)
         if outer is not None:
             outer.depth += 1
     if outer is not None:
@@ -146,13 +147,13 @@ def hold_phone(*, session: Session, device: DevicePublic, purpose: str, label: s
         return
     hold = _acquire(session, device, purpose, label, run_id, wait, say, should_stop, poll_s)
     with _held_lock:
-        _held[device.id] = hold
+        _held[key] = hold
     hold.start()
     try:
         yield hold
     finally:
         with _held_lock:
-            _held.pop(device.id, None)
+            _held.pop(key, None)
         hold.end()
 
 
