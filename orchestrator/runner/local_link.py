@@ -123,6 +123,10 @@ class LocalLink:
         env.update(PYTHONPATH=agent_dir, PYTHONDONTWRITEBYTECODE="1")
         log = open(Path(run_dir) / contract.LOG_FILE, "ab")
         try:
+            if resume:  # the events file is repaired before the host reads it again
+                subprocess.run([self.python, "-m", "device_agent", "repair", run_dir],
+                               cwd=agent_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT, timeout=120)
             proc = subprocess.Popen(cmd, cwd=agent_dir, env=env, stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
