@@ -26,9 +26,23 @@ from orchestrator.store.db import make_engine
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'shared.db'}"
+PG_URL = os.environ.get("ORCH_TEST_PG_URL")  # e.g. postgresql+psycopg://user@host/db
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    """A database file several engines share; PostgreSQL too when ORCH_TEST_PG_URL names
+    one (emptied first)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    if not PG_URL:
+        pytest.skip("no PostgreSQL: set ORCH_TEST_PG_URL")
+    from sqlmodel import SQLModel
+
+    engine = make_engine(PG_URL)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+    return PG_URL
 
 
 def _host(url: str) -> Session:

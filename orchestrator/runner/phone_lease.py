@@ -107,6 +107,10 @@ class PhoneHold:
                         return
 
     def start(self) -> None:
+        url = getattr(self.engine, "url", None)
+        if url is not None and url.get_backend_name() == "sqlite" and \
+                url.database in (None, "", ":memory:"):
+            return  # one connection shared by every thread, and no other process to tell
         self._thread = threading.Thread(target=self._beat, daemon=True,
                                         name=f"lease-{self.device_id}")
         self._thread.start()
