@@ -167,8 +167,8 @@ def _agent_pid(run_dir: str) -> int | None:
 
 def test_two_runs_at_once_take_turns(pixel7, photos, home, undisturbed):
     """Two `orch run` on one phone at once: one trains, the other says what it waits for
-    and starts after it; `--no-wait` meanwhile is refused with exit 5 naming the run.
-    Both end as the undisturbed run does."""
+    and starts after it; `--no-wait` meanwhile (a run, `orch devices clean`) is refused
+    with exit 5 naming the run. Both end as the undisturbed run does."""
     procs = [_orch(*_args(pixel7.serial, photos)) for _ in range(2)]
     holder = None
     deadline = time.monotonic() + 300
@@ -181,10 +181,14 @@ def test_two_runs_at_once_take_turns(pixel7, photos, home, undisturbed):
     refused = subprocess.run([sys.executable, "-m", "orchestrator",
                               *_args(pixel7.serial, photos), "--no-wait"],
                              cwd=REPO, capture_output=True, text=True, timeout=300)
+    clean = subprocess.run([sys.executable, "-m", "orchestrator", "devices", "clean",
+                            pixel7.serial, "--no-wait"],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
     results = [_done(p) for p in procs]
 
     assert refused.returncode == 5, refused.stderr
     assert f"is busy: run {holder} (method2)" in refused.stderr
+    assert clean.returncode == 5 and "is busy: run" in clean.stderr, clean.stderr
     assert [rc for rc, _, _ in results] == [0, 0], [err[-500:] for _, _, err in results]
     runs = [json.loads(out)["runs"][0] for _, out, _ in results]
     first, second = sorted(runs, key=lambda r: r["id"] != holder)
