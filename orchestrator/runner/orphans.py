@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.runner.link import DeviceLink
 from orchestrator.store import repo
+from orchestrator.store.lease import live_run_ids
 from orchestrator.store.tables import Run
 
 DETACHED_CHECKED = 10  # newest open runs of a phone whose agent is looked for
@@ -58,8 +59,6 @@ def detached_agents(*, link: DeviceLink, session: Session,
                     device_id: int | None) -> list[tuple[int, str]]:
     """(run id, variant) of this phone's open runs whose agent still trains while no live
     host follows it (no lease names the run): the phone is busy with them."""
-    from orchestrator.runner.phone_lease import live_run_ids
-
     if device_id is None:
         return []
     rows = session.exec(

@@ -23,16 +23,10 @@ from sqlmodel import Session
 from orchestrator.errors import DeviceBusy
 from orchestrator.store import lease as store
 from orchestrator.store import repo
-from orchestrator.store.lease import (  # noqa: F401  (holder_dead, live_run_ids: re-exported)
-    LeasePublic,
-    holder_dead,
-    is_live,
-    live_run_ids,
-    orphan_hint,
-)
+from orchestrator.store.lease import LeasePublic, holder_dead, is_live, orphan_hint
 from orchestrator.store.public import DevicePublic
 
-TTL_S = float(os.environ.get("ORCH_LEASE_TTL_S", "60"))  # a silent holder loses the phone
+TTL_S = 60.0  # a holder silent this long loses the phone
 HEARTBEAT_S = TTL_S / 4
 POLL_S = 2.0  # a waiting host looks again this often
 REPEAT_S = 60.0  # an unchanged waiting message is repeated this often
