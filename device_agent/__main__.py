@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="print what this runtime has, as JSON")
     args = parser.parse_args(argv)
     if args.command == "repair":
-        from device_agent.run import repair
+        from device_agent.events import repair_folder
 
-        return repair(args.job_dir)
+        return repair_folder(args.job_dir)
     if args.command == "info":
         from device_agent.info import info
 

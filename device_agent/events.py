@@ -78,6 +78,34 @@ def repair(path: str) -> int:
     return 0
 
 
+def repair_folder(run_dir: str) -> int:
+    """`device_agent repair RUN_DIR`: run to its end before a resumed agent is launched, so
+    the host reads a repaired events file from its start. Light (no numpy, no interpreter):
+    a phone starts it in a moment. Refused (EXIT_LOCKED) while an agent lives there."""
+    from device_agent import lock
+    from device_agent.contract import EVENTS_FILE, EXIT_BAD_JOB, EXIT_OK
+    from device_agent.errors import AgentError, RunLocked
+
+    run_dir = os.path.abspath(run_dir)
+    if not os.path.isdir(run_dir):
+        sys.stderr.write("error: the run folder does not exist\n")
+        return EXIT_BAD_JOB
+    try:
+        held = lock.acquire(run_dir)
+    except RunLocked as e:
+        sys.stderr.write(f"error: {e.message}\n")
+        return e.exit_code
+    try:
+        moved = repair(os.path.join(run_dir, EVENTS_FILE))
+    except AgentError as e:
+        sys.stderr.write(f"error: {e.message}\n")
+        return e.exit_code
+    finally:
+        os.close(held)
+    sys.stdout.write(json.dumps({"discarded_bytes": moved}) + "\n")
+    return EXIT_OK
+
+
 class EventLog:
     """Writes each event as one line (one write call) to the file, then to stdout, flushed."""
 

@@ -306,29 +306,6 @@ class Run:
             pass
 
 
-def repair(run_dir: str) -> int:
-    """`repair RUN_DIR`, run to its end before a resumed agent is launched, so the host reads
-    a repaired events file from the start; refused (EXIT_LOCKED) while an agent lives there."""
-    run_dir = os.path.abspath(run_dir)
-    if not os.path.isdir(run_dir):
-        sys.stderr.write("error: the run folder does not exist\n")
-        return EXIT_BAD_JOB
-    try:
-        held = lock.acquire(run_dir)
-    except RunLocked as e:
-        sys.stderr.write(f"error: {e.message}\n")
-        return e.exit_code
-    try:
-        moved = events.repair(os.path.join(run_dir, EVENTS_FILE))
-    except AgentError as e:
-        sys.stderr.write(f"error: {redact(e.message)}\n")
-        return e.exit_code
-    finally:
-        os.close(held)
-    sys.stdout.write(json.dumps({"discarded_bytes": moved}) + "\n")
-    return EXIT_OK
-
-
 def run(run_dir: str, *, resume: bool = False, stdout: TextIO | None = None) -> int:
     """Run the job in `run_dir`; the agent's exit code (device_agent.contract EXIT_*)."""
     run_dir = os.path.abspath(run_dir)

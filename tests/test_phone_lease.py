@@ -201,7 +201,8 @@ def _agent(run_dir: Path, *args: str, **kw) -> subprocess.Popen:
 def test_a_second_agent_in_a_locked_run_folder_refuses(tmp_path):
     """While a live agent holds the run folder's lock, a second agent started there exits
     with EXIT_LOCKED and error code run_locked, touches nothing, and points agent.pid back
-    at the live agent; once that one is gone the folder can be used again."""
+    at the live agent (`repair` is refused too); once that one is gone the folder can be
+    used again."""
     run_dir = tmp_path / "runs" / "12-abcd"
     run_dir.mkdir(parents=True)
     holder = subprocess.Popen(
@@ -220,6 +221,8 @@ def test_a_second_agent_in_a_locked_run_folder_refuses(tmp_path):
         assert f"pid {holder.pid}" in err and "12-abcd" in err
         assert (run_dir / contract.PID_FILE).read_text().strip() == str(holder.pid)
         assert (run_dir / contract.EVENTS_FILE).read_text() == '{"seq":1,"t":1,"kind":"start"}\n'
+        repair = _agent(run_dir, "repair")  # a resume's foreground repair: refused as well
+        assert repair.wait(timeout=60) == contract.EXIT_LOCKED
     finally:
         holder.kill()
         holder.wait()
