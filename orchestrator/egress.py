@@ -440,6 +440,9 @@ class EgressGuard:
         self.last_seq = 0
         self.torn = 0
         self.stream = StreamState()
+        # Byte offset of the first event line whose seq does not go up (two agents wrote the
+        # file at once), once a read was refused for it; runner/recover.py acts on it.
+        self.order_break_at: int | None = None
 
     @property
     def events_path(self) -> str:
@@ -483,11 +486,13 @@ class EgressGuard:
         end = raw.rfind(b"\n") + 1
         events: list[dict] = []
         last, torn = self.last_seq, self.torn
+        start = after = 0  # where the current line begins in `raw`, where the next does
         try:
             if end == 0 and len(raw) >= LINE_MAX:
                 raise _Refusal(f"an event line longer than {LINE_MAX} bytes")
             for n, line in enumerate(raw[:end].splitlines(), start=1):
                 where = f"line {n} after byte {self.events_offset}"
+                start, after = after, after + len(line) + 1
                 if len(line) > LINE_MAX:
                     raise _Refusal(f"{where}: an event line longer than {LINE_MAX} bytes")
                 try:
@@ -498,6 +503,8 @@ class EgressGuard:
                         torn += 1
                         continue
                     raise _Refusal(f"{where}: {r.reason}") from None
+                if isinstance(ev, dict) and type(ev.get("seq")) is int and ev["seq"] <= last:
+                    self.order_break_at = self.events_offset + start
                 try:
                     check_event(ev, self.limits, last)
                     check_stream(ev, self.stream)

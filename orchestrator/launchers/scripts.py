@@ -37,12 +37,17 @@ def start(*, python: str, agent_dir: str, run_dir: str, resume: bool) -> str:
 
     setsid + nohup: the agent leaves the session that started it, so it keeps training when
     the cable is pulled. The background job is one simple command, so `$!` is the agent
-    itself (setsid and nohup exec), not a subshell around it.
+    itself (setsid and nohup exec), not a subshell around it. A resume first repairs the
+    events file in the foreground (`device_agent repair`), so the host never reads it
+    before the repair.
     """
     args = f"-u -m device_agent run {q(run_dir)}" + (" --resume" if resume else "")
     log = q(posixpath.join(run_dir, contract.LOG_FILE))
     pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
-    return (f"cd {q(agent_dir)} || exit 1; PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
+    env = f"PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1"
+    repair = (f"{env} {q(python)} -m device_agent repair {q(run_dir)} >> {log} 2>&1; "
+              if resume else "")
+    return (f"cd {q(agent_dir)} || exit 1; {repair}{env} "
             f"setsid nohup {q(python)} {args} >> {log} 2>&1 < /dev/null & "
             f"echo $! > {pidfile} && echo $!")
 
