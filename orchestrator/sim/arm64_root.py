@@ -1,0 +1,303 @@
+"""The arm64 root of a virtual phone with `arch: arm64`: Debian bookworm for aarch64 (Python,
+numpy, Pillow) from debootstrap, plus one venv per runtime holding that runtime's aarch64
+wheel. Its programs run on this host through qemu-user, which binfmt_misc starts for every
+aarch64 executable. Built once and cached under ~/.cache/orch/arm64/<key>/, keyed by the
+recipe below.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import BuildError, DeviceError
+
+SUITE = "bookworm"
+PACKAGES = ("python3", "python3-venv", "python3-numpy", "python3-pil")
+PYTHON_TAG = "311"  # bookworm's CPython 3.11: the wheels must match it
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+VENVS = "/opt/orch"  # inside the root: /opt/orch/<runtime>/bin/python3
+RECIPE = 1  # bump when the steps below change what they build
+
+
+@dataclass(frozen=True)
+class Wheel:
+    requirement: str
+    platform: str  # the manylinux tag PyPI publishes it under
+    module: str  # what the agent imports
+
+
+# The phone's interpreter, as a profile's `runtime:` names it.
+RUNTIMES = {
+    "litert": Wheel("ai-edge-litert==2.3.0", "manylinux_2_27_aarch64", "ai_edge_litert"),
+    "tflite-runtime-2.20": Wheel("tflite-runtime-nightly==2.20.0.dev20250409",
+                                 "manylinux_2_34_aarch64", "tflite_runtime"),
+}
+
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")  # shipped by qemu-user-static
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+
+# Stages of a build and their share of its time, for a progress bar.
+STAGES = (("debootstrap: download", 30), ("debootstrap: unpack", 25),
+          ("debootstrap: configure", 30), ("runtime wheels", 5), ("venvs", 5), ("check", 5))
+
+Progress = Callable[[int, str], None]  # (percent done, what happens now)
+
+
+def cache_home() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "orch" / "arm64"
+
+
+def recipe() -> dict[str, object]:
+    return {"suite": SUITE, "packages": list(PACKAGES), "python": PYTHON_TAG,
+            "runtimes": {k: [w.requirement, w.platform] for k, w in sorted(RUNTIMES.items())},
+            "recipe": RECIPE}
+
+
+def key() -> str:
+    return hashlib.sha256(json.dumps(recipe(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def root_dir(home: Path | None = None) -> Path:
+    return (home or cache_home()) / key() / "root"
+
+
+def venv_python(runtime: str) -> str:
+    """The runtime's Python, as a path inside the root."""
+    return f"{VENVS}/{runtime}/bin/python3"
+
+
+def is_built(home: Path | None = None) -> bool:
+    return (root_dir(home).parent / "ready").is_file()
+
+
+# ---------------------------------------------------------------- the host's part
+
+
+def native() -> bool:
+    return platform.machine() in ("aarch64", "arm64")
+
+
+def parse_mirror(texts: list[str]) -> str:
+    """The first Debian mirror (not the security archive) in apt sources, one-line
+    (`deb URL SUITE …`) or deb822 (`URIs: URL`); Debian's own when there is none."""
+    for text in texts:
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            m = re.match(r"^(?:deb\s+(?:\[[^\]]*\]\s+)?|URIs:\s*)(\S+)", line)
+            if m and re.search(r"/debian/?$", m.group(1)):
+                return m.group(1).rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def host_mirror() -> str:
+    texts: list[str] = []
+    for p in APT_SOURCES:
+        files = sorted(p.glob("*.sources")) + sorted(p.glob("*.list")) if p.is_dir() else [p]
+        texts += [f.read_text(errors="replace") for f in files if f.is_file()]
+    return parse_mirror(texts)
+
+
+def check_host() -> None:
+    """Raise DeviceError, with how to get it, when this host cannot run aarch64 programs or
+    build the root; mounts binfmt_misc and registers qemu-aarch64 when only that is missing."""
+    if os.geteuid() != 0:
+        raise DeviceError("Building and entering the arm64 root needs root (debootstrap, "
+                          "chroot, binfmt_misc).", hint="Run orch as root (a container, CI).")
+    if shutil.which("debootstrap") is None:
+        raise DeviceError("debootstrap is missing: it builds the arm64 phone's root.",
+                          hint="Install it: `apt-get install debootstrap`.")
+    if native():
+        return
+    interpreter = _qemu_interpreter()
+    if interpreter is None:
+        raise DeviceError("qemu-user-static is missing: it runs the arm64 phone's programs.",
+                          hint="Install it: `apt-get install qemu-user-static`.")
+    if not (BINFMT_DIR / "register").exists():
+        r = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise DeviceError(f"binfmt_misc is not mounted and cannot be "
+                              f"({(r.stderr.strip() or 'mount failed').splitlines()[-1]}).",
+                              hint="Mount it: `mount -t binfmt_misc binfmt_misc "
+                                   "/proc/sys/fs/binfmt_misc` (in a container: a privileged "
+                                   "one, or mount it on the host).")
+    entry = BINFMT_DIR / "qemu-aarch64"
+    if not entry.exists():
+        _register(interpreter)
+    status = entry.read_text()
+    if not status.startswith("enabled"):
+        raise DeviceError("binfmt_misc's qemu-aarch64 entry is disabled.",
+                          hint=f"Enable it: `echo 1 > {entry}`.")
+    flags = re.search(r"^flags:\s*(\S*)", status, re.M)
+    if flags is None or "F" not in flags.group(1):
+        raise DeviceError("binfmt_misc's qemu-aarch64 entry lacks the F flag, so it cannot "
+                          "run programs inside a chroot.",
+                          hint=f"Re-register it: `echo -1 > {entry}`, then "
+                               f"`cat {BINFMT_CONF} > {BINFMT_DIR}/register`.")
+
+
+def _qemu_interpreter() -> str | None:
+    for path in ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P",
+                 shutil.which("qemu-aarch64-static") or ""):
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _register(interpreter: str) -> None:
+    if BINFMT_CONF.is_file():
+        line = BINFMT_CONF.read_text().strip()
+    else:  # Debian's rule (magic and mask of an aarch64 ELF executable), with this interpreter
+        line = (r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00"
+                r"\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff"
+                r"\xff\xff\xff\xff\xfe\xff\xff\xff:" + interpreter + ":OPF")
+    try:
+        (BINFMT_DIR / "register").write_text(line + "\n")
+    except OSError as e:
+        raise DeviceError(f"Cannot register qemu-aarch64 with binfmt_misc: {e.strerror}.",
+                          hint=f"Register it as root: `cat {BINFMT_CONF} > "
+                               f"{BINFMT_DIR}/register`.") from None
+
+
+# ---------------------------------------------------------------- the build
+
+
+def ensure(*, home: Path | None = None, progress: Progress | None = None) -> Path:
+    """The root, built first if needed (one builder at a time; the others wait)."""
+    check_host()
+    root = root_dir(home)
+    if is_built(home):
+        return root
+    root.parent.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent.parent / f"{key()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_built(home):
+            _build(root.parent, progress or (lambda pct, text: None))
+    return root
+
+
+def _build(final: Path, progress: Progress) -> None:
+    work = final.with_name(final.name + ".building")
+    shutil.rmtree(work, ignore_errors=True)  # a build interrupted earlier
+    shutil.rmtree(final, ignore_errors=True)
+    root = work / "root"
+    work.mkdir(parents=True)
+    _debootstrap(root, work / "debootstrap.log", progress)
+    for d in ("data", "storage", "system", "opt/orch"):  # mount points of the phone's view
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "sdcard").symlink_to("/storage/self/primary")
+    for deb in (root / "var/cache/apt/archives").glob("*.deb"):
+        deb.unlink()
+    progress(_done_before(3), "downloading the runtimes' aarch64 wheels")
+    wheels = fetch_wheels(cache_home() / "wheels")
+    progress(_done_before(4), "installing the runtimes into venvs")
+    for name, wheel in RUNTIMES.items():
+        _venv(root, name, wheel, wheels)
+    for name, wheel in RUNTIMES.items():
+        progress(_done_before(5), f"checking {name} under qemu")
+        _check(root, name, wheel)
+    (work / "recipe.json").write_text(json.dumps(recipe(), indent=1))
+    (work / "ready").write_text("")
+    os.replace(work, final)
+    progress(100, "ready")
+
+
+def _done_before(stage: int) -> int:
+    return sum(w for _, w in STAGES[:stage])
+
+
+def _debootstrap(root: Path, log: Path, progress: Progress) -> None:
+    mirror = host_mirror()
+    cmd = ["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+           SUITE, str(root), mirror]
+    stage = 0
+    progress(0, f"debootstrap {SUITE} arm64 from {mirror}")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            text = line.strip()
+            if text.startswith(("I: Extracting", "I: Installing", "I: Unpacking")):
+                stage = max(stage, 1)
+            if text.startswith("I: Configuring"):
+                stage = 2
+            if text.startswith("I: "):
+                progress(_done_before(stage), text[3:])
+        rc = proc.wait()
+    if rc != 0:
+        tail = log.read_text(errors="replace").strip().splitlines() or ["no output"]
+        raise BuildError(f"debootstrap of the arm64 root failed (exit {rc}): {tail[-1][:200]}",
+                         hint=f"Full log: {log}; check the mirror ({mirror}) and the network.")
+
+
+def fetch_wheels(folder: Path) -> Path:
+    """The runtimes' aarch64 wheels, downloaded by the host's pip once (no pip runs inside
+    the root: it has no network)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for wheel in RUNTIMES.values():
+        dist, _, version = wheel.requirement.partition("==")
+        pattern = f"{dist.replace('-', '_')}-{version}-cp{PYTHON_TAG}-*{wheel.platform}.whl"
+        if any(folder.glob(pattern)):
+            continue
+        _pip("download", "--no-deps", *_target_flags(wheel), "-d", str(folder),
+             wheel.requirement, what=f"Downloading {wheel.requirement} for aarch64")
+    return folder
+
+
+def _target_flags(wheel: Wheel) -> list[str]:
+    return ["--only-binary=:all:", "--python-version", PYTHON_TAG, "--implementation", "cp",
+            "--abi", f"cp{PYTHON_TAG}", "--platform", wheel.platform]
+
+
+def _pip(*args: str, what: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BuildError(f"{what} failed (pip exit {r.returncode}): {tail[:200]}",
+                         hint="Check the network to PyPI, then build again: "
+                              "`orch sim image build arm64`.")
+
+
+def _venv(root: Path, name: str, wheel: Wheel, wheels: Path) -> None:
+    """A venv seeing the root's numpy and Pillow; the wheel goes in offline, installed by the
+    host's pip for the phone's platform (pip under qemu would take minutes)."""
+    _chroot(root, "/usr/bin/python3", "-m", "venv", "--system-site-packages", "--without-pip",
+            f"{VENVS}/{name}", what=f"Creating the {name} venv")
+    site = root / VENVS.lstrip("/") / name / "lib" / "python3.11" / "site-packages"
+    _pip("install", "--no-index", "--find-links", str(wheels), "--no-deps",
+         *_target_flags(wheel), "--target", str(site), wheel.requirement,
+         what=f"Installing {wheel.requirement} into the arm64 root")
+
+
+def _check(root: Path, name: str, wheel: Wheel) -> None:
+    probe = (f"import platform, numpy, PIL, {wheel.module}.interpreter; "
+             "print(platform.machine())")
+    out = _chroot(root, venv_python(name), "-c", probe, what=f"Importing {name} in the root")
+    if out.strip() != "aarch64":
+        raise BuildError(f"The arm64 root's Python says it runs on {out.strip()!r}, not aarch64.",
+                         hint="Check binfmt_misc's qemu-aarch64 entry.")
+
+
+def _chroot(root: Path, *argv: str, what: str) -> str:
+    r = subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/"})
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BuildError(f"{what} failed (exit {r.returncode}): {tail[:200]}",
+                         hint="Build again with `orch sim image build arm64`.")
+    return r.stdout

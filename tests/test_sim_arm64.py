@@ -1,0 +1,176 @@
+"""The arm64 virtual phone: the agent's Python, its numpy, Pillow and interpreter wheels and the
+simulated NNAPI library's ctypes binding on the phone's instruction set (aarch64 through
+qemu-user), checked against the same runs on the host's x86-64 phone.
+
+The NNAPI library is the simulated one (a phone's NNAPI driver cannot exist here), cross-
+compiled for aarch64. The root is built once per machine (~/.cache/orch/arm64, minutes) by
+the first test that needs it; the tests skip only where binfmt_misc cannot be had.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sim_fixtures import virtual_phone  # noqa: F401
+
+from orchestrator.datasets.synth import synthesize
+from orchestrator.errors import DeviceError, SpecError
+from orchestrator.sim import arm64_root
+from orchestrator.sim.profile import load_profile, parse_profile
+from orchestrator.sim.system import arm64_python_wrapper
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "experiments" / "paper_table1.yaml"
+TINY = ["--set", "model.alpha=0.25", "--set", "model.input_size=96",
+        "--set", "model.weights=none", "--set", "data.train_per_class=4",
+        "--set", "data.test_per_class=4", "--set", "training.head_epochs=1",
+        "--set", "training.finetune_epochs=1", "--variant", "method2"]
+EM_AARCH64 = 183  # ELF e_machine of an aarch64 object
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_mirror_comes_from_the_hosts_apt_sources():
+    """The first Debian mirror of one-line or deb822 sources; never the security archive."""
+    deb822 = ("Types: deb\n# http://snapshot.debian.org/archive/debian/2025\n"
+              "URIs: http://deb.debian.org/debian-security\n\n"
+              "Types: deb\nURIs: http://ftp.de.debian.org/debian/\nSuites: bookworm\n")
+    one_line = "deb [arch=amd64] http://mirror.example/debian bookworm main\n"
+    assert arm64_root.parse_mirror([deb822]) == "http://ftp.de.debian.org/debian"
+    assert arm64_root.parse_mirror([one_line, deb822]) == "http://mirror.example/debian"
+    assert arm64_root.parse_mirror(["deb http://archive.ubuntu.com/ubuntu jammy main"]) == \
+        arm64_root.DEFAULT_MIRROR
+
+
+def test_the_arm64_profile_and_its_python():
+    """pixel7_arm64 says arm64-v8a and arch arm64; its Python chroots into the arm64 view."""
+    prof, _ = load_profile("pixel7_arm64")
+    assert (prof.arch, prof.runtime, prof.props["ro.product.cpu.abi"]) == (
+        "arm64", "litert", "arm64-v8a")
+    script = arm64_python_wrapper("tflite-runtime-2.20")
+    assert " /arm64 /usr/bin/env --chdir=\"$PWD\" /opt/orch/tflite-runtime-2.20/bin/python3 " \
+        in script
+
+
+def test_arm64_needs_a_root_shell_without_termux():
+    """arch: arm64 with a stock shell user is refused with the field and the reason."""
+    text = Path(load_profile("pixel7_arm64")[1]).read_text() + "shell_user: shell\n"
+    with pytest.raises(SpecError, match="arch: arm64 needs shell_user: root"):
+        parse_profile(text)
+
+
+def test_the_cache_key_follows_the_recipe(monkeypatch):
+    """Another runtime wheel is another root."""
+    before = arm64_root.key()
+    monkeypatch.setitem(arm64_root.RUNTIMES, "litert",
+                        arm64_root.Wheel("ai-edge-litert==2.2.0", "manylinux_2_27_aarch64",
+                                         "ai_edge_litert"))
+    assert arm64_root.key() != before
+
+
+def test_a_host_without_debootstrap_gets_one_line_and_the_fix(monkeypatch):
+    """No debootstrap: a DeviceError (exit 5) that says how to install it."""
+    monkeypatch.setattr(arm64_root.shutil, "which", lambda name: None)
+    monkeypatch.setattr(arm64_root.os, "geteuid", lambda: 0)
+    with pytest.raises(DeviceError) as e:
+        arm64_root.check_host()
+    assert "apt-get install debootstrap" in e.value.one_line()
+    assert int(e.value.exit_code) == 5
+
+
+# ---------------------------------------------------------------- on the arm64 phone
+
+
+@pytest.fixture(scope="module")
+def arm64_ready() -> Path:
+    """The cached arm64 root (built here the first time: several minutes)."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("the arm64 root needs root (debootstrap, chroot, binfmt_misc)")
+    try:
+        arm64_root.check_host()
+    except DeviceError as e:
+        if "binfmt_misc is not mounted and cannot be" in e.message:
+            pytest.skip(f"this machine cannot run aarch64 programs: {e.message}")
+        raise
+    return arm64_root.ensure()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("arm64-photos") / "photos"
+    synthesize(root, per_class=6, size=96, names=["cat", "dog"])
+    return root
+
+
+@pytest.fixture(autouse=True)
+def shared_build_cache(isolated_home, tmp_path_factory) -> None:
+    """Model builds and the simulated NNAPI libraries are shared across the session."""
+    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
+    cache.mkdir(exist_ok=True)
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    (isolated_home / "cache").symlink_to(cache)
+
+
+def orch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_json(serial: str, *extra: str) -> dict:
+    r = orch("run", str(PAPER), "--device", serial, *TINY, *extra, "--format", "json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout)["runs"][0]
+
+
+def losses(run: dict) -> list[float]:
+    return [e[k] for e in run["result"]["epochs"] for k in ("train_loss", "test_loss")]
+
+
+def elf_machine(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[18:20], "little")
+
+
+@pytest.mark.arm64
+def test_doctor_reports_arm64_v8a_and_an_aarch64_python(arm64_ready, virtual_phone):
+    """`orch devices doctor` on pixel7_arm64: ABI arm64-v8a, its Python aarch64, all ✓."""
+    phone = virtual_phone("pixel7_arm64", name="arm64-doctor")
+
+    r = orch("devices", "doctor", phone.serial, "--format", "json", timeout=600)
+
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["ABI"]["detail"] == "arm64-v8a (its Python runs aarch64)"
+    assert checks["TFLite interpreter"]["detail"].startswith("interpreter ai_edge_litert")
+    assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
+
+
+@pytest.mark.arm64
+def test_paper_spec_on_arm64_has_the_losses_of_x86_on_nnapi_and_cpu(arm64_ready, virtual_phone,
+                                                                     photos):
+    """The tiny paper spec on pixel7_arm64, through the aarch64 NNAPI fake and on the CPU,
+    finishes with each epoch's losses within 1e-4 of the same runs on the x86-64 Pixel 7."""
+    arm = virtual_phone("pixel7_arm64", name="arm64-run", photos=photos)
+    x86 = virtual_phone("pixel7", name="x86-run", photos=photos)
+    lib = arm.state_dir / "system" / "lib64" / "libneuralnetworks.so"
+    assert elf_machine(lib) == EM_AARCH64
+
+    arm_nnapi, x86_nnapi = run_json(arm.serial), run_json(x86.serial)
+    arm_cpu, x86_cpu = (run_json(p.serial, "--set", "delegate=cpu") for p in (arm, x86))
+
+    for run in (arm_nnapi, arm_cpu):
+        assert run["status"] == "finished", run
+        assert run["result"]["versions"]["python"].startswith("3.11.")  # bookworm's
+    assert (arm_nnapi["delegate_requested"], arm_nnapi["delegate_used"]) == ("nnapi", "nnapi")
+    info = arm_nnapi["delegate_info"]
+    assert info["device"] == "sim-npu" and info["simulated"] is True, info
+    assert arm_cpu["delegate_used"] == "cpu"
+    assert len(losses(arm_nnapi)) == 4  # one head and one fine-tune epoch, train and test
+    assert losses(arm_nnapi) == pytest.approx(losses(x86_nnapi), abs=1e-4)
+    assert losses(arm_cpu) == pytest.approx(losses(x86_cpu), abs=1e-4)
