@@ -196,6 +196,14 @@ def _build(final: Path, progress: Progress) -> None:
     root = work / "root"
     work.mkdir(parents=True)
     _debootstrap(root, work / "debootstrap.log", progress)
+    _complete(work, progress)
+    os.replace(work, final)
+    progress(100, "ready")
+
+
+def _complete(work: Path, progress: Progress) -> None:
+    """After debootstrap: mount points for the phone's view, the venvs, the check."""
+    root = work / "root"
     for d in ("data", "storage", "system", "opt/orch"):  # mount points of the phone's view
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "sdcard").symlink_to("/storage/self/primary")
@@ -211,8 +219,6 @@ def _build(final: Path, progress: Progress) -> None:
         _check(root, name, wheel)
     (work / "recipe.json").write_text(json.dumps(recipe(), indent=1))
     (work / "ready").write_text("")
-    os.replace(work, final)
-    progress(100, "ready")
 
 
 def _done_before(stage: int) -> int:
@@ -294,7 +300,8 @@ def _check(root: Path, name: str, wheel: Wheel) -> None:
 
 
 def _chroot(root: Path, *argv: str, what: str) -> str:
-    r = subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True,
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    r = subprocess.run([chroot, str(root), *argv], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/"})
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
