@@ -51,7 +51,7 @@ def test_the_arm64_profile_and_its_python():
     """pixel7_arm64 says arm64-v8a and arch arm64; its Python chroots into the arm64 view."""
     prof, _ = load_profile("pixel7_arm64")
     assert (prof.arch, prof.runtime, prof.props["ro.product.cpu.abi"]) == (
-        "arm64", "litert", "arm64-v8a")
+        "arm64", "tflite-runtime-2.20", "arm64-v8a")
     script = arm64_python_wrapper("tflite-runtime-2.20")
     assert " /arm64 /usr/bin/env --chdir=\"$PWD\" /opt/orch/tflite-runtime-2.20/bin/python3 " \
         in script
@@ -105,7 +105,7 @@ def arm64_ready() -> Path:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("arm64-photos") / "photos"
-    synthesize(root, per_class=6, size=96, names=["cat", "dog"])
+    synthesize(root, per_class=8, size=96, names=["cat", "dog"])
     return root
 
 
@@ -147,7 +147,7 @@ def test_doctor_reports_arm64_v8a_and_an_aarch64_python(arm64_ready, virtual_pho
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["ABI"]["detail"] == "arm64-v8a (its Python runs aarch64)"
-    assert checks["TFLite interpreter"]["detail"].startswith("interpreter ai_edge_litert")
+    assert checks["TFLite interpreter"]["detail"].startswith("interpreter tflite_runtime")
     assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
 
 

@@ -28,6 +28,13 @@ PYTHON_TAG = "311"  # bookworm's CPython 3.11: the wheels must match it
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 VENVS = "/opt/orch"  # inside the root: /opt/orch/<runtime>/bin/python3
 RECIPE = 1  # bump when the steps below change what they build
+# The CPU qemu emulates: ARMv8.2-A with dot product and fp16, as the Cortex-X1/A78/A55 of a
+# Pixel 7 (qemu's default, `max`, adds SVE and SME no phone of this class has).
+QEMU_CPU = "cortex-a76"
+CPU_PART = "0xd0b"  # Cortex-A76's MIDR part number, for /proc/cpuinfo
+# What the kernel lists for that CPU (the HWCAPs qemu gives it)
+CPU_FEATURES = ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+                "asimdrdm lrcpc dcpop asimddp")
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,14 @@ def venv_python(runtime: str) -> str:
 
 def is_built(home: Path | None = None) -> bool:
     return (root_dir(home).parent / "ready").is_file()
+
+
+def cpuinfo(cores: int) -> str:
+    """An arm64 kernel's /proc/cpuinfo for the emulated CPU. Under qemu-user the phone would
+    read the host's x86 one, and LiteRT's CPU detection (cpuinfo, for XNNPACK) crashes on it."""
+    return "".join(f"processor\t: {i}\nBogoMIPS\t: 49.15\nFeatures\t: {CPU_FEATURES}\n"
+                   "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\n"
+                   f"CPU part\t: {CPU_PART}\nCPU revision\t: 1\n\n" for i in range(cores))
 
 
 # ---------------------------------------------------------------- the host's part
@@ -302,7 +317,8 @@ def _check(root: Path, name: str, wheel: Wheel) -> None:
 def _chroot(root: Path, *argv: str, what: str) -> str:
     chroot = shutil.which("chroot") or "/usr/sbin/chroot"
     r = subprocess.run([chroot, str(root), *argv], capture_output=True, text=True,
-                       env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/"})
+                       env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/",
+                            "QEMU_CPU": QEMU_CPU})
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
         raise BuildError(f"{what} failed (exit {r.returncode}): {tail[:200]}",

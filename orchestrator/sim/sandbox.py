@@ -18,6 +18,7 @@ from pathlib import Path
 
 HOST_RO = ("usr", "etc")
 ARM64_VIEW = "arm64"  # where an arm64 phone's root is seen, with the phone's own storage
+ARM64_CPUINFO = "etc/sim/cpuinfo"  # inside /system: its /proc/cpuinfo
 HOST_TOP = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # links on merged-/usr hosts
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 
@@ -88,7 +89,8 @@ def build_root(root: Path, *, system: Path, storage: Path, python_dirs: list[str
 def _arm64_view(root: Path, base: Path) -> None:
     """The arm64 root, read-only, with the phone's /data, /storage, /system, /dev, /proc and
     /sys over its own (their mount points were made when it was built), so a Python chrooted
-    there sees the paths and files the phone's shell sees."""
+    there sees the paths and files the phone's shell sees; /proc/cpuinfo describes an arm64
+    CPU, not the host's."""
     view = root / ARM64_VIEW
     view.mkdir()
     _mount("--bind", str(base), str(view))
@@ -98,6 +100,7 @@ def _arm64_view(root: Path, base: Path) -> None:
     for d in ("system", "sys"):
         _mount("--rbind", str(root / d), str(view / d))
         _mount("-o", "remount,bind,ro", str(view / d))
+    _bind(str(root / "system" / ARM64_CPUINFO), view / "proc" / "cpuinfo", ro=True)
 
 
 def _build_dev(dev: Path) -> None:

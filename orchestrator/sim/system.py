@@ -13,10 +13,10 @@ from pathlib import Path
 
 from orchestrator import simnnapi
 from orchestrator.sim import phone_df
-from orchestrator.sim.arm64_root import venv_python
+from orchestrator.sim.arm64_root import QEMU_CPU, cpuinfo, venv_python
 from orchestrator.sim.phone import NNAPI_LIB
 from orchestrator.sim.profile import Profile
-from orchestrator.sim.sandbox import ARM64_VIEW
+from orchestrator.sim.sandbox import ARM64_CPUINFO, ARM64_VIEW
 
 SIM_ETC = "etc/sim"  # inside /system
 AGENT_DEPENDENCIES = ("numpy", "PIL", "ai_edge_litert")
@@ -59,6 +59,7 @@ def arm64_python_wrapper(runtime: str) -> str:
     chroot = shutil.which("chroot") or "/usr/sbin/chroot"
     return ("#!/bin/sh\n# The phone's Python: aarch64 CPython in its arm64 root, through "
             "qemu-user.\n"
+            f"export QEMU_CPU={QEMU_CPU}\n"
             f'exec {chroot} /{ARM64_VIEW} /usr/bin/env --chdir="$PWD" '
             f'{venv_python(runtime)} "$@"\n')
 
@@ -100,6 +101,8 @@ def write_system(system: Path, *, profile: Profile, props: dict[str, str],
     (system / "build.prop").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
     _script(system / "bin" / "getprop", GETPROP)
     _script(system / "bin" / "dumpsys", DUMPSYS)
+    if profile.arch == "arm64":
+        (system / ARM64_CPUINFO).write_text(cpuinfo(os.cpu_count() or 1))
     df_source = Path(phone_df.__file__).read_text()
     _script(system / "bin" / "df", f"#!{sys.executable} -IS\n{df_source}")
     if profile.python and profile.python.startswith("/system/"):
