@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from sim_fixtures import virtual_phone  # noqa: F401
 
+from orchestrator import simnnapi
 from orchestrator.datasets.synth import synthesize
-from orchestrator.errors import DeviceError, SpecError
+from orchestrator.errors import BuildError, DeviceError, SpecError
 from orchestrator.sim import arm64_root
 from orchestrator.sim.profile import load_profile, parse_profile
 from orchestrator.sim.system import arm64_python_wrapper
@@ -83,6 +84,15 @@ def test_a_host_without_debootstrap_gets_one_line_and_the_fix(monkeypatch):
     assert int(e.value.exit_code) == 5
 
 
+def test_no_cross_compiler_names_the_package(monkeypatch, tmp_path):
+    """Without aarch64-linux-gnu-gcc the aarch64 NNAPI library says which package to install."""
+    monkeypatch.setenv("CC_AARCH64", "no-such-aarch64-gcc")
+    with pytest.raises(BuildError) as e:
+        simnnapi.build_library(tmp_path, arch="arm64")
+    assert "for arm64" in e.value.message
+    assert "apt-get install gcc-aarch64-linux-gnu" in e.value.one_line()
+
+
 # ---------------------------------------------------------------- on the arm64 phone
 
 
@@ -135,6 +145,17 @@ def losses(run: dict) -> list[float]:
 
 def elf_machine(path: Path) -> int:
     return int.from_bytes(path.read_bytes()[18:20], "little")
+
+
+@pytest.mark.arm64
+def test_image_build_finds_the_cached_root(arm64_ready):
+    """`orch sim image build arm64` after the first build: the same root, nothing rebuilt."""
+    r = orch("sim", "image", "build", "arm64", "--format", "json", timeout=120)
+
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["root"], out["cached"]) == (str(arm64_ready), True)
+    assert out["runtimes"] == ["litert", "tflite-runtime-2.20"]
 
 
 @pytest.mark.arm64

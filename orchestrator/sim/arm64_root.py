@@ -125,13 +125,14 @@ def host_mirror() -> str:
     return parse_mirror(texts)
 
 
-def check_host() -> None:
-    """Raise DeviceError, with how to get it, when this host cannot run aarch64 programs or
-    build the root; mounts binfmt_misc and registers qemu-aarch64 when only that is missing."""
+def check_host(*, build: bool = True) -> None:
+    """Raise DeviceError, with how to get it, when this host cannot run aarch64 programs (or,
+    with `build`, build the root); mounts binfmt_misc and registers qemu-aarch64 when only
+    that is missing."""
     if os.geteuid() != 0:
         raise DeviceError("Building and entering the arm64 root needs root (debootstrap, "
                           "chroot, binfmt_misc).", hint="Run orch as root (a container, CI).")
-    if shutil.which("debootstrap") is None:
+    if build and shutil.which("debootstrap") is None:
         raise DeviceError("debootstrap is missing: it builds the arm64 phone's root.",
                           hint="Install it: `apt-get install debootstrap`.")
     if native():
@@ -192,7 +193,7 @@ def _register(interpreter: str) -> None:
 
 def ensure(*, home: Path | None = None, progress: Progress | None = None) -> Path:
     """The root, built first if needed (one builder at a time; the others wait)."""
-    check_host()
+    check_host(build=not is_built(home))
     root = root_dir(home)
     if is_built(home):
         return root
