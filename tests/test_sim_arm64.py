@@ -84,6 +84,24 @@ def test_a_host_without_debootstrap_gets_one_line_and_the_fix(monkeypatch):
     assert int(e.value.exit_code) == 5
 
 
+def test_a_host_refusing_binfmt_misc_is_told_how_to_mount_it(monkeypatch, tmp_path):
+    """binfmt_misc unmounted and `mount` refused: one line that the tests read as a machine
+    that cannot run aarch64 programs, with the mount command."""
+    import subprocess as sp
+
+    monkeypatch.setattr(arm64_root.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(arm64_root, "native", lambda: False)
+    monkeypatch.setattr(arm64_root, "_qemu_interpreter", lambda: "/usr/bin/qemu-aarch64-static")
+    monkeypatch.setattr(arm64_root, "BINFMT_DIR", tmp_path / "binfmt_misc")
+    monkeypatch.setattr(arm64_root.subprocess, "run", lambda *a, **k: sp.CompletedProcess(
+        a[0], 32, "", "mount: permission denied"))
+    with pytest.raises(DeviceError) as e:
+        arm64_root.check_host(build=False)
+    assert e.value.message.startswith(arm64_root.BINFMT_REFUSED)
+    assert "permission denied" in e.value.message
+    assert "mount -t binfmt_misc binfmt_misc" in e.value.hint
+
+
 def test_no_cross_compiler_names_the_package(monkeypatch, tmp_path):
     """Without aarch64-linux-gnu-gcc the aarch64 NNAPI library says which package to install."""
     monkeypatch.setenv("CC_AARCH64", "no-such-aarch64-gcc")
@@ -106,7 +124,7 @@ def arm64_ready() -> Path:
     try:
         arm64_root.check_host()
     except DeviceError as e:
-        if "binfmt_misc is not mounted and cannot be" in e.message:
+        if e.message.startswith(arm64_root.BINFMT_REFUSED):
             pytest.skip(f"this machine cannot run aarch64 programs: {e.message}")
         raise
     return arm64_root.ensure()

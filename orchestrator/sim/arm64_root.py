@@ -53,6 +53,9 @@ RUNTIMES = {
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")  # shipped by qemu-user-static
+# How the errors begin where the kernel or the container refuses binfmt_misc (nothing to
+# install then: the machine cannot run aarch64 programs).
+BINFMT_REFUSED = ("binfmt_misc is not mounted and cannot be", "Cannot register qemu-aarch64")
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 
 # Stages of a build and their share of its time, for a progress bar.
