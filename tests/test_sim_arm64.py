@@ -48,6 +48,19 @@ def test_mirror_comes_from_the_hosts_apt_sources():
         arm64_root.DEFAULT_MIRROR
 
 
+def test_debootstrap_progress_rises_through_its_stages():
+    """Percent done climbs with retrieved, unpacked and configured packages, never back."""
+    lines = ([f"I: Retrieving p{i} 1.0" for i in range(10)] + ["I: Validating p0 1.0"]
+             + [f"I: Extracting p{i}..." for i in range(5)]
+             + [f"I: Unpacking p{i}..." for i in range(10)]
+             + [f"I: Configuring p{i}..." for i in range(10)])
+    meter = arm64_root.DebootstrapMeter()
+    pcts = [meter.feed(line) for line in lines]
+    assert pcts == sorted(pcts)
+    assert pcts[15] == arm64_root._done_before(1) + 8  # 5 of 15 unpacking steps
+    assert pcts[-1] == arm64_root._done_before(3)
+
+
 def test_the_arm64_profile_and_its_python():
     """pixel7_arm64 says arm64-v8a and arch arm64; its Python chroots into the arm64 view."""
     prof, _ = load_profile("pixel7_arm64")

@@ -244,11 +244,39 @@ def _done_before(stage: int) -> int:
     return sum(w for _, w in STAGES[:stage])
 
 
+class DebootstrapMeter:
+    """Percent of the debootstrap stages done, from its `I:` lines: packages retrieved (against
+    the usual count), then extracted and unpacked, then configured (against the count
+    retrieved)."""
+
+    USUAL_PACKAGES = 160  # bookworm minbase with PACKAGES
+
+    def __init__(self) -> None:
+        self.retrieved = 0
+        self.unpacked = 0
+        self.configured = 0
+
+    def feed(self, line: str) -> int:
+        word = line[3:].split(" ", 1)[0] if line.startswith("I: ") else ""
+        if word == "Retrieving":
+            self.retrieved += 1
+        elif word in ("Extracting", "Unpacking"):
+            self.unpacked += 1
+        elif word == "Configuring":
+            self.configured += 1
+        n = max(self.retrieved, 1)
+        if self.configured:
+            return _done_before(2) + int(STAGES[2][1] * min(self.configured / n, 1))
+        if self.unpacked:  # most packages are extracted and then unpacked
+            return _done_before(1) + int(STAGES[1][1] * min(self.unpacked / (1.5 * n), 1))
+        return int(STAGES[0][1] * min(self.retrieved / self.USUAL_PACKAGES, 1))
+
+
 def _debootstrap(root: Path, log: Path, progress: Progress) -> None:
     mirror = host_mirror()
     cmd = ["debootstrap", "--arch=arm64", "--variant=minbase", f"--include={','.join(PACKAGES)}",
            SUITE, str(root), mirror]
-    stage = 0
+    meter = DebootstrapMeter()
     progress(0, f"debootstrap {SUITE} arm64 from {mirror}")
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -256,12 +284,9 @@ def _debootstrap(root: Path, log: Path, progress: Progress) -> None:
         for line in proc.stdout:
             out.write(line)
             text = line.strip()
-            if text.startswith(("I: Extracting", "I: Installing", "I: Unpacking")):
-                stage = max(stage, 1)
-            if text.startswith("I: Configuring"):
-                stage = 2
+            pct = meter.feed(text)
             if text.startswith("I: "):
-                progress(_done_before(stage), text[3:])
+                progress(pct, text[3:])
         rc = proc.wait()
     if rc != 0:
         tail = log.read_text(errors="replace").strip().splitlines() or ["no output"]
