@@ -32,9 +32,9 @@ RECIPE = 1  # bump when the steps below change what they build
 # Pixel 7 (qemu's default, `max`, adds SVE and SME no phone of this class has).
 QEMU_CPU = "cortex-a76"
 CPU_PART = "0xd0b"  # Cortex-A76's MIDR part number, for /proc/cpuinfo
-# What the kernel lists for that CPU (the HWCAPs qemu gives it)
-CPU_FEATURES = ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
-                "asimdrdm lrcpc dcpop asimddp")
+# What the kernel lists for that CPU: the HWCAPs qemu gives it (AT_HWCAP 0x119ffb)
+CPU_FEATURES = ("fp asimd aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc "
+                "dcpop asimddp")
 
 
 @dataclass(frozen=True)
