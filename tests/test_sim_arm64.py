@@ -20,7 +20,7 @@ from sim_fixtures import virtual_phone  # noqa: F401
 from orchestrator import simnnapi
 from orchestrator.datasets.synth import synthesize
 from orchestrator.errors import BuildError, DeviceError, SpecError
-from orchestrator.sim import arm64_root
+from orchestrator.sim import arm64_root, binfmt
 from orchestrator.sim.profile import load_profile, parse_profile
 from orchestrator.sim.system import arm64_python_wrapper
 
@@ -102,15 +102,14 @@ def test_a_host_refusing_binfmt_misc_is_told_how_to_mount_it(monkeypatch, tmp_pa
     that cannot run aarch64 programs, with the mount command."""
     import subprocess as sp
 
-    monkeypatch.setattr(arm64_root.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(arm64_root, "native", lambda: False)
-    monkeypatch.setattr(arm64_root, "_qemu_interpreter", lambda: "/usr/bin/qemu-aarch64-static")
-    monkeypatch.setattr(arm64_root, "BINFMT_DIR", tmp_path / "binfmt_misc")
-    monkeypatch.setattr(arm64_root.subprocess, "run", lambda *a, **k: sp.CompletedProcess(
+    monkeypatch.setattr(binfmt, "native", lambda: False)
+    monkeypatch.setattr(binfmt, "_qemu_interpreter", lambda: "/usr/bin/qemu-aarch64-static")
+    monkeypatch.setattr(binfmt, "BINFMT_DIR", tmp_path / "binfmt_misc")
+    monkeypatch.setattr(binfmt.subprocess, "run", lambda *a, **k: sp.CompletedProcess(
         a[0], 32, "", "mount: permission denied"))
     with pytest.raises(DeviceError) as e:
-        arm64_root.check_host(build=False)
-    assert e.value.message.startswith(arm64_root.BINFMT_REFUSED)
+        binfmt.ensure_aarch64()
+    assert e.value.message.startswith(binfmt.BINFMT_REFUSED)
     assert "permission denied" in e.value.message
     assert "mount -t binfmt_misc binfmt_misc" in e.value.hint
 
@@ -137,7 +136,7 @@ def arm64_ready() -> Path:
     try:
         arm64_root.check_host()
     except DeviceError as e:
-        if e.message.startswith(arm64_root.BINFMT_REFUSED):
+        if e.message.startswith(binfmt.BINFMT_REFUSED):
             pytest.skip(f"this machine cannot run aarch64 programs: {e.message}")
         raise
     return arm64_root.ensure()

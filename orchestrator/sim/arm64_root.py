@@ -11,7 +11,6 @@ import fcntl
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import BuildError, DeviceError
+from orchestrator.sim import binfmt
 
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "python3-numpy", "python3-pil")
@@ -51,11 +51,6 @@ RUNTIMES = {
                                  "manylinux_2_34_aarch64", "tflite_runtime"),
 }
 
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
-BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")  # shipped by qemu-user-static
-# How the errors begin where the kernel or the container refuses binfmt_misc (nothing to
-# install then: the machine cannot run aarch64 programs).
-BINFMT_REFUSED = ("binfmt_misc is not mounted and cannot be", "Cannot register qemu-aarch64")
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 
 # Stages of a build and their share of its time, for a progress bar.
@@ -104,10 +99,6 @@ def cpuinfo(cores: int) -> str:
 # ---------------------------------------------------------------- the host's part
 
 
-def native() -> bool:
-    return platform.machine() in ("aarch64", "arm64")
-
-
 def parse_mirror(texts: list[str]) -> str:
     """The first Debian mirror (not the security archive) in apt sources, one-line
     (`deb URL SUITE …`) or deb822 (`URIs: URL`); Debian's own when there is none."""
@@ -130,65 +121,14 @@ def host_mirror() -> str:
 
 def check_host(*, build: bool = True) -> None:
     """Raise DeviceError, with how to get it, when this host cannot run aarch64 programs (or,
-    with `build`, build the root); mounts binfmt_misc and registers qemu-aarch64 when only
-    that is missing."""
+    with `build`, build the root)."""
     if os.geteuid() != 0:
         raise DeviceError("Building and entering the arm64 root needs root (debootstrap, "
                           "chroot, binfmt_misc).", hint="Run orch as root (a container, CI).")
     if build and shutil.which("debootstrap") is None:
         raise DeviceError("debootstrap is missing: it builds the arm64 phone's root.",
                           hint="Install it: `apt-get install debootstrap`.")
-    if native():
-        return
-    interpreter = _qemu_interpreter()
-    if interpreter is None:
-        raise DeviceError("qemu-user-static is missing: it runs the arm64 phone's programs.",
-                          hint="Install it: `apt-get install qemu-user-static`.")
-    if not (BINFMT_DIR / "register").exists():
-        r = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise DeviceError(f"binfmt_misc is not mounted and cannot be "
-                              f"({(r.stderr.strip() or 'mount failed').splitlines()[-1]}).",
-                              hint="Mount it: `mount -t binfmt_misc binfmt_misc "
-                                   "/proc/sys/fs/binfmt_misc` (in a container: a privileged "
-                                   "one, or mount it on the host).")
-    entry = BINFMT_DIR / "qemu-aarch64"
-    if not entry.exists():
-        _register(interpreter)
-    status = entry.read_text()
-    if not status.startswith("enabled"):
-        raise DeviceError("binfmt_misc's qemu-aarch64 entry is disabled.",
-                          hint=f"Enable it: `echo 1 > {entry}`.")
-    flags = re.search(r"^flags:\s*(\S*)", status, re.M)
-    if flags is None or "F" not in flags.group(1):
-        raise DeviceError("binfmt_misc's qemu-aarch64 entry lacks the F flag, so it cannot "
-                          "run programs inside a chroot.",
-                          hint=f"Re-register it: `echo -1 > {entry}`, then "
-                               f"`cat {BINFMT_CONF} > {BINFMT_DIR}/register`.")
-
-
-def _qemu_interpreter() -> str | None:
-    for path in ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P",
-                 shutil.which("qemu-aarch64-static") or ""):
-        if path and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def _register(interpreter: str) -> None:
-    if BINFMT_CONF.is_file():
-        line = BINFMT_CONF.read_text().strip()
-    else:  # Debian's rule (magic and mask of an aarch64 ELF executable), with this interpreter
-        line = (r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00"
-                r"\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff"
-                r"\xff\xff\xff\xff\xfe\xff\xff\xff:" + interpreter + ":OPF")
-    try:
-        (BINFMT_DIR / "register").write_text(line + "\n")
-    except OSError as e:
-        raise DeviceError(f"Cannot register qemu-aarch64 with binfmt_misc: {e.strerror}.",
-                          hint=f"Register it as root: `cat {BINFMT_CONF} > "
-                               f"{BINFMT_DIR}/register`.") from None
+    binfmt.ensure_aarch64()
 
 
 # ---------------------------------------------------------------- the build
