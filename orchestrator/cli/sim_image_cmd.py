@@ -17,7 +17,7 @@ ARCHES = ("arm64",)
 
 
 class BuildDisplay:
-    """Progress of a root build on stderr: a bar on a terminal, a line per stage otherwise.
+    """Progress of a root build on stderr: a bar on a terminal, a line per tenth otherwise.
     Shows nothing until a build reports (a cached root starts silently)."""
 
     def __init__(self, out: Console) -> None:
@@ -43,7 +43,7 @@ class BuildDisplay:
             self._bar.start()
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=pct, note=text[:60])
-        elif pct != self._last:
+        elif pct // 10 != self._last // 10:  # a line per tenth, for logs
             self.out.print(f"arm64 root: {pct:3d} % {text}")
         self._last = pct
 
