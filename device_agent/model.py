@@ -34,7 +34,10 @@ class TrainModel:
         self.state_names = list(meta.get("state_names") or [])
 
     def _run(self, sig: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        return self._runners[sig](**inputs)
+        runner = self._runners[sig]
+        if any(np.ndim(v) == 0 for v in inputs.values()) and _is_plain_runner(runner):
+            return _call_keeping_scalars(runner, inputs)
+        return runner(**inputs)
 
     @staticmethod
     def _one(out: dict[str, np.ndarray], name: str) -> np.ndarray:
@@ -81,3 +84,25 @@ class TrainModel:
 
     def reset_optimizer(self) -> None:
         self._run("reset_optimizer")
+
+
+def _is_plain_runner(runner: Any) -> bool:
+    return all(hasattr(runner, a) for a in ("_interpreter_wrapper", "_inputs", "_outputs",
+                                            "_subgraph_index"))
+
+
+def _call_keeping_scalars(runner: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """SignatureRunner's call without resizing scalar inputs (their shape cannot change):
+    ai-edge-litert 2.3's aarch64 build crashes resizing a tensor to shape () (a memset of -4
+    bytes in InterpreterWrapper::ResizeInputTensor), which every train step's `lr` is."""
+    w, index, sub = runner._interpreter_wrapper, runner._inputs, runner._subgraph_index
+    if set(inputs) != set(index):
+        raise ValueError(f"inputs {sorted(inputs)} are not the signature's {sorted(index)}")
+    for name, value in inputs.items():
+        if np.ndim(value):
+            w.ResizeInputTensor(index[name], np.array(value.shape, dtype=np.int32), False, sub)
+    w.AllocateTensors(sub)
+    for name, value in inputs.items():
+        w.SetTensor(index[name], value, sub)
+    w.Invoke(sub)
+    return {name: w.GetTensor(i, sub) for name, i in runner._outputs}

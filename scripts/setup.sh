@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything orch needs on a fresh Debian machine: the adb server, Chromium (for the
-# dashboard's browser tests), a C compiler (the simulated NNAPI library), and orch itself.
+# dashboard's browser tests), a C compiler (the simulated NNAPI library), qemu-user, debootstrap
+# and an aarch64 cross compiler (the arm64 virtual phone), and orch itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,9 @@ need_apt=()
 command -v adb >/dev/null 2>&1 || need_apt+=(adb)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+[ -x /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || need_apt+=(qemu-user-static)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

@@ -7,9 +7,18 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.common import FormatOption, OutputFormat, console, print_json, print_table
+from orchestrator.cli import sim_image_cmd
+from orchestrator.cli.common import (
+    FormatOption,
+    OutputFormat,
+    console,
+    err_console,
+    print_json,
+    print_table,
+)
 
 app = typer.Typer(help="Virtual phones that speak the adb protocol.", no_args_is_help=True)
+app.add_typer(sim_image_cmd.app, name="image")
 
 FaultOption = Annotated[
     list[str] | None,
@@ -36,8 +45,9 @@ def start(
     from orchestrator.sim import manager
     from orchestrator.sim.faults import parse_assignments
 
-    phone = manager.start_phone(profile=profile, name=name, port=port, photos=photos,
-                                faults=parse_assignments(fault or []))
+    with sim_image_cmd.BuildDisplay(err_console) as show:  # an arm64 phone's first start
+        phone = manager.start_phone(profile=profile, name=name, port=port, photos=photos,
+                                    faults=parse_assignments(fault or []), progress=show)
     if fmt is OutputFormat.json:
         print_json(phone.to_public())
         return

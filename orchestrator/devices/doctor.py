@@ -29,7 +29,7 @@ MIN_PYTHON = (3, 9)
 # Run with the phone's Python when `device_agent info` is unavailable: which modules import.
 PROBE = (
     "import importlib, json, platform\n"
-    "r = {'python': platform.python_version()}\n"
+    "r = {'python': platform.python_version(), 'machine': platform.machine()}\n"
     "for m in ('numpy', 'PIL', 'ai_edge_litert', 'tflite_runtime'):\n"
     "    try:\n"
     "        r[m] = getattr(importlib.import_module(m), '__version__', 'present')\n"
@@ -209,7 +209,8 @@ def parse_runtime(text: str) -> dict[str, Any]:
     if interp is None:
         interp = next((m for m in ("ai_edge_litert", "tflite_runtime") if raw.get(m)), None)
     nnapi = (raw.get("delegates") or {}).get("nnapi") or {}
-    return {"python": raw.get("python"), "numpy": raw.get("numpy"),
+    machine = raw.get("machine") or (raw.get("platform") or {}).get("machine")
+    return {"python": raw.get("python"), "machine": machine, "numpy": raw.get("numpy"),
             "pillow": raw.get("pillow") or raw.get("PIL"), "interpreter": interp,
             "agent": raw.get("agent_version") or raw.get("agent"),
             "nnapi_available": nnapi.get("available"), "nnapi_reason": nnapi.get("reason")}

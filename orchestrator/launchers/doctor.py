@@ -91,7 +91,7 @@ def diagnose(address: DeviceAddress, *, session: Session | None = None,
         from orchestrator.runner.adb_link import AdbLink
 
         ctx = gather(AdbLink(phone), session=session)
-        diag.results = [check_abi(ctx.facts, termux=False),
+        diag.results = [check_abi(ctx.facts, termux=False, machine=ctx.runtime.get("machine")),
                         check_android(ctx.facts, termux=False), *run_checks(ctx)]
     else:
         diag.results = termux_results(phone, chosen, session)

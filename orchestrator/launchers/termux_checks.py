@@ -28,13 +28,16 @@ class TermuxContext:
     sshd: str | None = "not tried"  # None: reachable with orch's key; else why not
 
 
-def check_abi(facts: DeviceFacts, *, termux: bool) -> CheckResult:
+def check_abi(facts: DeviceFacts, *, termux: bool, machine: str | None = None) -> CheckResult:
+    """The phone's ABI, and the instruction set its Python reports (`machine`), when known:
+    a virtual phone may run the host's."""
     abi = facts.abi or "unknown"
     if termux and abi not in TERMUX_ABIS:
         return CheckResult(name="ABI", ok=False, detail=abi,
                            fix=f"Termux has packages for {', '.join(TERMUX_ABIS)} only: use "
                                "another phone.")
-    return CheckResult(name="ABI", ok=True, detail=abi)
+    return CheckResult(name="ABI", ok=True,
+                       detail=abi + (f" (its Python runs {machine})" if machine else ""))
 
 
 def check_android(facts: DeviceFacts, *, termux: bool) -> CheckResult:

@@ -98,6 +98,7 @@ class Daemon:
         self.profile = Profile.model_validate(config["profile"])
         self.profile_file = Path(config["profile_file"]) if config.get("profile_file") else None
         self.port: int = int(config.get("port") or 0)
+        self.arm64_root = Path(config["arm64_root"]) if config.get("arm64_root") else None
         self.phone = Phone(name=self.name, profile=self.profile,
                            faults=Faults.model_validate(config.get("faults") or {}))
         self.stop = threading.Event()
@@ -125,7 +126,7 @@ class Daemon:
         self._listener = listen(self.port)
         self.port = self._listener.getsockname()[1]
         build_root(self.state_dir / "rootfs", system=self.state_dir / "system",
-                   storage=storage, python_dirs=python_dirs()[0])
+                   storage=storage, python_dirs=python_dirs()[0], arm64_root=self.arm64_root)
         enter_root(self.state_dir / "rootfs")
         apps.boot(self.phone)
         if self.phone.faults().offline:  # unplugged from the start: keep the port, refuse

@@ -33,6 +33,8 @@ from orchestrator.sim.profile import load_profile
 if TYPE_CHECKING:
     from adbutils import AdbDevice
 
+    from orchestrator.sim.arm64_root import Progress
+
 CONFIG_FILE = "phone.json"
 STATE_FILE = "state.json"
 LOG_FILE = "phone.log"
@@ -167,14 +169,16 @@ def copy_gallery(photos: Path, storage: Path) -> int:
 def start_phone(*, profile: str | Path = "pixel7", name: str | None = None, port: int = 0,
                 photos: Path | None = None, faults: dict[str, Any] | None = None,
                 home: Path | None = None, connect: bool = True, tethered: bool = False,
-                timeout: float = 20.0) -> SimPhone:
+                timeout: float = 20.0, progress: Progress | None = None) -> SimPhone:
     """Start a phone in the background and (by default) connect the adb server to it.
 
     A `tethered` phone stops by itself when this process ends, however it ends (tests use
-    this so a killed test run leaves no phone behind).
+    this so a killed test run leaves no phone behind). An arm64 phone's root is built first
+    when it is not cached yet (minutes; `progress` hears how it goes).
     """
     _require_privileges()
     prof, prof_file = load_profile(profile)
+    arm64_root = _prepare_arm64(prof.nnapi_lib, progress) if prof.arch == "arm64" else None
     name = name or prof.id
     if not _NAME.match(name):
         raise DeviceError(f"Bad phone name {name!r}.", hint="Use letters, digits, '.', '_', '-'.")
@@ -191,7 +195,8 @@ def start_phone(*, profile: str | Path = "pixel7", name: str | None = None, port
     start_faults = make_faults(prof.faults, faults or {})
     (state_dir / CONFIG_FILE).write_text(json.dumps({
         "name": name, "profile": prof.model_dump(mode="json"), "profile_file": str(prof_file),
-        "port": port, "faults": start_faults.model_dump(mode="json")}, indent=1))
+        "port": port, "faults": start_faults.model_dump(mode="json"),
+        "arm64_root": str(arm64_root) if arm64_root else None}, indent=1))
     write_control(state_dir, start_faults)
     if photos is not None:
         copy_gallery(Path(photos), state_dir / "storage")
@@ -212,6 +217,19 @@ def start_phone(*, profile: str | Path = "pixel7", name: str | None = None, port
             stop_phone(name, home=home, disconnect=True)
             raise
     return phone
+
+
+def _prepare_arm64(nnapi_lib: str | None, progress: Progress | None) -> Path:
+    """The cached arm64 root (built when missing) and, before the daemon needs it, the
+    aarch64 build of the simulated NNAPI library."""
+    from orchestrator import simnnapi
+    from orchestrator.settings import get_settings
+    from orchestrator.sim import arm64_root
+
+    root = arm64_root.ensure(progress=progress)
+    if nnapi_lib == simnnapi.SIMULATED:
+        simnnapi.build_library(get_settings().cache_dir / "simnnapi", arch="arm64")
+    return root
 
 
 def _launch(state_dir: Path, tether: int | None) -> subprocess.Popen[bytes]:

@@ -82,6 +82,10 @@ class Profile(_Strict):
     # kernel then refuses it what Android refuses it, e.g. an app's private folder).
     shell_user: Literal["root", "shell"] = "root"
     settings: dict[str, str] = Field(default_factory=dict)  # `settings get global` at power-on
+    # The phone's Python: the host's (`host`), or aarch64 CPython in a Debian arm64 root run
+    # through qemu-user (`arm64`, orchestrator/sim/arm64_root.py).
+    arch: Literal["host", "arm64"] = "host"
+    runtime: Literal["litert", "tflite-runtime-2.20"] = "litert"  # the phone's interpreter
     faults: Faults = Faults()
 
     @field_validator("props", mode="before")
@@ -104,6 +108,9 @@ class Profile(_Strict):
         missing = [k for k in REQUIRED_PROPS if not self.props.get(k)]
         if missing:
             raise ValueError(f"props lack {', '.join(missing)}")
+        if self.arch == "arm64" and (self.termux is not None or self.shell_user != "root"):
+            raise ValueError("arch: arm64 needs shell_user: root and no termux (its Python "
+                             "enters the arm64 root with chroot)")
         return self
 
     @property

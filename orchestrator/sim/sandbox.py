@@ -17,6 +17,8 @@ import subprocess
 from pathlib import Path
 
 HOST_RO = ("usr", "etc")
+ARM64_VIEW = "arm64"  # where an arm64 phone's root is seen, with the phone's own storage
+ARM64_CPUINFO = "etc/sim/cpuinfo"  # inside /system: its /proc/cpuinfo
 HOST_TOP = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # links on merged-/usr hosts
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 
@@ -46,8 +48,10 @@ def _covered(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def build_root(root: Path, *, system: Path, storage: Path, python_dirs: list[str]) -> None:
-    """Mount the phone's root at `root` (call only in a private mount namespace)."""
+def build_root(root: Path, *, system: Path, storage: Path, python_dirs: list[str],
+               arm64_root: Path | None = None) -> None:
+    """Mount the phone's root at `root` (call only in a private mount namespace); with
+    `arm64_root`, also its view at /arm64, where the phone's Python runs."""
     root.mkdir(parents=True, exist_ok=True)
     _mount("-t", "tmpfs", "-o", "mode=0755,size=16m", "phone-root", str(root))
     bound = [f"/{d}" for d in HOST_RO]
@@ -77,7 +81,26 @@ def build_root(root: Path, *, system: Path, storage: Path, python_dirs: list[str
     (root / "sdcard").symlink_to("/storage/self/primary")
     for d in ("vendor", "product", "apex", "mnt", "odm"):
         (root / d).mkdir(exist_ok=True)
+    if arm64_root is not None:
+        _arm64_view(root, arm64_root)
     _mount("-o", "remount,bind,ro", str(root))
+
+
+def _arm64_view(root: Path, base: Path) -> None:
+    """The arm64 root, read-only, with the phone's /data, /storage, /system, /dev, /proc and
+    /sys over its own (their mount points were made when it was built), so a Python chrooted
+    there sees the paths and files the phone's shell sees; /proc/cpuinfo describes an arm64
+    CPU, not the host's."""
+    view = root / ARM64_VIEW
+    view.mkdir()
+    _mount("--bind", str(base), str(view))
+    _mount("-o", "remount,bind,ro", str(view))
+    for d in ("dev", "proc", "storage", "data"):
+        _mount("--rbind", str(root / d), str(view / d))
+    for d in ("system", "sys"):
+        _mount("--rbind", str(root / d), str(view / d))
+        _mount("-o", "remount,bind,ro", str(view / d))
+    _bind(str(root / "system" / ARM64_CPUINFO), view / "proc" / "cpuinfo", ro=True)
 
 
 def _build_dev(dev: Path) -> None:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from orchestrator import simnnapi
 from orchestrator.sim import phone_df
+from orchestrator.sim.arm64_root import QEMU_CPU, cpuinfo, venv_python
 from orchestrator.sim.phone import NNAPI_LIB
 from orchestrator.sim.profile import Profile
+from orchestrator.sim.sandbox import ARM64_CPUINFO, ARM64_VIEW
 
 SIM_ETC = "etc/sim"  # inside /system
 AGENT_DEPENDENCIES = ("numpy", "PIL", "ai_edge_litert")
@@ -51,6 +53,23 @@ def python_wrapper(extra_path: list[str]) -> str:
             f'{env}exec {sys.executable} "$@"\n')
 
 
+def arm64_python_wrapper(runtime: str) -> str:
+    """The aarch64 Python: chroot into the phone's view of its arm64 root (same /data, /sdcard,
+    /system, /proc), keep the working folder, and let binfmt_misc hand it to qemu-user."""
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    return ("#!/bin/sh\n# The phone's Python: aarch64 CPython in its arm64 root, through "
+            "qemu-user.\n"
+            f"export QEMU_CPU={QEMU_CPU}\n"
+            f'exec {chroot} /{ARM64_VIEW} /usr/bin/env --chdir="$PWD" '
+            f'{venv_python(runtime)} "$@"\n')
+
+
+def phone_python(profile: Profile) -> str:
+    if profile.arch == "arm64":
+        return arm64_python_wrapper(profile.runtime)
+    return python_wrapper(python_dirs()[1])
+
+
 def python_dirs() -> tuple[list[str], list[str]]:
     """(folders the phone must see for the host's Python, extra folders for its sys.path).
 
@@ -82,13 +101,14 @@ def write_system(system: Path, *, profile: Profile, props: dict[str, str],
     (system / "build.prop").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
     _script(system / "bin" / "getprop", GETPROP)
     _script(system / "bin" / "dumpsys", DUMPSYS)
+    if profile.arch == "arm64":
+        (system / ARM64_CPUINFO).write_text(cpuinfo(os.cpu_count() or 1))
     df_source = Path(phone_df.__file__).read_text()
     _script(system / "bin" / "df", f"#!{sys.executable} -IS\n{df_source}")
     if profile.python and profile.python.startswith("/system/"):
-        _, extra = python_dirs()
         target = system / profile.python.removeprefix("/system/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        _script(target, python_wrapper(extra))
+        _script(target, phone_python(profile))
     if profile.nnapi_lib:
         src = Path(profile.nnapi_lib)
         if not src.is_absolute() and profile_file is not None:
@@ -96,7 +116,8 @@ def write_system(system: Path, *, profile: Profile, props: dict[str, str],
         if profile.nnapi_lib == simnnapi.SIMULATED:  # orchestrator/simnnapi, compiled once
             from orchestrator.settings import get_settings
 
-            src = simnnapi.build_library(get_settings().cache_dir / "simnnapi")
+            src = simnnapi.build_library(get_settings().cache_dir / "simnnapi",
+                                         arch=profile.arch)
         lib = system / NNAPI_LIB.removeprefix("/system/")
         lib.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, lib)
@@ -114,7 +135,7 @@ def write_storage_python(storage: Path, profile: Profile) -> None:
     else:
         raise ValueError(f"python path {profile.python} must be under /system, /data or /sdcard")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _script(target, python_wrapper(python_dirs()[1]))
+    _script(target, phone_python(profile))
 
 
 def _script(path: Path, text: str) -> None:
