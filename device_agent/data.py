@@ -121,14 +121,16 @@ _SKIP_FIELD = {None: "corrupt", decoding.CORRUPT: "corrupt", decoding.TOO_LARGE:
 def _too_few(listing: ClassListing, counts: SampleCounts, k: int, train: int,
              test: int) -> DataProblem:
     n, bad = len(listing.files), counts.skipped(k)
-    why = [f"{x} {label}" for x, label in ((counts.too_large[k], "too large"),
-                                           (counts.unsupported[k], "in unsupported formats"))
-           if x]
-    detail = f" ({', '.join(why)})" if why else ""
+    if counts.too_large[k] or counts.unsupported[k]:
+        why = ", ".join(f"{x} {label}" for x, label in (
+            (counts.corrupt[k], "corrupt"), (counts.too_large[k], "too large"),
+            (counts.unsupported[k], "in unsupported formats")) if x)
+        what = f"were skipped ({why})"
+    else:
+        what = "could not be decoded"
     return DataProblem(
-        f"class {listing.name!r}: {bad} of its {n} files could not be decoded{detail}, "
-        f"leaving {n - bad} images; {train + test} needed ({train} train + {test} test)",
-        code="too_few_images")
+        f"class {listing.name!r}: {bad} of its {n} files {what}, leaving {n - bad} images; "
+        f"{train + test} needed ({train} train + {test} test)", code="too_few_images")
 
 
 def iter_samples(
