@@ -20,7 +20,8 @@ the trunk) against `exact` (Keras's load_img, one image at a time), in the paper
    size a 12 MP photo is scaled to at 1/8), and the paper's protocol (alpha 0.25 ImageNet
    weights) runs with both paths for both variants: accuracy within how many points.
 
-    python bench/bench_decode.py [--photos 40] [--write] [--out bench/out/decode.json]
+    python bench/bench_decode.py [--photos 40] [--exact-sample 100,500] [--write]
+        [--out bench/out/decode.json] [--from JSON]
 
 Photo sets are written once under ~/.cache/orch/bench/ and reused (a photo is a function of
 the seed, its class and its index).
@@ -155,7 +156,15 @@ def main() -> None:
                     "every photo whole: on a busy 2-core host the full sample takes long)")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "decode.json")
+    ap.add_argument("--from", dest="from_", type=Path, metavar="JSON",
+                    help="render (and --write) the figures of an earlier run's --out file")
     args = ap.parse_args()
+    if args.from_:
+        text = render(json.loads(args.from_.read_text()))
+        print(text)
+        if args.write:
+            replace_section(REPO / "BENCHMARKS.md", HEADING, text)
+        return
     exact_sample = tuple(int(x) for x in args.exact_sample.split(","))
     started = datetime.now(UTC)
     res: dict = {"started": started.isoformat(timespec="minutes"), "load": [load()],
