@@ -46,7 +46,7 @@ from report import cpu_model, replace_section  # bench/ is the script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("ORCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 CACHE = Path.home() / ".cache" / "orch" / "bench"
 TRAIN, TEST, SEED, SIZE = 100, 500, 0, 160
 HEADING = "## Photo decoding: 12 MP camera photos"
@@ -158,6 +158,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "decode.json")
     ap.add_argument("--from", dest="from_", type=Path, metavar="JSON",
                     help="render (and --write) the figures of an earlier run's --out file")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the parts already in --out, measure only the missing ones")
     args = ap.parse_args()
     if args.from_:
         text = render(json.loads(args.from_.read_text()))
@@ -170,19 +172,23 @@ def main() -> None:
     res: dict = {"started": started.isoformat(timespec="minutes"), "load": [load()],
                  "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(),
                              "python": platform.python_version()}}
+    if args.resume and args.out.is_file():
+        res = json.loads(args.out.read_text())
+        res["load"].append(load())
     t0 = time.perf_counter()
     cam = camera_set(TRAIN + TEST)
-    res["synth_seconds"] = time.perf_counter() - t0
+    res.setdefault("synth_seconds", time.perf_counter() - t0)
     files = sorted(cam.glob("*/*.jpg"))
     res["camera_mb"] = statistics.median(p.stat().st_size for p in files) / 1e6
     res["tagged"] = sum(1 for p in files if _tag(p) != 1)
     res["files"] = len(files)
     step = max(1, len(files) // args.photos)
-    res["per_image"] = per_image(files[::step][: args.photos])
+    if "per_image" not in res:
+        res["per_image"] = per_image(files[::step][: args.photos])
     res["load"].append(load())
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        res["camera_runs"] = {
+        res["camera_runs"] = res.get("camera_runs") or {
             "fast": orch_run(f"device:{cam}", home, decode_mode="fast", alpha=1.0,
                              weights="none"),
             "exact": orch_run(f"device:{cam}", home, decode_mode="exact", alpha=1.0,
