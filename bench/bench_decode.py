@@ -172,8 +172,11 @@ def main() -> None:
     res: dict = {"started": started.isoformat(timespec="minutes"), "load": [load()],
                  "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(),
                              "python": platform.python_version()}}
+    res["command"] = "python bench/bench_decode.py " + " ".join(sys.argv[1:])
     if args.resume and args.out.is_file():
+        command = f"{json.loads(args.out.read_text()).get('command')}, then {res['command']}"
         res = json.loads(args.out.read_text())
+        res["command"] = command
         res["load"].append(load())
     t0 = time.perf_counter()
     cam = camera_set(TRAIN + TEST)
@@ -240,7 +243,8 @@ def render(res: dict) -> str:
     images = 2 * (TRAIN + TEST)
     lines = [
         HEADING, "",
-        f"`python bench/bench_decode.py --write`: {res['started'][:16].replace('T', ' ')} UTC, "
+        f"`{res.get('command', 'python bench/bench_decode.py --write')}`: "
+        f"{res['started'][:16].replace('T', ' ')} UTC, "
         f"{m['cpus']} cores (`nproc`), {m['cpu']}, Python {m['python']}; one repetition; "
         f"load average {min(res['load']):.1f}–{max(res['load']):.1f} during the run (the "
         "machine is shared with other work, so wall times carry contention; CPU times "
@@ -347,7 +351,11 @@ EXPLANATION = (
     "agent process's whole resident set (VmHWM: interpreter, models, decode buffers and the "
     "pages of its memory-mapped feature cache it has read): method 2's trunk ends at layer B, "
     "10×10×512 floats per photo at alpha 1.0, so its 1,200 cached feature maps alone are "
-    "246 MB of file pages (the kernel may drop them; method 1's pooled vectors are 5 MB).")
+    "246 MB of file pages (the kernel may drop them; method 1's pooled vectors are 5 MB). "
+    "The accuracies come from one run each: method 2's fine-tuning moves with small input "
+    "differences (on identical pixels the agent and its Keras twin differ by 1.2 points, "
+    "section \"Paper protocol: agent vs Keras\"), so telling a systematic loss of `fast` "
+    "from that spread needs repetitions.")
 
 
 if __name__ == "__main__":
