@@ -139,7 +139,8 @@ def main() -> None:
                        meta=str(m.meta_path), data_root=str(root), classes=classes,
                        train_per_class=args.per_class, test_per_class=args.per_class, seed=0,
                        batch_size=4, head_epochs=args.epochs, finetune_epochs=args.epochs,
-                       lr=1e-3, finetune_lr=1e-4, threads=args.threads)
+                       lr=1e-3, finetune_lr=1e-4, threads=args.threads,
+                       decode="exact", orientation="ignore")  # the uncached side's decode
         runs: dict[str, list[dict]] = {"cached": [], "uncached": []}
         for rep in range(args.reps):  # alternate, never at the same time
             runs["cached"].append(run_agent(job, tmp / f"run{rep}"))

@@ -6,8 +6,8 @@ train + 500 test images per class sampled with seed 0, MobileNet V1 alpha 0.25 I
 weights, input 160, batch 4, Adam; method 1 = head only (GAP → Dropout 0.2 → Dense), 10
 epochs at 1e-3; method 2 = the same head phase, then 10 epochs from conv_pw_11 (layer B) up
 at 1e-4. Both sides evaluate the test set after every epoch and report the last epoch's
-test accuracy. The Keras twin uses the agent's own sampling and decoding, so both see the
-same images.
+test accuracy. The Keras twin uses the agent's own sampling and decoding (the `exact`
+path, Keras's load_img, without EXIF orientation), so both see the same images.
 
     python bench/bench_agent_vs_keras.py [--reps 3] [--out bench/out/agent_vs_keras.json]
 
@@ -45,6 +45,8 @@ def run_agent(data: Path, weights: Path, home: Path) -> dict:
     cmd = [sys.executable, "-m", "orchestrator", "run", "experiments/paper_table1.yaml",
            "--device", "local", "--set", f"data.source=host:{data}",
            "--set", "model.alpha=0.25", "--set", f"model.weights={weights}",
+           # Keras's own decoding, as the twin below: both sides see the same pixels.
+           "--set", "data.decode=exact", "--set", "data.orientation=ignore",
            "--format", "json"]
     env = {**os.environ, "ORCH_HOME": str(home)}
     env.pop("ORCH_DB", None)

@@ -102,9 +102,11 @@ def _finished_run(s: Session, rng: random.Random, exp_id: int, variant: str, dev
         "timing": timing, "peak_memory_mb": round(rng.uniform(180, 420), 1),
         "delegate": {"requested": "nnapi", "used": used, "reason": reason},
         "versions": {"agent": "0.1.0", "interpreter": "ai_edge_litert 2.3", "python": "3.11"},
-        "counts": {"train": 200, "test": 1000, "skipped_corrupt": 0,
+        "counts": {"train": 200, "test": 1000, "skipped_corrupt": 0, "skipped_too_large": 0,
+                   "skipped_unsupported": 3,
                    "per_class_train": {"cat": 100, "dog": 100},
                    "per_class_test": {"cat": 500, "dog": 500}},
+        "data": {"decode": "fast", "orientation": "exif", "max_pixels": 50_000_000},
     }
     run = repo.create_run(
         session=s, experiment_id=exp_id, variant=variant, device_id=dev.id,

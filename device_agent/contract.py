@@ -43,7 +43,8 @@ EGRESS_ALLOWED = {EVENTS_FILE: 4 * 1024 * 1024, RESULT_FILE: 256 * 1024}
 #   run_key: str                       unique per run (host's run id + a nonce)
 #   experiment, variant: str
 #   models: {frozen, train, meta, nnapi_plan|null}   absolute paths on the device
-#   data: {root, classes: [..], train_per_class, test_per_class, seed}
+#   data: {root, classes: [..], train_per_class, test_per_class, seed,
+#          decode: fast|exact, orientation: exif|ignore, max_pixels: int}
 #   training: {batch_size, head_epochs, finetune_epochs, lr, finetune_lr}
 #   delegate: {requested: nnapi|gpu|xnnpack|cpu, nnapi_device|null, fp16: bool,
 #              allow_reference: bool}
@@ -97,14 +98,18 @@ EVENT_KINDS = ("start", "stage", "delegate", "epoch", "checkpoint", "done", "err
 # result.json (aggregate metrics only: no file names, no per-image data)
 RESULT_KEYS = (
     "schema", "run_key", "status", "accuracy", "per_class_accuracy", "epochs", "timing",
-    "peak_memory_mb", "delegate", "versions", "counts", "phases",
+    "peak_memory_mb", "delegate", "versions", "counts", "phases", "data",
 )
 # epochs: [{phase, epoch, train_loss, train_acc, test_loss, test_acc, seconds}]
 # timing: {decode, features, train, eval, total} seconds, train_per_epoch: [..]
-#   (the agent also reports embed and checkpoint seconds)
+#   (the agent also reports embed and checkpoint seconds; decode is the time the feature
+#   pass waited for decoded images, features the trunk's: decoding ahead on other cores
+#   overlaps the trunk and is not counted twice)
 # delegate: {requested, used, reason, info}
 # versions: {agent, interpreter, python, numpy}
-# counts: {train, test, skipped_corrupt, per_class_train, per_class_test}  (numbers only)
+# counts: {train, test, skipped_corrupt, skipped_too_large, skipped_unsupported,
+#          per_class_train, per_class_test}  (numbers only)
+# data: {decode: fast|exact, orientation: exif|ignore, max_pixels: int}  as the job asked
 # phases: {head: {epochs, ran}, finetune: {epochs, ran, skipped: str|null}}  epochs planned
 #   and run per phase; head-only builds (method 1) skip the fine-tune phase and say why.
 # status: finished | cancelled | failed (the reason of a failure is the `error` event)

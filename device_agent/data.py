@@ -1,15 +1,18 @@
 """Images on the device: class folders, deterministic per-class sampling, decoding.
 
-Preprocessing (the same as Keras's `tf.keras.utils.load_img(path, target_size=(S, S))`, which
-the host uses): PIL decodes the whole file, converts it to RGB if it is not, and resizes the
-whole image (no crop, aspect ratio not kept, EXIF orientation not applied) to S×S with
-bilinear filtering; values stay 0…255 float32 (the frozen model scales them itself).
+Decoding (device_agent.decode): `exact` is Keras's `tf.keras.utils.load_img(path,
+target_size=(S, S))`, which the host uses: PIL decodes the whole file, converts it to RGB and
+resizes the whole image (no crop, aspect ratio not kept) to S×S with bilinear filtering;
+`fast` lets a JPEG's DCT scale it down first. Values stay 0…255 float32 (the frozen model
+scales them itself). EXIF orientation is applied unless the job says `ignore`.
 
 Sampling: each class folder's files (hidden ones aside) are listed and sorted by name,
 permuted by a numpy Generator seeded with (seed, class index), and read in that order:
 the first `train_per_class` images that decode are the training set, the next
-`test_per_class` the test set. Files that do not decode (corrupt, or not images at all)
-are skipped, counted, and replaced by the next ones in the order.
+`test_per_class` the test set. Files that are skipped (corrupt or not images at all, in a
+format other than JPEG/PNG, or larger than the pixel budget) are counted by reason and
+replaced by the next ones in the order. With several decode workers the files are decoded
+ahead, in that order, and taken in that order: the sample is the same as with one.
 
 Nothing here lets a file name or a path out: errors give class names and counts only.
 """
@@ -17,13 +20,15 @@ Nothing here lets a file name or a path out: errors give class names and counts 
 from __future__ import annotations
 
 import os
-import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
+from device_agent import decode as decoding
+from device_agent.decode_pool import DecodePool
 from device_agent.errors import DataProblem
 
 
@@ -41,11 +46,18 @@ class SampleCounts:
     train: list[int] = field(default_factory=list)
     test: list[int] = field(default_factory=list)
     corrupt: list[int] = field(default_factory=list)
+    too_large: list[int] = field(default_factory=list)
+    unsupported: list[int] = field(default_factory=list)
+
+    def skipped(self, k: int) -> int:
+        return self.corrupt[k] + self.too_large[k] + self.unsupported[k]
 
     def as_dict(self) -> dict[str, object]:
         return {
             "train": sum(self.train), "test": sum(self.test),
             "skipped_corrupt": sum(self.corrupt),
+            "skipped_too_large": sum(self.too_large),
+            "skipped_unsupported": sum(self.unsupported),
             "per_class_train": {c: self.train[i] for i, c in enumerate(self.classes)},
             "per_class_test": {c: self.test[i] for i, c in enumerate(self.classes)},
         }
@@ -90,17 +102,9 @@ def sample_order(n: int, seed: int, class_index: int) -> np.ndarray:
 
 
 def decode_image(path: str, size: int) -> np.ndarray | None:
-    """RGB float32 [size, size, 3] in 0…255, or None when the file is not a readable image."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                rgb = im if im.mode == "RGB" else im.convert("RGB")
-                if rgb.size != (size, size):
-                    rgb = rgb.resize((size, size), Image.BILINEAR)
-                return np.asarray(rgb, dtype=np.float32)
-    except Exception:  # any failure of a file to decode means: skip it and count it
-        return None
+    """The `exact` decode without orientation (Keras's load_img), or None when skipped."""
+    out = decoding.decode_photo(path, size, mode=decoding.EXACT, orient=decoding.IGNORE)
+    return None if isinstance(out, str) else out
 
 
 @dataclass
@@ -110,35 +114,76 @@ class Sample:
     pixels: np.ndarray
 
 
+_SKIP_FIELD = {None: "corrupt", decoding.CORRUPT: "corrupt", decoding.TOO_LARGE: "too_large",
+               decoding.UNSUPPORTED: "unsupported"}
+
+
+def _too_few(listing: ClassListing, counts: SampleCounts, k: int, train: int,
+             test: int) -> DataProblem:
+    n, bad = len(listing.files), counts.skipped(k)
+    if counts.too_large[k] or counts.unsupported[k]:
+        why = ", ".join(f"{x} {label}" for x, label in (
+            (counts.corrupt[k], "corrupt"), (counts.too_large[k], "too large"),
+            (counts.unsupported[k], "in unsupported formats")) if x)
+        what = f"were skipped ({why})"
+    else:
+        what = "could not be decoded"
+    return DataProblem(
+        f"class {listing.name!r}: {bad} of its {n} files {what}, leaving {n - bad} images; "
+        f"{train + test} needed ({train} train + {test} test)", code="too_few_images")
+
+
 def iter_samples(
     listings: list[ClassListing], *, train: int, test: int, seed: int, size: int,
-    counts: SampleCounts, decode: Callable[[str, int], np.ndarray | None] = decode_image,
+    counts: SampleCounts,
+    decode: Callable[[str, int], np.ndarray | str | None] = decode_image,
+    pool: DecodePool | None = None,
 ) -> Iterator[Sample]:
     """Decode each class's sample in its seeded order, refilling from later files if some fail.
 
     Yields `train` then `test` samples per class, class by class; updates `counts` as it goes.
-    Raises DataProblem (before that class's last sample) if too few of its files decode.
+    `decode` answers pixels, None (corrupt) or one of decode.SKIPS; a `pool` runs it ahead on
+    its workers (no more files than the classes still need). Raises DataProblem (before that
+    class's last sample) if too few of its files decode.
     """
-    for k, listing in enumerate(listings):
-        order = sample_order(len(listing.files), seed, k)
-        counts.train.append(0)
-        counts.test.append(0)
-        counts.corrupt.append(0)
-        pos = 0
-        for split, want in (("train", train), ("test", test)):
-            got = 0
-            while got < want:
-                if pos >= len(order):
-                    bad = counts.corrupt[k]
-                    raise DataProblem(
-                        f"class {listing.name!r}: {bad} of its {len(order)} files could not be "
-                        f"decoded, leaving {len(order) - bad} images; {train + test} needed "
-                        f"({train} train + {test} test)", code="too_few_images")
-                pixels = decode(listing.files[order[pos]], size)
-                pos += 1
-                if pixels is None:
-                    counts.corrupt[k] += 1
-                    continue
-                got += 1
-                getattr(counts, split)[k] += 1
-                yield Sample(split, k, pixels)
+    pool = pool or DecodePool(decode, 1)
+    need = train + test
+    orders = [sample_order(len(x.files), seed, k) for k, x in enumerate(listings)]
+    for name in ("train", "test", "corrupt", "too_large", "unsupported"):
+        getattr(counts, name).extend([0] * len(listings))
+    got = [0] * len(listings)
+    pos = [0] * len(listings)
+    flying: list[deque[Future]] = [deque() for _ in listings]
+
+    def top_up(first: int) -> None:
+        # Keep up to pool.ahead decodes going, this class's files first, then the next ones'.
+        # The class being read may always have one decode going, even with the window full.
+        for j in range(first, len(listings)):
+            while ((sum(map(len, flying)) < pool.ahead or (j == first and not flying[j]))
+                   and got[j] + len(flying[j]) < need and pos[j] < len(orders[j])):
+                flying[j].append(pool.submit(listings[j].files[orders[j][pos[j]]], size))
+                pos[j] += 1
+            if sum(map(len, flying)) >= pool.ahead:
+                return
+
+    try:
+        for k, listing in enumerate(listings):
+            for split, want in (("train", train), ("test", test)):
+                done = 0
+                while done < want:
+                    top_up(k)
+                    if not flying[k]:
+                        raise _too_few(listing, counts, k, train, test)
+                    pixels = flying[k].popleft().result()
+                    if pixels is None or isinstance(pixels, str):
+                        field_ = getattr(counts, _SKIP_FIELD.get(pixels, "corrupt"))
+                        field_[k] += 1
+                        continue
+                    done += 1
+                    got[k] += 1
+                    getattr(counts, split)[k] += 1
+                    yield Sample(split, k, pixels)
+    finally:
+        for q in flying:
+            for f in q:
+                f.cancel()

@@ -1,5 +1,8 @@
 """Decode the sampled images and run the frozen trunk ONCE per image; cache the features.
 
+Decoding runs ahead on its own threads (decode_pool) for the job's `fast` path, so the trunk
+starts on the first decoded image while the next ones decode on the other cores.
+
 cache/ (agent-private, never leaves the phone) holds train_x.npy / test_x.npy (float32
 features, memory-mapped when read), train_y.npy / test_y.npy (labels), and manifest.json,
 written last, which makes the cache valid for the job that made it (its digest), with the
@@ -19,7 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from device_agent import data, trunk
+from device_agent import data, decode_pool, trunk
 from device_agent.errors import BadJob, Cancelled
 from device_agent.events import EventLog
 from device_agent.fsio import atomic_open, disk_errors, read_json, write_json_atomic
@@ -104,7 +107,7 @@ def extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: E
         # A few of the run's own images, for the NNAPI runner to check itself against the CPU.
         counts = data.SampleCounts(list(d["classes"]))
         it = data.iter_samples(listings[:1], train=n, test=0, seed=d["seed"], size=size,
-                               counts=counts)
+                               counts=counts, pool=_pool(d, size, workers=1))
         with contextlib.suppress(Exception):
             return [s.pixels for s in it]
         return []
@@ -115,6 +118,12 @@ def extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: E
         return _extract(job, meta, cache_dir, events, should_stop, listings, run_trunk)
     finally:
         run_trunk.close()
+
+
+def _pool(d: dict[str, Any], size: int, workers: int | None = None) -> decode_pool.DecodePool:
+    """The decode pool of the job's data section (its decode path, orientation, budget)."""
+    return decode_pool.photo_pool(size, mode=d["decode"], orient=d["orientation"],
+                                  max_pixels=d["max_pixels"], workers=workers)
 
 
 def _extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: EventLog,
@@ -128,14 +137,6 @@ def _extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: 
     counts = data.SampleCounts(list(d["classes"]))
     labels: dict[str, list[int]] = {"train": [], "test": []}
     timing = {"decode": 0.0, "features": 0.0}
-
-    def timed_decode(path: str, sz: int) -> np.ndarray | None:
-        t0 = time.perf_counter()
-        try:
-            return data.decode_image(path, sz)
-        finally:
-            timing["decode"] += time.perf_counter() - t0
-
     total, done, last = n_train + n_test, 0, 0.0
     events.emit("stage", stage="features", done=0, total=total)
     with contextlib.ExitStack() as stack:
@@ -145,9 +146,17 @@ def _extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: 
             "test": _NpyStream(stack.enter_context(atomic_open(
                 os.path.join(cache_dir, "test_x.npy"), "feature cache")), (n_test, *fshape)),
         }
-        for s in data.iter_samples(listings, train=d["train_per_class"],
-                                   test=d["test_per_class"], seed=d["seed"], size=size,
-                                   counts=counts, decode=timed_decode):
+        pool = stack.enter_context(_pool(d, size))
+        samples = data.iter_samples(listings, train=d["train_per_class"],
+                                    test=d["test_per_class"], seed=d["seed"], size=size,
+                                    counts=counts, pool=pool)
+        stack.callback(samples.close)  # closed before the pool: pending decodes are dropped
+        while True:
+            t0 = time.perf_counter()  # waiting for the next decoded image: decode time
+            s = next(samples, None)
+            timing["decode"] += time.perf_counter() - t0
+            if s is None:
+                break
             if should_stop():
                 raise Cancelled("cancelled while extracting features")
             t0 = time.perf_counter()

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from device_agent.contract import JOB_FILE, JOB_KEYS, JOB_SCHEMA
+from device_agent.decode import DECODE_MODES, DEFAULT_MAX_PIXELS, ORIENTATIONS
 from device_agent.errors import BadJob
 from device_agent.fsio import read_json, write_json_atomic
 
@@ -24,7 +25,8 @@ _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "models": {"frozen": (str, False), "train": (str, False), "meta": (str, False),
                "nnapi_plan": (str, True)},
     "data": {"root": (str, False), "classes": (list, False), "train_per_class": (int, False),
-             "test_per_class": (int, False), "seed": (int, False)},
+             "test_per_class": (int, False), "seed": (int, False), "decode": (str, False),
+             "orientation": (str, False), "max_pixels": (int, False)},
     "training": {"batch_size": (int, False), "head_epochs": (int, False),
                  "finetune_epochs": (int, False), "lr": ((int, float), False),
                  "finetune_lr": ((int, float), False)},
@@ -54,6 +56,9 @@ def make_job(
     train_per_class: int,
     test_per_class: int,
     seed: int = 0,
+    decode: str = "fast",
+    orientation: str = "exif",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     batch_size: int,
     head_epochs: int,
     finetune_epochs: int,
@@ -75,7 +80,8 @@ def make_job(
         "models": {"frozen": frozen, "train": train, "meta": meta, "nnapi_plan": nnapi_plan},
         "data": {"root": data_root, "classes": list(classes),
                  "train_per_class": train_per_class, "test_per_class": test_per_class,
-                 "seed": seed},
+                 "seed": seed, "decode": decode, "orientation": orientation,
+                 "max_pixels": max_pixels},
         "training": {"batch_size": batch_size, "head_epochs": head_epochs,
                      "finetune_epochs": finetune_epochs, "lr": float(lr),
                      "finetune_lr": float(finetune_lr)},
@@ -146,6 +152,12 @@ def _check_values(job: dict[str, Any]) -> list[str]:
     for key in ("train_per_class", "test_per_class"):
         if data[key] < 1:
             p.append(f"data.{key} must be ≥ 1")
+    if data["decode"] not in DECODE_MODES:
+        p.append(f"data.decode must be one of {', '.join(DECODE_MODES)}")
+    if data["orientation"] not in ORIENTATIONS:
+        p.append(f"data.orientation must be one of {', '.join(ORIENTATIONS)}")
+    if data["max_pixels"] < 1:
+        p.append("data.max_pixels must be ≥ 1")
     if tr["batch_size"] < 1:
         p.append("training.batch_size must be ≥ 1")
     for key in ("head_epochs", "finetune_epochs"):

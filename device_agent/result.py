@@ -11,8 +11,17 @@ from device_agent.events import clean
 from device_agent.fsio import write_json_atomic
 
 
-def peak_memory_mb() -> float | None:
-    """Peak resident memory of this process (Linux/Android report ru_maxrss in KiB)."""
+def peak_memory_mb(status: str = "/proc/self/status") -> float | None:
+    """Peak resident memory of this process: VmHWM on Linux/Android. ru_maxrss is only the
+    fallback: it keeps the high-water mark of the process image before exec, so an agent
+    started by a large host process (`--device local`) would report that process's peak."""
+    try:
+        with open(status, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:

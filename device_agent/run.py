@@ -264,11 +264,14 @@ class Run:
         per_class = None
         if self.per_class is not None:
             per_class = {c: self.per_class[i] for i, c in enumerate(classes)}
+        d = job.get("data") or {}
+        data = ({k: d[k] for k in ("decode", "orientation", "max_pixels")} if "decode" in d
+                else None)
         write_result(
             self.run_dir, run_key=job.get("run_key"), status=status, accuracy=accuracy,
             per_class_accuracy=per_class,
             epochs=self.epochs, timing=timing, delegate=self.delegate, counts=self.counts,
-            phases=self._phases())
+            phases=self._phases(), data=data)
 
     def _phases(self) -> dict[str, Any]:
         ran = {p: sum(1 for e in self.epochs if e["phase"] == p) for p in ("head", "finetune")}

@@ -362,14 +362,24 @@ def check_result(res: Any, limits: EgressLimits, run_key: str) -> None:
             c.text(ph.get("skipped"), f"{w}.skipped")
     counts = res.get("counts")
     if counts is not None:
-        c.obj(counts, "result.counts", ("train", "test", "skipped_corrupt", "per_class_train",
+        skips = ("skipped_corrupt", "skipped_too_large", "skipped_unsupported")
+        c.obj(counts, "result.counts", ("train", "test", *skips, "per_class_train",
                                         "per_class_test"))
-        for k in ("train", "test", "skipped_corrupt"):
+        for k in ("train", "test", *skips):
             c.int_(counts.get(k), f"result.counts.{k}", null=True)
         for k in ("per_class_train", "per_class_test"):
             if counts.get(k) is not None:
                 c.per_class(counts[k], f"result.counts.{k}",
                             lambda x, w: c.int_(x, w, null=True))
+
+
+    data = res.get("data")
+    if data is not None:
+        c.obj(data, "result.data", ("decode", "orientation", "max_pixels"))
+        c.enum(data.get("decode"), "result.data.decode", ("fast", "exact"), null=True)
+        c.enum(data.get("orientation"), "result.data.orientation", ("exif", "ignore"),
+               null=True)
+        c.int_(data.get("max_pixels"), "result.data.max_pixels", lo=1, null=True)
 
 
 def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict:

@@ -78,6 +78,11 @@ class DataSpec(StrictModel):
     train_per_class: int = Field(100, ge=1)
     test_per_class: int = Field(500, ge=1)
     seed: int = 0
+    # fast: JPEG DCT scaling + parallel decoding; exact: Keras's load_img (parity tests).
+    decode: Literal["fast", "exact"] = "fast"
+    orientation: Literal["exif", "ignore"] = "exif"  # turn photos as their EXIF tag says
+    # Per-image pixel budget, read from the header: larger images are skipped, never decoded.
+    max_pixels: int = Field(50_000_000, ge=1, le=1_000_000_000)
 
     @field_validator("source")
     @classmethod

@@ -52,6 +52,7 @@ def test_sampling_is_deterministic_and_disjoint(tmp_path):
     assert not set(tr1) & set(te1)
     assert (tr1, te1) != (tr3, te3)
     assert c1.as_dict() == {"train": 10, "test": 14, "skipped_corrupt": 0,
+                            "skipped_too_large": 0, "skipped_unsupported": 0,
                             "per_class_train": {"a": 5, "b": 5},
                             "per_class_test": {"a": 7, "b": 7}}
 

@@ -56,6 +56,10 @@ def test_validate_job_lists_every_problem():
     (lambda j: j.__setitem__("run_key", "a b"), "run_key"),
     (lambda j: j.__setitem__("threads", 0), "threads"),
     (lambda j: j.__setitem__("schema", 99), "schema"),
+    (lambda j: j["data"].__setitem__("decode", "lossy"), "data.decode must be one of fast"),
+    (lambda j: j["data"].__setitem__("orientation", "auto"), "data.orientation must be one"),
+    (lambda j: j["data"].__setitem__("max_pixels", 0), "data.max_pixels must be ≥ 1"),
+    (lambda j: j["data"].pop("decode"), "data.decode is missing"),
 ])
 def test_validate_job_rejects(mutate, needle):
     """Each kind of broken field is refused with its name."""

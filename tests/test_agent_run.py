@@ -138,6 +138,8 @@ def test_method2_runs_end_to_end_and_reports_only_aggregates(tmp_path, tiny_mode
     assert set(res["per_class_accuracy"]) == {"cat", "dog"}
     assert res["counts"]["train"] == 8 and res["counts"]["test"] == 8
     assert res["counts"]["per_class_train"] == {"cat": 4, "dog": 4}
+    assert res["counts"]["skipped_too_large"] == res["counts"]["skipped_unsupported"] == 0
+    assert res["data"] == {"decode": "fast", "orientation": "exif", "max_pixels": 50_000_000}
     assert res["delegate"]["requested"] == "cpu" and res["delegate"]["used"] == "cpu"
     assert res["phases"]["finetune"] == {"epochs": 2, "ran": 2, "skipped": None}
     t = res["timing"]
@@ -461,3 +463,52 @@ def test_info_reports_the_runtime_and_its_delegates(fake_lib):
     proc = subprocess.run([sys.executable, "-m", "device_agent", "info"], cwd=REPO, env=env,
                           capture_output=True, timeout=60)
     assert json.loads(proc.stdout)["delegates"]["nnapi"]["available"] is False
+
+
+def test_exif_rotated_photo_reaches_the_trunk_upright(tmp_path, tiny_models):
+    """A portrait photo stored sideways with EXIF orientation 6 gives the frozen trunk the
+    features of the same photo stored upright; with data.orientation ignore (the agent's
+    old behaviour) the trunk sees it sideways."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from device_agent import features
+    from device_agent.events import EventLog
+    from device_agent.fsio import read_json
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "photos"
+    scene = (rng.random((120, 90, 3)) * 80).astype(np.uint8)  # portrait, 90 wide
+    scene[:30, :, 0] = 250  # a red sky on top
+    (root / "cat").mkdir(parents=True)
+    (root / "dog").mkdir()
+    Image.fromarray(scene).save(root / "cat" / "a.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # as a phone stores a portrait shot: sensor rows, turn 90° to view
+    Image.fromarray(scene).transpose(Image.Transpose.ROTATE_90).save(
+        root / "cat" / "b.png", exif=exif.tobytes())
+    for i in range(2):
+        Image.fromarray((rng.random((90, 120, 3)) * 255).astype(np.uint8)).save(
+            root / "dog" / f"{i}.png")
+    m = tiny_models["method2"]
+    meta = read_json(str(m.meta_path))
+    rel = {}
+    for orient in ("exif", "ignore"):
+        job = make_job(run_key=f"o-{orient}", experiment="t", variant="method2",
+                       frozen=str(m.frozen_path), train=str(m.train_path),
+                       meta=str(m.meta_path), data_root=str(root), classes=["cat", "dog"],
+                       train_per_class=1, test_per_class=1, batch_size=4, head_epochs=1,
+                       finetune_epochs=0, lr=0.01, finetune_lr=0.001, orientation=orient,
+                       threads=1)
+        work = tmp_path / orient
+        work.mkdir()
+        feats = features.extract(job, meta, str(work / "cache"),
+                                 EventLog(str(work / "events.jsonl"), io.StringIO()),
+                                 lambda: False)
+        cat_a, cat_b = np.asarray(feats.train_x[0]), np.asarray(feats.test_x[0])
+        assert feats.train_y[0] == feats.test_y[0] == 0
+        rel[orient] = float(np.abs(cat_a - cat_b).max() / np.abs(cat_a).max())
+    assert rel["exif"] < 0.05, rel
+    assert rel["ignore"] > 4 * max(rel["exif"], 0.05), rel

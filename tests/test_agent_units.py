@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from device_agent.errors import redact
 from device_agent.events import EventLog, last_seq
 from device_agent.training import dropout_mask, evaluate, padded, train_epoch, training_rng
 from device_agent.trunk import compact
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_events_continue_numbering_and_survive_a_torn_line(tmp_path):
@@ -126,3 +130,20 @@ def test_compact_keeps_delegate_info_within_two_levels():
     out = compact(info)
     assert out["devices"] == ["qti-dsp", "nnapi-reference"]
     assert out["guard"]["ok"] is True and isinstance(out["guard"]["shape"], str)
+
+
+def test_peak_memory_is_the_agents_own_not_its_launchers():
+    """A launcher that held 400 MB before exec'ing the agent does not raise the agent's
+    reported peak memory (ru_maxrss would carry it over; VmHWM does not)."""
+    import subprocess
+    import sys
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("no /proc on this system")
+    code = ("import os, sys; big = bytearray(400 * 2**20); big[::4096] = b'x' * len(big[::4096]);"
+            " os.execv(sys.executable, [sys.executable, '-c', 'from device_agent.result import "
+            "peak_memory_mb; print(peak_memory_mb())'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert 0 < float(out.stdout) < 200

@@ -83,6 +83,15 @@ def test_run_detail_has_metrics_ledger_and_verdict(env):
                                                        device_id=body["run"]["device_id"]).serial
 
 
+def test_run_page_names_skipped_photos_and_the_decode_path(env):
+    """A run's page says how many photos were skipped as unsupported and how they decoded."""
+    client, _, info = env
+    page = client.get(f"/runs/{info.finished[0]}").text
+    assert "3 images in unsupported formats (not JPEG/PNG, e.g. HEIC) skipped." in page
+    assert "Decoded fast, orientation exif." in page
+    assert "over the pixel budget" not in page  # no photo was too large
+
+
 def test_a_leaky_run_fails_its_audit_in_api_and_page(env):
     """A pulled image in the ledger turns the verdict to fail, in JSON and on the page."""
     client, s, info = env

@@ -106,3 +106,33 @@ def test_class_ids_pick_the_kinds_and_keep_distractors_among_them(tmp_path):
     for bad in ([0], [0, 0], [0, MAX_CLASSES]):
         with pytest.raises(ValueError, match="distinct kinds"):
             synthesize(tmp_path / "x", classes=2, per_class=1, class_ids=bad)
+
+
+def test_camera_photos_are_12mp_jpegs_stored_as_phones_store_them(tmp_path):
+    """`--camera` writes 4000×3000 JPEGs of camera size, some tagged sideways/upside down;
+    decoded with their EXIF tag each shows its scene upright, without it turned."""
+    from device_agent.decode import EXIF, IGNORE, decode_photo
+    from orchestrator.datasets import camera
+
+    tags = [camera.orientation_of(0, k, i) for k in range(2) for i in range(60)]
+    assert {1, 3, 6, 8} == set(tags) and tags.count(1) > len(tags) / 2
+    picks = [(0, i) for i in range(60) if camera.orientation_of(0, 0, i) != 1][:2]
+    r = orch("data", "synth", str(tmp_path / "cam"), "--per-class", str(picks[-1][1] + 1),
+             "--camera", "--names", "cat,dog", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["camera"] is True
+    for k, i in [(0, 0), *picks]:
+        path = tmp_path / "cam" / "cat" / f"cat.{i + 1}.jpg"
+        with Image.open(path) as im:
+            assert (im.format, im.size) == ("JPEG", (4000, 3000))
+            assert im.getexif().get(0x0112) == camera.orientation_of(0, k, i)
+        assert 2_000_000 < path.stat().st_size < 6_000_000
+        scene = np.asarray(synth_image(0, k, i, size=camera.SCENE).resize((64, 64)), np.float32)
+        upright = decode_photo(str(path), 64, orient=EXIF)
+        stored = decode_photo(str(path), 64, orient=IGNORE)
+        assert np.abs(upright - scene).mean() < 8
+        if camera.orientation_of(0, k, i) != 1:
+            assert np.abs(stored - scene).mean() > 2 * np.abs(upright - scene).mean()
+    before = (tmp_path / "cam" / "cat" / "cat.1.jpg").read_bytes()
+    assert camera.synthesize_camera(tmp_path / "again", per_class=1, names=["cat", "dog"]) \
+        and (tmp_path / "again" / "cat" / "cat.1.jpg").read_bytes() == before

@@ -48,11 +48,12 @@ def good_result(**over) -> dict:
                                  "nnapi": {"devices": ["nnapi-reference"]}}},
            "versions": {"agent": "0.1.0", "interpreter": "ai_edge_litert",
                         "python": "3.11.7", "numpy": "2.1.0"},
-           "counts": {"train": 8, "test": 8, "skipped_corrupt": 0,
-                      "per_class_train": {"cat": 4, "dog": 4},
+           "counts": {"train": 8, "test": 8, "skipped_corrupt": 0, "skipped_too_large": 1,
+                      "skipped_unsupported": 2, "per_class_train": {"cat": 4, "dog": 4},
                       "per_class_test": {"cat": 4, "dog": 4}},
            "phases": {"head": {"epochs": 1, "ran": 1},
-                      "finetune": {"epochs": 1, "ran": 1, "skipped": None}}}
+                      "finetune": {"epochs": 1, "ran": 1, "skipped": None}},
+           "data": {"decode": "fast", "orientation": "exif", "max_pixels": 50_000_000}}
     res.update(over)
     return res
 
@@ -184,6 +185,12 @@ def _b64_feature_map(n: int = 16) -> str:
      "encoded blob"),
     ("pixels in info", good_result(delegate={"used": "cpu", "info": {"px": [[[0, 1, 2]] * 8] * 8}}),
      "nested too deeply"),
+    ("unknown decode path", good_result(data={"decode": "lossy", "orientation": "exif",
+                                              "max_pixels": 1}), "not one of fast, exact"),
+    ("text in the data section", good_result(data={"decode": "fast", "note": "x"}),
+     "unexpected field"),
+    ("unknown skip count", good_result(counts={"train": 1, "skipped_names": 3}),
+     "unexpected field"),
     ("numbers smuggled in timing", good_result(
         timing={f"t{i}": float(i) for i in range(16)}, versions={}), None),
 ])

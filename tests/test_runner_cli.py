@@ -137,3 +137,33 @@ def test_run_without_a_spec_or_resume_is_a_spec_error(home):
     """`orch run --device local` alone names what is missing and exits 2."""
     r = orch("run", "--device", "local")
     assert r.returncode == 2 and "SPEC" in r.stderr
+
+
+def test_skipped_photos_are_named_by_count_in_the_summaries(home, synth_data, tmp_path):
+    """A HEIC photo and a too-large panorama among the photos: `orch run` and `orch results
+    show` say how many were skipped and why, and how the photos were decoded."""
+    import shutil
+    import struct
+    import zlib
+
+    data = tmp_path / "photos"
+    shutil.copytree(synth_data, data)
+    (data / "cat" / "IMG_0001.HEIC").write_bytes(
+        b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(2000))
+    ihdr = struct.pack(">IIBBBBB", 20000, 5000, 8, 2, 0, 0, 0)
+    (data / "cat" / "pano.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+        + struct.pack(">I", 0) + b"IDAT" + struct.pack(">I", zlib.crc32(b"IDAT")))
+    spec = spec_file(tmp_path, data)  # 6 + 4 of each class's 10 photos: every file is read
+
+    run = orch("run", str(spec), "--device", "local", "--variant", "method1",
+               "--set", "data.max_pixels=60000000")
+    assert run.returncode == 0, run.stderr
+    assert "skipped 1 unsupported (not JPEG/PNG, e.g. HEIC), 1 too large" in run.stdout
+    run_id = next(line.split()[1] for line in run.stdout.splitlines()
+                  if line.startswith("run "))
+    show = orch("results", "show", run_id)
+    assert show.returncode == 0, show.stderr
+    assert ("photos: 12 train + 8 test images · decode fast, orientation exif, ≤ 60 MP · "
+            "skipped 1 unsupported (not JPEG/PNG, e.g. HEIC), 1 too large") in show.stdout

@@ -79,6 +79,10 @@ def test_override_path_is_relative_to_cwd(imgs, monkeypatch, tmp_path):
         (lambda t: t.replace("host:imgs", "host:missing"), "data.source", 4, "does not exist"),
         (lambda t: t.replace("host:imgs", "ftp:imgs"), "data.source", 4, "host:PATH"),
         (lambda t: t.replace("alpha: 0.25", "alpha: 0.3"), "model.alpha", 2, "0.25"),
+        (lambda t: t.replace("seed: 0}", "seed: 0, decode: lossy}"), "data.decode", 4,
+         "'fast' or 'exact'"),
+        (lambda t: t.replace("seed: 0}", "seed: 0, max_pixels: 0}"), "data.max_pixels", 4,
+         "≥ 1"),
     ],
 )
 def test_bad_field_is_named_with_its_line(imgs, mutate, field, line, words):

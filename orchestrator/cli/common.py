@@ -111,3 +111,27 @@ def fmt_s(x: float | None) -> str | None:
     if x < 0.1:
         return f"{1000 * x:.0f} ms"
     return f"{x:.2f} s" if x < 1 else f"{x:.1f} s"
+
+
+def fmt_skipped(result: dict[str, Any]) -> str | None:
+    """`skipped 3 unsupported (not JPEG/PNG, e.g. HEIC), 1 too large, 2 corrupt`, or None."""
+    counts = result.get("counts") or {}
+    parts = [f"{counts[k]} {label}" for k, label in (
+        ("skipped_unsupported", "unsupported (not JPEG/PNG, e.g. HEIC)"),
+        ("skipped_too_large", "too large"), ("skipped_corrupt", "corrupt"))
+        if isinstance(counts.get(k), int) and counts[k] > 0]
+    return f"skipped {', '.join(parts)}" if parts else None
+
+
+def fmt_photos(result: dict[str, Any]) -> str | None:
+    """The photos line of a run: images used, how they were decoded, what was skipped."""
+    counts, data = result.get("counts") or {}, result.get("data") or {}
+    parts = []
+    if counts.get("train") is not None:
+        parts.append(f"{counts['train']} train + {counts.get('test', 0)} test images")
+    if data:
+        mp = data.get("max_pixels")
+        parts.append(f"decode {data.get('decode')}, orientation {data.get('orientation')}"
+                     + (f", ≤ {mp / 1e6:g} MP" if isinstance(mp, int) else ""))
+    parts.append(fmt_skipped(result) or "none skipped")
+    return "photos: " + " · ".join(parts) if counts or data else None

@@ -26,6 +26,9 @@ def synth(
     names: Annotated[str | None, typer.Option(
         help="Comma-separated class folder names (default: the shapes, circle,square,…).",
         show_default=False)] = None,
+    camera: Annotated[bool, typer.Option(
+        "--camera", help="Camera-like 12 MP JPEGs (4000×3000, some with EXIF orientation "
+        "tags), as a phone's gallery holds them; --size is ignored.")] = False,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Write a deterministic synthetic class-folder set of JPEGs (shapes on clutter)."""
@@ -33,15 +36,25 @@ def synth(
 
     name_list = [n.strip() for n in names.split(",")] if names else None
     try:
-        s = synthesize(out, classes=classes, per_class=per_class, size=size, seed=seed,
-                       names=name_list)
+        if camera:
+            from orchestrator.datasets.camera import HEIGHT, WIDTH, synthesize_camera
+
+            s = synthesize_camera(out, classes=classes, per_class=per_class, seed=seed,
+                                  names=name_list)
+            dims = f"{WIDTH}×{HEIGHT} camera photos"
+        else:
+            s = synthesize(out, classes=classes, per_class=per_class, size=size, seed=seed,
+                           names=name_list)
+            dims = f"{s.size}×{s.size}"
     except ValueError as e:
         raise DataError(f"Cannot synthesize that set: {e}.") from None
+    except OSError as e:
+        raise DataError(f"Cannot write the set to {out}: {e.strerror or e}.") from None
     if format is OutputFormat.json:
         print_json({"root": str(s.root), "classes": s.classes, "per_class": s.per_class,
-                    "size": s.size, "seed": s.seed, "files": s.files})
+                    "size": s.size, "seed": s.seed, "files": s.files, "camera": camera})
         return
-    console.print(f"Wrote {len(s.classes)} classes × {s.per_class} images ({s.size}×{s.size}) "
+    console.print(f"Wrote {len(s.classes)} classes × {s.per_class} images ({dims}) "
                   f"to {s.root}. In a spec: data.source host:{s.root}, "
                   f"head.classes [{', '.join(s.classes)}]", soft_wrap=True, markup=False)
 

@@ -13,6 +13,7 @@ from orchestrator.cli.common import (
     TableFormatOption,
     console,
     fmt_pct,
+    fmt_photos,
     fmt_s,
     open_store,
     print_csv,
@@ -97,6 +98,9 @@ def show(
     console.print(f"accuracy {fmt_pct(run.accuracy) or '—'} · delegate requested "
                   f"{run.delegate_requested or '—'}, used {run.delegate_used or '—'}"
                   + (f" ({run.delegate_reason})" if run.delegate_reason else ""), soft_wrap=True)
+    photos = fmt_photos(run.result or {})
+    if photos:
+        console.print(photos, soft_wrap=True, markup=False)
     if run.timing:
         console.print("timing: " + ", ".join(
             f"{k} {v:.2f} s" for k, v in run.timing.items() if isinstance(v, (int, float))))

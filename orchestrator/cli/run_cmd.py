@@ -20,6 +20,7 @@ from orchestrator.cli.common import (
     err_console,
     fmt_pct,
     fmt_s,
+    fmt_skipped,
     open_store,
     print_json,
 )
@@ -52,7 +53,8 @@ def _summary_line(r: RunPublic) -> str:
     wall = fmt_s(t.get("wall")) or "—"
     text = (f"run {r.id} {r.variant}: {r.status} · accuracy {fmt_pct(r.accuracy) or '—'} · "
             f"wall {wall}" + (f" ({', '.join(parts)})" if parts else ""))
-    return text + (f" · {r.error}" if r.error else "")
+    skipped = fmt_skipped(r.result or {})
+    return text + (f" · {skipped}" if skipped else "") + (f" · {r.error}" if r.error else "")
 
 
 def _print_compare(title: str | None, rows: list[CompareRow]) -> None:

@@ -23,7 +23,8 @@ def make_job(*, run_key: str, spec: ExperimentSpec, variant: str, models: dict[s
             train=models["train"], meta=models["meta"], nnapi_plan=models.get("nnapi_plan"),
             data_root=data_root, classes=list(spec.head.classes),
             train_per_class=spec.data.train_per_class, test_per_class=spec.data.test_per_class,
-            seed=spec.data.seed, batch_size=t.batch_size, head_epochs=t.head_epochs,
+            seed=spec.data.seed, decode=spec.data.decode, orientation=spec.data.orientation,
+            max_pixels=spec.data.max_pixels, batch_size=t.batch_size, head_epochs=t.head_epochs,
             finetune_epochs=t.finetune_epochs, lr=t.lr, finetune_lr=t.finetune_lr,
             delegate=spec.delegate, nnapi_device=nn.device, fp16=nn.fp16,
             allow_reference=nn.allow_reference, threads=threads)
