@@ -207,7 +207,7 @@ def _problems(err: ValidationError, lines: dict, overridden: set[str]) -> list[S
     out = []
     for e in err.errors():
         loc = tuple(str(p) for p in e["loc"])
-        field = ".".join(loc) or "(spec)"
+        field = ".".join(_key(p) for p in loc) or "(spec)"
         msg = e["msg"].removeprefix("Value error, ")
         ctx = e.get("ctx") or {}
         bounds = {"greater_than_equal": ("≥", "ge"), "greater_than": (">", "gt"),
@@ -229,6 +229,12 @@ def _problems(err: ValidationError, lines: dict, overridden: set[str]) -> list[S
             field = f"{field} (from --set)"
         out.append(SpecProblem(field, _short_text(msg.rstrip(".")), line))
     return out
+
+
+def _key(part: str) -> str:
+    """A key as a field name: quoted when it is not a plain word, cut when it is long."""
+    plain = part.isprintable() and part.strip() == part and part != ""
+    return _short_text(part if plain else repr(part), 60)
 
 
 def _upper_bound(loc: tuple[str, ...]) -> Any:
