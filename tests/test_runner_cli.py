@@ -137,3 +137,24 @@ def test_run_without_a_spec_or_resume_is_a_spec_error(home):
     """`orch run --device local` alone names what is missing and exits 2."""
     r = orch("run", "--device", "local")
     assert r.returncode == 2 and "SPEC" in r.stderr
+
+
+@pytest.mark.parametrize("make", ["no dog folder", "empty dog folder"])
+def test_data_problems_exit_3_before_any_build(isolated_home, tmp_path, make):
+    """A class folder missing or empty is a data error (exit 3, one line), found before the
+    models are built: nothing lands in the build cache and no run is stored."""
+    data = tmp_path / "photos"
+    synthesize(data, per_class=10, size=96, names=["cat", "dog"])
+    for f in (data / "dog").iterdir():
+        f.unlink()
+    if make == "no dog folder":
+        (data / "dog").rmdir()
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    r = orch("run", str(spec_file(tmp_path, data)), "--device", "local")
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "dog" in r.stderr
+    models = isolated_home / "cache" / "models"
+    assert not models.exists() or not any(models.iterdir())
+    with store(isolated_home) as s:
+        assert repo.list_runs(session=s) == []
