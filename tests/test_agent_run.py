@@ -460,3 +460,41 @@ def test_info_reports_the_runtime_and_its_delegates(fake_lib):
     proc = subprocess.run([sys.executable, "-m", "device_agent", "info"], cwd=REPO, env=env,
                           capture_output=True, timeout=60)
     assert json.loads(proc.stdout)["delegates"]["nnapi"]["available"] is False
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs root and mount namespaces")
+def test_a_disk_that_fills_mid_run_keeps_the_last_checkpoint_and_the_metrics(
+        tmp_path, tiny_models, photos):
+    """The disk fills after a checkpoint (the agent is paused at that event, a file fills the
+    tmpfs, it goes on): exit disk_full, the last announced checkpoint is intact on disk and
+    the events keep every epoch's metrics up to it."""
+    from device_agent import checkpoint
+
+    src = _job_dir(tmp_path, tiny_models, photos, head_epochs=2, finetune_epochs=60)
+    mnt, out = tmp_path / "fills", tmp_path / "out"
+    mnt.mkdir()
+    out.mkdir()
+    script = (
+        f"mount -t tmpfs -o size=16m tmpfs {mnt} && cp {src}/job.json {mnt}/ && "
+        f"{{ {sys.executable} -u -m device_agent run {mnt} > {out}/stdout & }}; pid=$!; "
+        f"until grep -q '\"kind\": *\"checkpoint\"' {mnt}/events.jsonl 2>/dev/null; do "
+        "kill -0 $pid 2>/dev/null || break; sleep 0.01; done; "
+        f"kill -STOP $pid; dd if=/dev/zero of={mnt}/filler bs=64k 2>/dev/null; "
+        f"kill -CONT $pid; wait $pid; rc=$?; rm -f {mnt}/filler; "
+        f"cp -r {mnt}/checkpoint {mnt}/events.jsonl {out}/; ls {mnt}/checkpoint > {out}/ls; "
+        "exit $rc")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == EXIT_DISK_FULL, proc.stderr.decode()[-2000:]
+    err = json.loads((out / "stdout").read_text().splitlines()[-1])
+    assert err["kind"] == "error" and err["code"] == "disk_full"
+    events = _events(out)
+    saved = [e["epoch"] for e in events if e["kind"] == "checkpoint"]
+    assert saved and saved == list(range(1, len(saved) + 1))
+    state, record = checkpoint.load(str(out / "checkpoint"))
+    assert record["epoch"] == saved[-1] and state  # the last announced checkpoint, whole
+    assert [e["epoch"] for e in record["epochs"]] == saved
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    assert [e["test_acc"] for e in epochs[:len(saved)]] == [
+        e["test_acc"] for e in record["epochs"]]  # the metrics so far, as checkpointed
+    assert (out / "ls").read_text().split() == [checkpoint.STATE_FILE]  # no temp file left
