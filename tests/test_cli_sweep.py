@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 import typer
 from cli_sweep import preload, run_forked
 from fuzz_counts import count, flush
@@ -124,6 +125,16 @@ def cases(tmp: Path, busy_port: int) -> list[tuple[str, list[str]]]:
                     argv += [opt, value]
                 out.append((command, argv))
     return out
+
+
+@pytest.mark.parametrize("argv", [["results", "show", HUGE], ["audit", HUGE],
+                                  ["run", "--resume", HUGE], ["sweep", "status", HUGE]])
+def test_a_huge_id_is_not_found(tmp_path, argv):
+    """An id beyond the store's integers names no row: exit 9 (NOT_FOUND), one line."""
+    preload()
+    outcome = run_forked(argv, env={"ORCH_HOME": str(tmp_path)}, timeout=60)
+    assert outcome.code == 9 and not outcome.problems(), outcome
+    assert HUGE in outcome.stderr
 
 
 def test_every_command_has_a_baseline():
