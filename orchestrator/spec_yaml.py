@@ -38,6 +38,7 @@ def _compose(text: str) -> yaml.Node | None:
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise _refuse(f"larger than {MAX_BYTES:,} bytes; a spec is a page of YAML")
     try:
+        _check_depth(text)
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -46,6 +47,20 @@ def _compose(text: str) -> yaml.Node | None:
                       syntax=True) from None
     except RecursionError:
         raise _refuse(f"nested too deeply (at most {MAX_DEPTH} levels)") from None
+
+
+def _check_depth(text: str) -> None:
+    """Stop at the first value nested deeper than MAX_DEPTH, reading YAML's event stream (no
+    recursion), before the composer recurses through thousands of brackets."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _refuse(f"nested deeper than {MAX_DEPTH} levels",
+                              event.start_mark.line + 1)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def _check_shape(root: yaml.Node) -> None:

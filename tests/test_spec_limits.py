@@ -32,10 +32,10 @@ def _bomb(levels: int = 9, width: int = 9) -> str:
 
 
 def _refused(text: str, overrides=()) -> list:
-    start = time.monotonic()
+    start = time.process_time()  # CPU time: a loaded machine must not fail the bound
     with pytest.raises(SpecError) as err:
         load_spec_text(text, base_dir=Path("/tmp"), overrides=list(overrides), check_paths=False)
-    assert time.monotonic() - start < 5, "refusing a spec must not take long"
+    assert time.process_time() - start < 1, "refusing a spec must not take long"
     return err.value.problems
 
 
@@ -59,7 +59,8 @@ def test_recursive_alias_is_refused():
 
 
 def test_deep_nesting_is_refused():
-    """5,000 nested brackets overflow the YAML parser's stack: one problem naming the limit."""
+    """5,000 nested brackets would overflow the YAML composer's stack: one problem naming the
+    limit, found without reading past it."""
     (p,) = _refused("name: " + "[" * 5000 + "]" * 5000 + "\n")
     assert "32 levels" in p.message
 
@@ -145,3 +146,12 @@ def test_readme_lists_every_bound():
         value = getattr(spec_mod, name)
         shown = f"{value:,}" if isinstance(value, int) else f"{value:g}"
         assert shown in section, f"README limits do not show {name} = {shown}"
+
+
+def test_one_line_has_no_double_full_stop_and_no_line_break():
+    """A reason ending in a full stop inside a message that adds one: one stop, one line."""
+    from orchestrator.errors import OrchError
+
+    e = OrchError("Could not download x: timed out..", hint="Try again\nlater..")
+    assert e.one_line() == "Could not download x: timed out. Try again later."
+    assert OrchError("Wait...").one_line() == "Wait..."
