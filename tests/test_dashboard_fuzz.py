@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from fuzz_counts import count, flush
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
@@ -12,7 +13,6 @@ from sqlmodel import Session
 
 from dashboard import create_app
 from dashboard.sample_data import fill
-from fuzz_counts import count, flush
 from orchestrator.store.db import make_engine
 
 TOKEN = "fuzz-token"
