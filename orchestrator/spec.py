@@ -52,6 +52,13 @@ class ModelSpec(StrictModel):
             raise ValueError(f"must be one of {', '.join(map(str, ALPHAS))}, got {v}")
         return v
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        if any(ord(c) < 32 for c in v):
+            raise ValueError(f"must not contain control characters, got {_short(v)}")
+        return v
+
     @model_validator(mode="after")
     def _imagenet_size(self) -> ModelSpec:
         if self.weights == "imagenet" and self.input_size not in IMAGENET_SIZES:
@@ -100,6 +107,8 @@ class DataSpec(StrictModel):
     @classmethod
     def _source(cls, v: str) -> str:
         kind, sep, path = v.partition(":")
+        if any(ord(c) < 32 for c in v):
+            raise ValueError(f"must not contain control characters, got {_short(v)}")
         if not sep or kind not in ("host", "device") or not path:
             raise ValueError(f"must be 'host:PATH' or 'device:PATH', got {_short(v)}")
         if kind == "device" and not path.startswith("/"):
@@ -270,16 +279,17 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _resolve_paths(raw: dict, base: Path) -> None:
-    """Make relative host paths in `raw` absolute against `base` (in place)."""
+    """Make relative host paths in `raw` absolute against `base` (in place). A path with a
+    NUL byte is left as it is: validation refuses it, naming the field."""
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("source"), str):
         kind, sep, path = data["source"].partition(":")
-        if sep and kind == "host" and path and not Path(path).is_absolute():
+        if sep and kind == "host" and path and "\0" not in path and not Path(path).is_absolute():
             data["source"] = f"host:{(base / path).resolve()}"
     model = raw.get("model")
     if isinstance(model, dict) and isinstance(model.get("weights"), str):
         w = model["weights"]
-        if w not in ("imagenet", "none") and not Path(w).is_absolute():
+        if w not in ("imagenet", "none") and "\0" not in w and not Path(w).is_absolute():
             model["weights"] = str((base / w).resolve())
 
 

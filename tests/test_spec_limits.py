@@ -155,3 +155,10 @@ def test_one_line_has_no_double_full_stop_and_no_line_break():
     e = OrchError("Could not download x: timed out..", hint="Try again\nlater..")
     assert e.one_line() == "Could not download x: timed out. Try again later."
     assert OrchError("Wait...").one_line() == "Wait..."
+
+
+@pytest.mark.parametrize("override", ["data.source=host:a\x00b", "model.weights=w\x00.h5"])
+def test_a_nul_byte_in_a_path_names_the_field(override):
+    """A NUL byte in a host path (found by the property tests) is refused, naming the field."""
+    (p,) = _refused(GOOD, overrides=[override])
+    assert p.field.startswith(override.split("=")[0]) and "control characters" in p.message
