@@ -22,6 +22,17 @@ from orchestrator.errors import NotFound, OrchError, StoreError
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
+def host_names(host: str) -> list[str] | None:
+    """The Host headers a server bound to `host` answers (None: any, behind the token).
+    Loopback answers its own address and the loopback names, not a rebinding attacker's."""
+    from dashboard.security import is_loopback
+
+    if not is_loopback(host):
+        return None
+    bare = host.strip("[]")
+    return list(dict.fromkeys([*LOOPBACK_HOSTS, bare, f"[{bare}]" if ":" in bare else bare]))
+
+
 def _store_label(url: str) -> str:
     """The store's URL for the footer, without a password."""
     try:

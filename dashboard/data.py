@@ -14,6 +14,7 @@ from dashboard import views
 from orchestrator.audit import AuditVerdict, audit_verdict
 from orchestrator.store import queries, repo
 from orchestrator.store.lease import mark_orphans
+from orchestrator.store.ids import valid_id
 from orchestrator.store.public import (
     CompareRow,
     DevicePublic,
@@ -65,7 +66,8 @@ class LiveRow(BaseModel):
 def live_rows(session: Session, run_ids: list[int]) -> list[LiveRow]:
     return [LiveRow(id=p.id, status=p.status, accuracy=p.accuracy, events_seen=p.events_seen,
                     bar=views.progress_view(p))
-            for p in queries.run_progress(session=session, run_ids=run_ids)]
+            for p in queries.run_progress(session=session,
+                                          run_ids=[i for i in run_ids if valid_id(i)])]
 
 
 class CompareResult(BaseModel):
@@ -130,7 +132,8 @@ def compare(session: Session, run_ids: list[int]) -> CompareResult:
 
 
 def device_detail(session: Session, device_id: int) -> DeviceDetail:
-    found = queries.device_summaries(session=session, device_ids=[device_id])
+    found = (queries.device_summaries(session=session, device_ids=[device_id])
+             if valid_id(device_id) else [])
     if not found:
         repo.get_device(session=session, device_id=device_id)  # raises NotFound
     return DeviceDetail(summary=found[0],

@@ -13,6 +13,7 @@ from dashboard import data, views
 from dashboard.deps import SessionDep
 from dashboard.render import render
 from orchestrator.store import queries, repo
+from orchestrator.store.ids import MAX_ID, valid_id
 from orchestrator.store.queries import SORT_KEYS
 
 router = APIRouter(include_in_schema=False)
@@ -22,10 +23,12 @@ DEVICE_SORTS = ("last", "name", "runs", "best", "battery")
 
 
 def _int(v: str | None) -> int | None:
+    """A positive id or page number from the query string; None if it is not one."""
     try:
-        return int(v) if v not in (None, "") else None
+        n = int(v) if v not in (None, "") and len(v) <= 20 else None  # type: ignore[arg-type]
     except ValueError:
         return None
+    return n if n is not None and valid_id(n) else None
 
 
 @dataclass
@@ -48,7 +51,7 @@ class ListParams:
         return cls(experiment=_int(q.get("experiment")), variant=q.get("variant") or None,
                    device=_int(q.get("device")), status=status, sort=sort or "id",
                    order="asc" if q.get("order") == "asc" else "desc",
-                   page=max(1, _int(q.get("page")) or 1))
+                   page=min(MAX_ID // PER_PAGE, max(1, _int(q.get("page")) or 1)))
 
     def as_query(self) -> dict[str, Any]:
         out = asdict(self)

@@ -51,7 +51,17 @@ class OrchError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        """Message and hint on one line, each ending in one full stop (a reason that ends in
+        one itself must not make it "..")."""
+        text = f"{_tidy(self.message)} {_tidy(self.hint)}" if self.hint else _tidy(self.message)
+        return " ".join(text.split())
+
+
+def _tidy(text: str) -> str:
+    text = text.strip()
+    while text.endswith("..") and not text.endswith("..."):
+        text = text[:-1]
+    return text
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,31 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.layers import resolve_split
 from orchestrator.errors import SpecError, SpecProblem
+from orchestrator.spec_yaml import YamlRefused, line_map, read_yaml
 
 Delegate = Literal["nnapi", "gpu", "xnnpack", "cpu"]
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 IMAGENET_SIZES = (128, 160, 192, 224)
 
+# Upper bounds (README, "Limits"): far above any sensible experiment, low enough that a typo
+# (1e20 epochs, a 400-digit count) is refused instead of training until killed.
+MAX_NAME = 100  # characters in a name: experiment, variant, class
+MAX_TEXT = 4096  # characters in a path, a description, a device name
+MAX_EPOCHS = 1000  # per phase
+MAX_PER_CLASS = 100_000  # images per class, train and test
+MAX_CLASSES = 1000
+MAX_VARIANTS = 100
+MAX_LR = 10.0
+MAX_SEED = 2**32 - 1
+MAX_WAIT_S = 7 * 24 * 3600.0
+
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelSpec(StrictModel):
@@ -31,13 +43,20 @@ class ModelSpec(StrictModel):
     alpha: float = 1.0
     input_size: int = Field(160, ge=32, le=512)
     # "imagenet" (Keras download), "none" (random init), or a path to a Keras HDF5 weights file.
-    weights: str = "imagenet"
+    weights: str = Field("imagenet", max_length=MAX_TEXT)
 
     @field_validator("alpha")
     @classmethod
     def _alpha(cls, v: float) -> float:
         if v not in ALPHAS:
             raise ValueError(f"must be one of {', '.join(map(str, ALPHAS))}, got {v}")
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        if any(ord(c) < 32 for c in v):
+            raise ValueError(f"must not contain control characters, got {_short(v)}")
         return v
 
     @model_validator(mode="after")
@@ -58,7 +77,8 @@ class ModelSpec(StrictModel):
 
 class HeadSpec(StrictModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    classes: list[str] = Field(default_factory=lambda: ["cat", "dog"], min_length=2)
+    classes: list[str] = Field(default_factory=lambda: ["cat", "dog"], min_length=2,
+                               max_length=MAX_CLASSES)
 
     @field_validator("classes")
     @classmethod
@@ -68,16 +88,20 @@ class HeadSpec(StrictModel):
             raise ValueError(f"class names must be unique, repeated: {', '.join(dupes)}")
         bad = [c for c in v if not re.fullmatch(r"[A-Za-z0-9_.-]+", c)]
         if bad:
-            raise ValueError(f"class names must be folder names (letters, digits, _.-): {bad}")
+            raise ValueError(f"class names must be folder names (letters, digits, _.-): "
+                             f"{_short(bad)}")
+        long = [c for c in v if len(c) > MAX_NAME]
+        if long:
+            raise ValueError(f"class names have at most {MAX_NAME} characters: {_short(long)}")
         return v
 
 
 class DataSpec(StrictModel):
     # "host:PATH" (pushed to the phone) or "device:PATH" (already on the phone, never copied).
-    source: str
-    train_per_class: int = Field(100, ge=1)
-    test_per_class: int = Field(500, ge=1)
-    seed: int = 0
+    source: str = Field(max_length=MAX_TEXT)
+    train_per_class: int = Field(100, ge=1, le=MAX_PER_CLASS)
+    test_per_class: int = Field(500, ge=1, le=MAX_PER_CLASS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     # fast: JPEG DCT scaling + parallel decoding; exact: Keras's load_img (parity tests).
     decode: Literal["fast", "exact"] = "fast"
     orientation: Literal["exif", "ignore"] = "exif"  # turn photos as their EXIF tag says
@@ -88,10 +112,12 @@ class DataSpec(StrictModel):
     @classmethod
     def _source(cls, v: str) -> str:
         kind, sep, path = v.partition(":")
+        if any(ord(c) < 32 for c in v):
+            raise ValueError(f"must not contain control characters, got {_short(v)}")
         if not sep or kind not in ("host", "device") or not path:
-            raise ValueError(f"must be 'host:PATH' or 'device:PATH', got {v!r}")
+            raise ValueError(f"must be 'host:PATH' or 'device:PATH', got {_short(v)}")
         if kind == "device" and not path.startswith("/"):
-            raise ValueError(f"a device: path must be absolute on the phone, got {path!r}")
+            raise ValueError(f"a device: path must be absolute on the phone, got {_short(path)}")
         return v
 
     @property
@@ -105,17 +131,17 @@ class DataSpec(StrictModel):
 
 class TrainingSpec(StrictModel):
     batch_size: int = Field(4, ge=1, le=1024)
-    head_epochs: int = Field(10, ge=0)
-    finetune_epochs: int = Field(10, ge=0)
+    head_epochs: int = Field(10, ge=0, le=MAX_EPOCHS)
+    finetune_epochs: int = Field(10, ge=0, le=MAX_EPOCHS)
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(0.001, gt=0)
-    finetune_lr: float = Field(0.0001, gt=0)
+    lr: float = Field(0.001, gt=0, le=MAX_LR)
+    finetune_lr: float = Field(0.0001, gt=0, le=MAX_LR)
     momentum: float = Field(0.9, ge=0, lt=1)
 
 
 class VariantSpec(StrictModel):
     # A Keras layer name, an alias of the paper (A, B), or null for head only (method 1).
-    finetune_from: str | None = None
+    finetune_from: str | None = Field(None, max_length=MAX_NAME)
 
     @field_validator("finetune_from")
     @classmethod
@@ -124,26 +150,27 @@ class VariantSpec(StrictModel):
 
 
 class NnapiSpec(StrictModel):
-    device: str | None = None  # an NNAPI device name to use instead of the automatic choice
+    # an NNAPI device name to use instead of the automatic choice
+    device: str | None = Field(None, max_length=MAX_TEXT)
     fp16: bool = False  # relaxComputationFloat32toFloat16
     allow_reference: bool = False  # let `nnapi-reference` (NNAPI's CPU reference) be chosen
 
 
 class HealthSpec(StrictModel):
     min_battery: int | None = Field(None, ge=0, le=100)
-    max_temperature: float | None = None
-    cooldown_s: float = Field(0, ge=0)
-    max_wait_s: float = Field(1800, ge=0)
+    max_temperature: float | None = Field(None, ge=-50, le=150)
+    cooldown_s: float = Field(0, ge=0, le=MAX_WAIT_S)
+    max_wait_s: float = Field(1800, ge=0, le=MAX_WAIT_S)
 
 
 class ExperimentSpec(StrictModel):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = Field("", max_length=MAX_TEXT)
     model: ModelSpec = Field(default_factory=ModelSpec)
     head: HeadSpec = Field(default_factory=HeadSpec)
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
-    variants: dict[str, VariantSpec] = Field(min_length=1)
+    variants: dict[str, VariantSpec] = Field(min_length=1, max_length=MAX_VARIANTS)
     delegate: Delegate = "cpu"
     nnapi: NnapiSpec = Field(default_factory=NnapiSpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
@@ -151,9 +178,10 @@ class ExperimentSpec(StrictModel):
     @field_validator("variants")
     @classmethod
     def _variant_names(cls, v: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
-        bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_.-]+", k)]
+        bad = [k for k in v if not re.fullmatch(rf"[A-Za-z0-9_.-]{{1,{MAX_NAME}}}", str(k))]
         if bad:
-            raise ValueError(f"variant names must be letters, digits and _.-, got {bad}")
+            raise ValueError(f"variant names must be 1–{MAX_NAME} letters, digits and _.-, "
+                             f"got {_short(bad)}")
         return v
 
     @model_validator(mode="after")
@@ -179,27 +207,7 @@ class ExperimentSpec(StrictModel):
 
 def _line_map(text: str) -> dict[tuple[str, ...], int]:
     """Map each key path in a YAML document to its 1-based line."""
-    lines: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: Any, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                key = (*path, str(k.value))
-                lines[key] = k.start_mark.line + 1
-                walk(v, key)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                key = (*path, str(i))
-                lines[key] = item.start_mark.line + 1
-                walk(item, key)
-
-    if root is not None:
-        walk(root, ())
-    return lines
+    return line_map(text)
 
 
 def _line_for(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
@@ -213,38 +221,80 @@ def _problems(err: ValidationError, lines: dict, overridden: set[str]) -> list[S
     out = []
     for e in err.errors():
         loc = tuple(str(p) for p in e["loc"])
-        field = ".".join(loc) or "(spec)"
+        field = ".".join(_key(p) for p in loc) or "(spec)"
         msg = e["msg"].removeprefix("Value error, ")
         ctx = e.get("ctx") or {}
         bounds = {"greater_than_equal": ("≥", "ge"), "greater_than": (">", "gt"),
                   "less_than_equal": ("≤", "le"), "less_than": ("<", "lt")}
         if e["type"] in bounds:
             sym, key = bounds[e["type"]]
-            msg = f"must be {sym} {ctx.get(key)}, got {e.get('input')!r}"
+            msg = f"must be {sym} {ctx.get(key)}, got {_short(e.get('input'))}"
+        elif e["type"] == "int_parsing_size":
+            msg = f"must be ≤ {_upper_bound(loc)}, got {_short(e.get('input'))}"
         elif e["type"] == "extra_forbidden":
             msg = "unknown key (a typo?)"
         elif e["type"] == "missing":
             msg = "required, missing"
         elif "input" in e and e["type"] not in ("value_error", "assertion_error"):
-            msg = f"{msg}, got {e['input']!r}"
-        line = None if field in overridden else _line_for(loc, lines)
-        if field in overridden:
+            msg = f"{msg}, got {_short(e['input'])}"
+        from_set = _from_set(field, overridden)
+        line = None if from_set else _line_for(loc, lines)
+        if from_set:
             field = f"{field} (from --set)"
-        out.append(SpecProblem(field, msg, line))
+        out.append(SpecProblem(field, _short_text(msg.rstrip(".")), line))
     return out
 
 
+def _key(part: str) -> str:
+    """A key as a field name: quoted when it is not a plain word, cut when it is long."""
+    plain = part.isprintable() and part.strip() == part and part != ""
+    return _short_text(part if plain else repr(part), 60)
+
+
+def _upper_bound(loc: tuple[str, ...]) -> Any:
+    """The `le` bound of the spec field at `loc` (for numbers too large to parse)."""
+    model: Any = ExperimentSpec
+    info = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            break
+        info = fields[part]
+        model = info.annotation
+    for meta in getattr(info, "metadata", []):
+        if getattr(meta, "le", None) is not None:
+            return meta.le
+    return "the field's limit"
+
+
+def _from_set(field: str, overridden: set[str]) -> bool:
+    """Whether `field` was set (or replaced, or reached into) by a `--set` override."""
+    return any(k == field or k.startswith(field + ".") or field.startswith(k + ".")
+               for k in overridden)
+
+
+def _short_text(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value's repr cut to `limit` characters, so one bad value cannot flood the line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _resolve_paths(raw: dict, base: Path) -> None:
-    """Make relative host paths in `raw` absolute against `base` (in place)."""
+    """Make relative host paths in `raw` absolute against `base` (in place). A path with a
+    NUL byte is left as it is: validation refuses it, naming the field."""
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("source"), str):
         kind, sep, path = data["source"].partition(":")
-        if sep and kind == "host" and path and not Path(path).is_absolute():
+        if sep and kind == "host" and path and "\0" not in path and not Path(path).is_absolute():
             data["source"] = f"host:{(base / path).resolve()}"
     model = raw.get("model")
     if isinstance(model, dict) and isinstance(model.get("weights"), str):
         w = model["weights"]
-        if w not in ("imagenet", "none") and not Path(w).is_absolute():
+        if w not in ("imagenet", "none") and "\0" not in w and not Path(w).is_absolute():
             model["weights"] = str((base / w).resolve())
 
 
@@ -252,12 +302,19 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     """`training.batch_size=8` → (["training", "batch_size"], 8), the value read as YAML."""
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise SpecError([SpecProblem("--set", f"expected key=value, got {item!r}")])
+        raise SpecError([SpecProblem("--set", f"expected key=value, got {_short(item)}")])
+    path = key.strip().split(".")
+    if not all(p.strip() for p in path):
+        raise SpecError([SpecProblem("--set", f"empty part in the key {_short(key.strip())}; "
+                                     "expected e.g. training.batch_size=8")])
     try:
-        parsed = yaml.safe_load(value) if value != "" else ""
-    except yaml.YAMLError:
+        parsed = read_yaml(value)[0] if value != "" else ""
+    except YamlRefused as e:
+        if not e.syntax:
+            raise SpecError([SpecProblem(f"{key.strip()} (from --set)",
+                                         e.problem.message)]) from None
         parsed = value
-    return key.strip().split("."), parsed
+    return path, parsed
 
 
 def apply_overrides(raw: dict, overrides: list[str], *, cwd: Path) -> set[str]:
@@ -313,18 +370,13 @@ def load_spec_text(
         raise SpecError([SpecProblem("(file)", "the spec is empty; see experiments/ for examples")],
                         source=source)
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError([SpecProblem("(file)", f"not valid YAML: {problem}", line)],
-                        source=source) from None
+        raw, lines = read_yaml(text)
+    except YamlRefused as e:
+        raise SpecError([e.problem], source=source) from None
     if not isinstance(raw, dict):
         raise SpecError([SpecProblem("(file)", "expected a mapping of keys (name, model, data, "
                                      f"…), got {type(raw).__name__}", 1)], source=source)
     raw = copy.deepcopy(raw)
-    lines = _line_map(text)
     _resolve_paths(raw, base_dir)
     overridden = apply_overrides(raw, list(overrides), cwd=Path.cwd())
     try:

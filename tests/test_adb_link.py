@@ -100,19 +100,20 @@ def test_push_skips_same_hash_and_repushes_changed_content(link, pixel, tmp_path
 
 
 def test_many_small_files_share_one_sync_session(link, pixel, tmp_path):
-    """A class folder of 60 files stages in well under a second per file, bytes intact."""
+    """A class folder of 60 files goes through one sync session, bytes intact."""
     files = []
     for i in range(60):
         p = tmp_path / f"img{i}.jpg"
         p.write_bytes(os.urandom(2000 + i))
         files.append(p)
-    start = time.monotonic()
-    infos = [link.push(str(p), f"{link.root}/data/d1/cat/{p.name}", "images") for p in files]
-    elapsed = time.monotonic() - start
+    infos = [link.push(str(files[0]), f"{link.root}/data/d1/cat/{files[0].name}", "images")]
+    session = link._sync._conn  # the sync connection the first push opened
+    infos += [link.push(str(p), f"{link.root}/data/d1/cat/{p.name}", "images")
+              for p in files[1:]]
+    assert session is not None and link._sync._conn is session  # one session for all 60
     assert sum(i.bytes for i in infos) == sum(p.stat().st_size for p in files)
     assert all(pixel.host_path(i.device_path).read_bytes() == p.read_bytes()
                for i, p in zip(infos, files, strict=True))
-    assert elapsed < 0.05 * len(files) + 2.0, f"{elapsed:.2f} s for {len(files)} files"
 
 
 def test_read_file_returns_only_the_asked_bytes(link, pixel):
@@ -178,8 +179,7 @@ def test_agent_survives_a_dropped_link_and_stops_on_request(link, pixel):
     with pytest.raises(DeviceOffline):
         wait_for(lambda: not link.agent_alive(run_dir), timeout=10)
     before = beats.read_text().count("b")
-    time.sleep(0.6)
-    assert beats.read_text().count("b") > before  # still training, cable out
+    wait_for(lambda: beats.read_text().count("b") > before)  # still training, cable out
     pixel.set_faults(clear=True)
     pixel.reconnect()
 

@@ -421,8 +421,7 @@ def test_nnapi_runs_the_trunk_and_is_recorded(tmp_path, tiny_models, photos, fak
     libneuralnetworks.so stands in for a phone's driver, the one part that cannot exist
     here) and training matches the CPU run; the record passes the egress guard."""
     plan = tiny_models["method2"].dir / "nnapi_plan.json"
-    if not plan.is_file():
-        pytest.skip("this build has no NNAPI plan")
+    assert plan.is_file(), "a method2 build writes nnapi_plan.json for its frozen trunk"
     env = {**os.environ, "ORCH_NNAPI_LIB": str(fake_lib)}
     for knob in [k for k in env if k.startswith("FAKE_NNAPI_")]:
         env.pop(knob)
@@ -512,3 +511,41 @@ def test_exif_rotated_photo_reaches_the_trunk_upright(tmp_path, tiny_models):
         rel[orient] = float(np.abs(cat_a - cat_b).max() / np.abs(cat_a).max())
     assert rel["exif"] < 0.05, rel
     assert rel["ignore"] > 4 * max(rel["exif"], 0.05), rel
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs root and mount namespaces")
+def test_a_disk_that_fills_mid_run_keeps_the_last_checkpoint_and_the_metrics(
+        tmp_path, tiny_models, photos):
+    """The disk fills after a checkpoint (the agent is paused at that event, a file fills the
+    tmpfs, it goes on): exit disk_full, the last announced checkpoint is intact on disk and
+    the events keep every epoch's metrics up to it."""
+    from device_agent import checkpoint
+
+    src = _job_dir(tmp_path, tiny_models, photos, head_epochs=2, finetune_epochs=60)
+    mnt, out = tmp_path / "fills", tmp_path / "out"
+    mnt.mkdir()
+    out.mkdir()
+    script = (
+        f"mount -t tmpfs -o size=16m tmpfs {mnt} && cp {src}/job.json {mnt}/ && "
+        f"{{ {sys.executable} -u -m device_agent run {mnt} > {out}/stdout & }}; pid=$!; "
+        f"until grep -q '\"kind\": *\"checkpoint\"' {mnt}/events.jsonl 2>/dev/null; do "
+        "kill -0 $pid 2>/dev/null || break; sleep 0.01; done; "
+        f"kill -STOP $pid; dd if=/dev/zero of={mnt}/filler bs=64k 2>/dev/null; "
+        f"kill -CONT $pid; wait $pid; rc=$?; rm -f {mnt}/filler; "
+        f"cp -r {mnt}/checkpoint {mnt}/events.jsonl {out}/; ls {mnt}/checkpoint > {out}/ls; "
+        "exit $rc")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == EXIT_DISK_FULL, proc.stderr.decode()[-2000:]
+    err = json.loads((out / "stdout").read_text().splitlines()[-1])
+    assert err["kind"] == "error" and err["code"] == "disk_full"
+    events = _events(out)
+    saved = [e["epoch"] for e in events if e["kind"] == "checkpoint"]
+    assert saved and saved == list(range(1, len(saved) + 1))
+    state, record = checkpoint.load(str(out / "checkpoint"))
+    assert record["epoch"] == saved[-1] and state  # the last announced checkpoint, whole
+    assert [e["epoch"] for e in record["epochs"]] == saved
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    assert [e["test_acc"] for e in epochs[:len(saved)]] == [
+        e["test_acc"] for e in record["epochs"]]  # the metrics so far, as checkpointed
+    assert (out / "ls").read_text().split() == [checkpoint.STATE_FILE]  # no temp file left

@@ -179,6 +179,27 @@ def test_unknown_ids_are_404_json_for_api_and_html_for_pages(env):
     assert client.get("/no/such/page").status_code == 404
 
 
+HUGE = str(2**63)  # one past SQLite's largest integer
+
+
+def test_ids_beyond_the_store_range_are_404_or_422_never_500(env):
+    """Pages answer 404 for an id no row can have; the API refuses it by its schema (422)
+    or, at the bound itself, answers 404; filters with such ids are ignored on pages."""
+    client, _s, _info = env
+    for path in ("/runs/", "/experiments/", "/devices/"):
+        assert client.get(path + HUGE).status_code == 404, path
+        assert client.get(path + str(2**63 - 1)).status_code == 404, path
+    for path in ("/api/runs/", "/api/experiments/", "/api/devices/", "/api/runs/"):
+        assert client.get(path + HUGE).status_code == 422, path
+        assert client.get(path + str(2**63 - 1)).status_code == 404, path
+    assert client.get(f"/runs?experiment={HUGE}&device={HUGE}&page={HUGE}").status_code == 200
+    assert client.get(f"/compare?run={HUGE}").status_code == 200
+    assert client.get("/api/progress", params={"id": HUGE}).status_code == 422
+    schema = client.get("/api/openapi.json").json()
+    run_id = schema["paths"]["/api/runs/{run_id}"]["get"]["parameters"][0]["schema"]
+    assert run_id["maximum"] == 2**63 - 1 and run_id["minimum"] == 1
+
+
 def test_openapi_schema_lists_the_api_only_and_no_cdn_docs(env):
     """The schema at /api/openapi.json covers /api; Swagger/ReDoc (CDN assets) are off."""
     client, _s, _info = env

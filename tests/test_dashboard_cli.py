@@ -121,6 +121,20 @@ def test_beyond_loopback_a_token_is_generated_and_required(db_url):
         _stop(proc)
 
 
+def test_a_loopback_address_other_than_127_0_0_1_answers_its_own_host(db_url):
+    """`--host 127.0.0.2`: requests to that address are served (Host 127.0.0.2 is allowed),
+    a foreign Host header still gets 400."""
+    port = free_port("127.0.0.2")
+    proc = _start("--host", "127.0.0.2", "--port", str(port), "--db", db_url)
+    try:
+        assert "?token=" not in _first_line(proc)
+        base = f"http://127.0.0.2:{port}"
+        assert _get(f"{base}/api/experiments").status_code == 200
+        assert _get(f"{base}/", headers={"Host": "attacker.example"}).status_code == 400
+    finally:
+        _stop(proc)
+
+
 def test_a_taken_port_is_one_line_and_a_hint(db_url):
     """A port already in use fails fast with one line naming it, not a traceback."""
     with socket.socket() as taken:

@@ -85,6 +85,19 @@ def test_token_in_the_url_becomes_a_cookie_and_leaves_the_url(guarded):
     assert guarded.get("/runs").status_code == 401
 
 
+def test_a_wrong_token_in_the_url_is_refused(guarded):
+    """`?token=WRONG` opens nothing: 401 on pages and API, no cookie, no redirect."""
+    for path in ("/runs", "/api/runs", "/api/openapi.json"):
+        r = guarded.get(path, params={"token": "wrong"})
+        assert r.status_code == 401, path
+        assert "set-cookie" not in r.headers and "location" not in r.headers
+    r = guarded.get("/runs", params={"token": TOKEN + "x"})
+    assert r.status_code == 401
+    r = guarded.get("/runs", params={"token": ""})
+    assert r.status_code == 401
+    assert not guarded.cookies
+
+
 def test_resolve_token_requires_one_beyond_loopback():
     """Loopback needs no token; any other address gets the given one or a generated one."""
     assert resolve_token("127.0.0.1", None, {}) == (None, False)

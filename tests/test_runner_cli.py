@@ -167,3 +167,24 @@ def test_skipped_photos_are_named_by_count_in_the_summaries(home, synth_data, tm
     assert show.returncode == 0, show.stderr
     assert ("photos: 12 train + 8 test images · decode fast, orientation exif, ≤ 60 MP · "
             "skipped 1 unsupported (not JPEG/PNG, e.g. HEIC), 1 too large") in show.stdout
+
+
+@pytest.mark.parametrize("make", ["no dog folder", "empty dog folder"])
+def test_data_problems_exit_3_before_any_build(isolated_home, tmp_path, make):
+    """A class folder missing or empty is a data error (exit 3, one line), found before the
+    models are built: nothing lands in the build cache and no run is stored."""
+    data = tmp_path / "photos"
+    synthesize(data, per_class=10, size=96, names=["cat", "dog"])
+    for f in (data / "dog").iterdir():
+        f.unlink()
+    if make == "no dog folder":
+        (data / "dog").rmdir()
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    r = orch("run", str(spec_file(tmp_path, data)), "--device", "local")
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "dog" in r.stderr
+    models = isolated_home / "cache" / "models"
+    assert not models.exists() or not any(models.iterdir())
+    with store(isolated_home) as s:
+        assert repo.list_runs(session=s) == []

@@ -78,25 +78,25 @@ def test_drop_mid_command_raises_and_processes_survive(virtual_phone):  # noqa: 
     back_online(phone)
     beats = phone.host_path("/data/local/tmp/beat")
     before = beats.read_text().count("beat")
-    time.sleep(0.5)
-    assert beats.read_text().count("beat") > before  # still beating after the drop
+    wait_for(lambda: beats.read_text().count("beat") > before)  # still beating after the drop
     assert dev.shell2("getprop ro.product.model", v2=True).output == "SM-S911B\n"
 
 
 def test_throttle_slows_the_link(virtual_phone, tmp_path):  # noqa: F811
-    """A 20 MB/s cap makes an 8 MB push take at least ~0.4 s; lifting it makes it fast."""
-    phone = virtual_phone("pixel7", faults={"throttle_mbps": 20})
-    src = tmp_path / "8m.bin"
-    src.write_bytes(os.urandom(8_000_000))
+    """A 2 MB/s cap makes a 4 MB push take at least ~2 s; lifting it makes it at least twice
+    as fast (margins wide enough for a loaded machine)."""
+    phone = virtual_phone("pixel7", faults={"throttle_mbps": 2})
+    src = tmp_path / "4m.bin"
+    src.write_bytes(os.urandom(4_000_000))
     dev = phone.adb()
     start = time.monotonic()
-    dev.sync.push(src, "/data/local/tmp/8m.bin")
+    dev.sync.push(src, "/data/local/tmp/4m.bin")
     slow = time.monotonic() - start
     phone.set_faults(clear=True)
     start = time.monotonic()
-    dev.sync.push(src, "/data/local/tmp/8m.bin")
+    dev.sync.push(src, "/data/local/tmp/4m.bin")
     fast = time.monotonic() - start
-    assert slow >= 8_000_000 / 20e6 * 0.95
+    assert slow >= 4_000_000 / 2e6 * 0.95
     assert fast < slow / 2
 
 

@@ -81,37 +81,54 @@ def test_shell_environment_is_a_phones(pixel):
     assert out == ["/", "/ /data/local/tmp /data /sdcard", "/data/local/tmp/python/bin/python3"]
 
 
+def _wait_for(cond, timeout: float = 60.0) -> None:
+    """Poll `cond` until it holds (a generous timeout: only a failure waits for it)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
 def test_long_command_streams_output_as_it_runs(pixel):
-    """Output of a long-running command reaches the host line by line, not at the end."""
-    conn = pixel.adb().shell("for i in 1 2 3; do echo tick $i; sleep 0.4; done", stream=True)
-    start = time.monotonic()
+    """Output of a long-running command reaches the host line by line, not at the end: each
+    tick arrives while the command still waits for the host's go for the next one."""
+    dev = pixel.adb()
+    dev.shell("rm -f /data/local/tmp/go*")
+    conn = dev.shell("for i in 1 2 3; do echo tick $i; "
+                     "while [ ! -e /data/local/tmp/go$i ]; do sleep 0.05; done; done",
+                     stream=True)
     got = b""
-    while b"tick 1" not in got:
-        got += conn.conn.recv(100)
-    first_at = time.monotonic() - start
-    rest = conn.read_until_close(encoding=None)
-    total = time.monotonic() - start
+    for i in (1, 2, 3):
+        while f"tick {i}".encode() not in got:  # arrives before the command may go on
+            chunk = conn.conn.recv(100)
+            assert chunk, "the stream closed early"
+            got += chunk
+        dev.shell(f"touch /data/local/tmp/go{i}")
+    got += conn.read_until_close(encoding=None)
     conn.close()
-    assert first_at < 0.35 and total >= 0.8
-    assert (got + rest).decode().split() == ["tick", "1", "tick", "2", "tick", "3"]
+    assert got.decode().split() == ["tick", "1", "tick", "2", "tick", "3"]
 
 
 def test_eight_concurrent_streams_on_one_phone(pixel):
-    """Eight shells at once on one phone each get their own output and exit code."""
+    """Eight shells at once on one phone each get their own output and exit code; they run
+    concurrently: each waits until all eight have started (one after another would hang)."""
     results: dict[int, tuple[int, str]] = {}
+    pixel.adb().shell("rm -rf /data/local/tmp/started && mkdir /data/local/tmp/started")
 
     def run(i: int) -> None:
-        r = pixel.adb().shell2(f"sleep 0.3; head -c 100000 /dev/zero | wc -c; echo n{i}; "
-                               f"exit {i}", v2=True)
+        r = pixel.adb().shell2(
+            f"touch /data/local/tmp/started/{i}; n=0; "
+            "while [ $(ls /data/local/tmp/started | wc -l) -lt 8 ] && [ $n -lt 1200 ]; do "
+            "sleep 0.05; n=$((n+1)); done; "
+            f"[ $n -lt 1200 ] || exit 99; head -c 100000 /dev/zero | wc -c; echo n{i}; "
+            f"exit {i}", v2=True)
         results[i] = (r.returncode, r.stdout)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
-    start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
-    assert time.monotonic() - start < 2.0  # concurrent, not one after another (8 × 0.3 s)
+        t.join(timeout=120)
     assert results == {i: (i, f"100000\nn{i}\n") for i in range(8)}
 
 
@@ -125,10 +142,11 @@ def test_unknown_and_reboot_services_are_refused(pixel):
 def test_background_job_with_nohup_outlives_the_session(pixel):
     """`setsid nohup … &` with redirected output survives the shell, as the agent must."""
     dev = pixel.adb()
-    dev.shell("rm -f /data/local/tmp/bg.txt; setsid nohup sh -c 'sleep 0.5; echo alive > "
+    dev.shell("rm -f /data/local/tmp/bg.txt /data/local/tmp/bg.go; setsid nohup sh -c "
+              "'while [ ! -e /data/local/tmp/bg.go ]; do sleep 0.05; done; echo alive > "
               "/data/local/tmp/bg.txt' > /dev/null 2>&1 < /dev/null &")
-    time.sleep(1.2)
-    assert dev.shell("cat /data/local/tmp/bg.txt") == "alive"
+    dev.shell("touch /data/local/tmp/bg.go")  # the session above has ended by now
+    _wait_for(lambda: dev.shell("cat /data/local/tmp/bg.txt 2>/dev/null") == "alive")
 
 
 def test_health_sample_parses_dumpsys_output(pixel):
@@ -156,8 +174,10 @@ def test_busy_process_heats_the_soc_and_drains_the_battery(virtual_phone, tmp_pa
     temp0, charge0, status = read()
     burn = "import time; t = time.process_time()\nwhile time.process_time() - t < 1: pass"
     assert dev.shell2(f"python3 -c '{burn}'", v2=True).returncode == 0
-    time.sleep(1.2)  # the phone samples its load once a second
-    temp1, charge1, _ = read()
+    deadline = time.monotonic() + 60  # the phone samples its load once a second
+    while (temp1 := read()[0]) <= temp0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _, charge1, _ = read()
     assert status == "discharging"
     assert temp0 == 33.0 and temp1 > temp0
     assert charge1 < charge0
@@ -238,9 +258,14 @@ def test_closing_a_session_hangs_up_its_command(pixel):
     """When the host closes a shell stream, its command gets SIGHUP and stops, as under adbd."""
     dev = pixel.adb()
     dev.shell("rm -f /data/local/tmp/hup.txt")
-    conn = dev.shell("sleep 2; echo survived > /data/local/tmp/hup.txt", stream=True)
-    time.sleep(0.3)
+    dev.shell("rm -f /data/local/tmp/hup.go /data/local/tmp/hup.pid")
+    conn = dev.shell("echo $$ > /data/local/tmp/hup.pid; "
+                     "while [ ! -e /data/local/tmp/hup.go ]; do sleep 0.05; done; "
+                     "echo survived > /data/local/tmp/hup.txt", stream=True)
+    _wait_for(lambda: dev.shell("cat /data/local/tmp/hup.pid 2>/dev/null").strip() != "")
+    pid = dev.shell("cat /data/local/tmp/hup.pid").strip()
     conn.close()
-    time.sleep(2.5)
+    _wait_for(lambda: dev.shell2(f"kill -0 {pid}", v2=True).returncode != 0)  # hung up
+    dev.shell("touch /data/local/tmp/hup.go")
     assert dev.shell("cat /data/local/tmp/hup.txt 2>&1") == (
         "cat: /data/local/tmp/hup.txt: No such file or directory")

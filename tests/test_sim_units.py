@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 
 import pytest
 
@@ -157,16 +156,25 @@ def test_fault_assignments_validate():
 
 
 def test_throttle_paces_bytes_to_the_rate():
-    """At 10 MB/s, 1 MB takes about 0.1 s; with no rate it takes no time."""
-    t = Throttle()
-    start = time.monotonic()
+    """At 10 MB/s, 1 MB takes 0.1 s; with no rate it takes no time (on a simulated clock,
+    so a loaded machine cannot change the answer)."""
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    t = Throttle(clock=lambda: now[0], sleep=sleep)
     t.pace(1_000_000)
-    assert time.monotonic() - start < 0.05
+    assert slept == []
     t.set_rate(10)
-    start = time.monotonic()
     for _ in range(10):
         t.pace(100_000)
-    assert 0.09 <= time.monotonic() - start < 0.5
+    assert sum(slept) == pytest.approx(0.1) and len(slept) == 10
+    now[0] += 5  # an idle link does not bank time: the next chunk waits its own share
+    t.pace(100_000)
+    assert slept[-1] == pytest.approx(0.01)
 
 
 # -- sensor model

@@ -68,6 +68,21 @@ def main(argv: list[str] | None = None) -> None:
     except PARSER_ERRORS as e:
         _parser_error(e)
         sys.exit(getattr(e, "exit_code", 2))
+    except Exception as e:
+        store = _store_error(e)
+        if store is None:
+            raise
+        typer.secho(f"error: {store.one_line()}", err=True, fg="red")
+        sys.exit(int(store.exit_code))
+
+
+def _store_error(e: Exception) -> OrchError | None:
+    """A database error no command translated (the store went read-only or full mid-run)."""
+    if not type(e).__module__.startswith(("sqlalchemy", "sqlite3")):
+        return None
+    from orchestrator.store.db import store_error
+
+    return store_error(e)
 
 
 def _parser_error(e: BaseException) -> None:

@@ -37,14 +37,17 @@ def dashboard(
     """Serve the results dashboard: Table 1, runs with curves, devices, privacy audits."""
     import uvicorn
 
-    from dashboard.app import LOOPBACK_HOSTS, create_app
-    from dashboard.security import TOKEN_ENV, is_loopback, resolve_token
+    from dashboard.app import create_app, host_names
+    from dashboard.security import TOKEN_ENV, resolve_token
 
+    if not host.strip():
+        raise typer.BadParameter("give an address, e.g. 127.0.0.1 (0.0.0.0 for every "
+                                 "interface, with a token)", param_hint="'--host'")
     url = store_url(db)
     secret, generated = resolve_token(host, token)
     _check_port(host, port)
     app = create_app(url, token=secret,
-                     allowed_hosts=LOOPBACK_HOSTS if is_loopback(host) else None)
+                     allowed_hosts=host_names(host))
     shown = f"[{host}]" if ":" in host else host
     link = f"http://{shown}:{port}/" + (f"?token={secret}" if secret else "")
     console.print(f"orch dashboard: {link}", soft_wrap=True)

@@ -9,6 +9,7 @@ import typer
 
 from orchestrator.cli.common import FormatOption, OutputFormat, console, err_console, print_json
 from orchestrator.errors import DataError
+from orchestrator.spec import MAX_PER_CLASS, MAX_SEED
 
 app = typer.Typer(help="Image sets: synthesize a demo set or fetch a public one.",
                   no_args_is_help=True)
@@ -19,10 +20,11 @@ def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write class folders into.",
                                         show_default=False)],
     per_class: Annotated[int, typer.Option("--per-class", help="Images per class.",
-                                           show_default=False)],
+                                           show_default=False, min=1, max=MAX_PER_CLASS)],
     classes: Annotated[int, typer.Option(help="Number of classes (2–12).")] = 2,
-    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 160,
-    seed: Annotated[int, typer.Option(help="Same seed, same images.")] = 0,
+    size: Annotated[int, typer.Option(help="Image side in pixels.", max=1024)] = 160,
+    seed: Annotated[int, typer.Option(help="Same seed, same images.", min=0,
+                                      max=MAX_SEED)] = 0,
     names: Annotated[str | None, typer.Option(
         help="Comma-separated class folder names (default: the shapes, circle,square,…).",
         show_default=False)] = None,
@@ -47,7 +49,7 @@ def synth(
                            names=name_list)
             dims = f"{s.size}×{s.size}"
     except ValueError as e:
-        raise DataError(f"Cannot synthesize that set: {e}.") from None
+        raise DataError(f"Cannot synthesize that set: {str(e).rstrip('.')}.") from None
     except OSError as e:
         raise DataError(f"Cannot write the set to {out}: {e.strerror or e}.") from None
     if format is OutputFormat.json:

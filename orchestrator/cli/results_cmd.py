@@ -34,7 +34,8 @@ def list_(
     device: Annotated[str | None, typer.Option(
         help="Only runs on this phone (alias, serial or shown name).")] = None,
     variant: Annotated[str | None, typer.Option(help="Only this variant.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.",
+                                       min=1, max=1_000_000)] = 50,
     db: DbOption = None,
     format: TableFormatOption = TableFormat.table,
 ) -> None:

@@ -150,7 +150,8 @@ def status_(
     sweep_id: SweepId,
     watch: Annotated[bool, typer.Option("--watch", "-w",
                                         help="Refresh until the sweep ends.")] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.",
+                                            min=0.1, max=3600)] = 2.0,
     db: DbOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
@@ -209,7 +210,8 @@ def cancel_(
 
 @app.command("list")
 def list_(
-    limit: Annotated[int, typer.Option(help="At most this many sweeps, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(help="At most this many sweeps, newest first.",
+                                       min=1, max=1_000_000)] = 20,
     db: DbOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:

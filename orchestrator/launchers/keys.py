@@ -11,8 +11,20 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.errors import DeviceError
+
 KEY_NAME = "id_ed25519"
 KNOWN_HOSTS = "known_hosts"  # lines: SERIAL KEYTYPE BASE64
+
+
+def ssh_support() -> bool:
+    """Whether the optional ssh extra (paramiko, and cryptography for the key) is installed."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("paramiko", "cryptography"))
+    except (ImportError, ValueError):  # a module blocked or half-imported
+        return False
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,10 @@ class KeyStore:
     def ensure(self) -> None:
         if self.private_path.exists():
             return
+        if not ssh_support():
+            raise DeviceError("orch's ssh key needs paramiko and cryptography, which are not "
+                              "installed.", hint="pip install 'orch[ssh]', or use the runas "
+                              "launcher (no key needed).")
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

@@ -20,7 +20,7 @@ from orchestrator.devices.adb import Phone
 from orchestrator.errors import DeviceError
 from orchestrator.launchers import scripts
 from orchestrator.launchers.choose import remember_launcher, termux_shell
-from orchestrator.launchers.keys import KeyStore
+from orchestrator.launchers.keys import KeyStore, ssh_support
 from orchestrator.launchers.runas import GITHUB_RELEASES
 from orchestrator.launchers.termux_env import AGENT_PACKAGES, PREFIX, SSH_PACKAGES
 from orchestrator.launchers.termux_facts import (
@@ -84,6 +84,10 @@ class Setup:
                 f"Install Termux's GitHub build ({GITHUB_RELEASES}), open it once, then run "
                 f"`orch devices setup {self.serial}` again."))]
         steps: list[Step] = []
+        if self.launcher == "ssh" and not ssh_support():
+            raise DeviceError("The ssh launcher needs paramiko and cryptography, which are not "
+                              "installed.", hint="pip install 'orch[ssh]', or use "
+                              "`--launcher runas` with Termux's GitHub build.")
         if self.launcher == "runas" and not self.debuggable:
             steps.append(Step("Termux build", "replace Termux", manual=(
                 f"run-as needs Termux's GitHub build ({GITHUB_RELEASES}); uninstall this one "
@@ -120,6 +124,11 @@ class Setup:
             cmd = f"DEBIAN_FRONTEND=noninteractive pkg install -y {' '.join(wanted)}"
             steps.append(Step("Termux packages", f"run `{cmd}` in Termux (via run-as)",
                               run=lambda: self._install(cmd)))
+        if not ssh_support():  # runas needs no key: the ssh steps wait for the ssh extra
+            for name in ("ssh key", "sshd"):
+                self.already.append(Outcome(name, "skipped", "not needed by runas; "
+                                            "pip install 'orch[ssh]' for the ssh launcher"))
+            return steps
         steps.append(Step("ssh key", "add orch's public key to Termux's "
                           "~/.ssh/authorized_keys", run=self._authorize))
         steps.append(Step("sshd", "start Termux's sshd (port 8022)", run=self._start_sshd))

@@ -48,6 +48,7 @@ from orchestrator.runner.staging import (
     AGENT_PACKAGE,
     BuiltModel,
     StageTally,
+    host_images,
     push_text,
     stage_agent,
     stage_data,
@@ -168,6 +169,8 @@ def run_experiment(
             return [_resume(ctx, resume_run_id)]
     if spec is None:
         raise ValueError("a spec is needed unless resuming a run")
+    if spec.data.kind == "host":
+        host_images(spec.data, spec.head.classes)  # a missing class folder: say so before building
     if builder is None:
         builder = default_builder()
     exp = repo.upsert_experiment(session=session, name=spec.name,

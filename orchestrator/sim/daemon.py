@@ -122,9 +122,10 @@ class Daemon:
         apps.prepare(storage, self.state_dir / "system", self.profile)
         self.files = DirWriter(self.state_dir)
         self._write_sensors()
-        self._apply_control(force=True)
+        # Listen first: applying the start-time faults only re-opens a listener it closed.
         self._listener = listen(self.port)
         self.port = self._listener.getsockname()[1]
+        self._apply_control(force=True)
         build_root(self.state_dir / "rootfs", system=self.state_dir / "system",
                    storage=storage, python_dirs=python_dirs()[0], arm64_root=self.arm64_root)
         enter_root(self.state_dir / "rootfs")

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +111,12 @@ def read_control(state_dir: Path, name: str = CONTROL_FILE) -> Faults | None:
 class Throttle:
     """Paces one direction of the link to a byte rate; shared by all of a phone's connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._lock = threading.Lock()
         self._rate: float | None = None
         self._free_at = 0.0
+        self._clock, self._sleep = clock, sleep  # injected, so tests need no real waiting
 
     def set_rate(self, mb_per_s: float | None) -> None:
         with self._lock:
@@ -124,8 +127,8 @@ class Throttle:
         with self._lock:
             if self._rate is None:
                 return
-            now = time.monotonic()
+            now = self._clock()
             self._free_at = max(now, self._free_at) + nbytes / self._rate
             delay = self._free_at - now
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -46,11 +46,46 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=True)
         SQLModel.metadata.create_all(engine)
         return engine
+    except ImportError as e:
+        raise missing_driver(url, e) from None
     except (SQLAlchemyError, OSError) as e:
         raise StoreError(
-            f"Cannot open the results store at {url}: {e.__class__.__name__}: {e}".splitlines()[0],
+            f"Cannot open the results store at {shown_url(url)}: "
+            f"{e.__class__.__name__}: {e}".splitlines()[0].rstrip("."),
             hint="Check --db / ORCH_DB (any SQLAlchemy URL) and that its folder is writable.",
         ) from None
+
+
+def shown_url(url: str) -> str:
+    """`url` without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def missing_driver(url: str, e: ImportError) -> StoreError:
+    """The store's database driver is not installed: name the extra (or module) to install."""
+    if url.startswith(("postgresql", "postgres")):
+        hint = "Install the PostgreSQL driver: pip install 'orch[postgres]'."
+    else:
+        hint = f"Install the Python module {e.name or 'the URL names'} for this database."
+    return StoreError(f"Cannot open the results store at {shown_url(url)}: its database "
+                      f"driver ({e.name or 'a module'}) is not installed.", hint=hint)
+
+
+def store_error(e: BaseException) -> StoreError | None:
+    """A database failure that escaped a command (a full disk, a read-only file, a lost
+    server) as one StoreError line; None when `e` is not one."""
+    import sqlite3
+
+    if not isinstance(e, (SQLAlchemyError, sqlite3.Error)):
+        return None
+    cause = getattr(e, "orig", None) or e
+    text = (str(cause).splitlines() or [cause.__class__.__name__])[0].rstrip(".")
+    return StoreError(f"The results store failed: {text}.",
+                      hint="Check that the store (--db / ORCH_DB) is writable and its disk "
+                      "has room, then run the command again.")
 
 
 def get_engine(url: str) -> Engine:

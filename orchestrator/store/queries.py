@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound
+from orchestrator.store.ids import valid_id
 from orchestrator.store.labels import device_labels, label_of
 from orchestrator.store.lease import mark_orphans
 from orchestrator.store.public import CompareRow, DevicePublic, RunPublic, SamplePublic
@@ -139,7 +140,7 @@ def experiments_summary(*, session: Session) -> list[ExperimentSummary]:
 
 
 def get_experiment_by_id(*, session: Session, experiment_id: int) -> Experiment:
-    row = session.get(Experiment, experiment_id)
+    row = session.get(Experiment, experiment_id) if valid_id(experiment_id) else None
     if row is None:
         raise NotFound(f"No experiment {experiment_id} in the store.",
                        hint="See `orch results list`.")
@@ -303,6 +304,7 @@ def runs_page(
 
 def runs_by_ids(*, session: Session, run_ids: Sequence[int]) -> list[RunPublic]:
     """The given runs, in the given order (unknown ids are left out), in one statement."""
+    run_ids = [i for i in run_ids if valid_id(i)]
     if not run_ids:
         return []
     q = (select(Run, Experiment.name)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound
+from orchestrator.store.ids import valid_id
 from orchestrator.store.labels import device_labels
 from orchestrator.store.public import (
     CompareRow,
@@ -66,7 +67,7 @@ def list_devices(*, session: Session) -> list[DevicePublic]:
 
 
 def get_device(*, session: Session, device_id: int) -> DevicePublic:
-    row = session.get(Device, device_id)
+    row = session.get(Device, device_id) if valid_id(device_id) else None
     if row is None:
         raise NotFound(f"No device {device_id} in the store.", hint="See `orch devices list`.")
     return DevicePublic.model_validate(row)
@@ -148,7 +149,7 @@ def create_run(
 
 
 def update_run(*, session: Session, run_id: int, **fields: Any) -> RunPublic:
-    row = session.get(Run, run_id)
+    row = session.get(Run, run_id) if valid_id(run_id) else None
     if row is None:
         raise NotFound(f"No run {run_id} in the store.", hint="See `orch results list`.")
     for key, value in fields.items():
@@ -162,7 +163,7 @@ def update_run(*, session: Session, run_id: int, **fields: Any) -> RunPublic:
 
 
 def get_run(*, session: Session, run_id: int) -> RunPublic:
-    row = session.get(Run, run_id)
+    row = session.get(Run, run_id) if valid_id(run_id) else None
     if row is None:
         raise NotFound(f"No run {run_id} in the store.", hint="See `orch results list`.")
     return _public_run(session, row)

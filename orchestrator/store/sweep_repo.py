@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound
+from orchestrator.store.ids import valid_id
 from orchestrator.store.labels import device_labels
 from orchestrator.store.sweep_tables import Sweep, SweepItem
 from orchestrator.store.tables import Run, utcnow
@@ -81,7 +82,7 @@ def create_sweep(*, session: Session, name: str, experiment_id: int,
 
 
 def get_sweep(*, session: Session, sweep_id: int) -> SweepPublic:
-    row = session.get(Sweep, sweep_id)
+    row = session.get(Sweep, sweep_id) if valid_id(sweep_id) else None
     if row is None:
         raise NotFound(f"No sweep {sweep_id} in the store.", hint="See `orch sweep list`.")
     session.refresh(row)  # another thread or process may have changed it
@@ -96,7 +97,7 @@ def list_sweeps(*, session: Session, limit: int | None = None) -> list[SweepPubl
 
 
 def update_sweep(*, session: Session, sweep_id: int, **fields: Any) -> SweepPublic:
-    row = session.get(Sweep, sweep_id)
+    row = session.get(Sweep, sweep_id) if valid_id(sweep_id) else None
     if row is None:
         raise NotFound(f"No sweep {sweep_id} in the store.", hint="See `orch sweep list`.")
     if fields.get("status", "queued") not in SWEEP_STATUSES:
@@ -146,7 +147,7 @@ def _public_item(item: SweepItem, run: Run | None) -> SweepItemPublic:
 
 
 def get_item(*, session: Session, item_id: int) -> SweepItemPublic:
-    item = session.get(SweepItem, item_id)
+    item = session.get(SweepItem, item_id) if valid_id(item_id) else None
     if item is None:
         raise NotFound(f"No sweep item {item_id} in the store.")
     session.refresh(item)
@@ -165,7 +166,7 @@ def list_items(*, session: Session, sweep_id: int) -> list[SweepItemPublic]:
 
 
 def update_item(*, session: Session, item_id: int, **fields: Any) -> SweepItemPublic:
-    item = session.get(SweepItem, item_id)
+    item = session.get(SweepItem, item_id) if valid_id(item_id) else None
     if item is None:
         raise NotFound(f"No sweep item {item_id} in the store.")
     for key, value in fields.items():
@@ -177,7 +178,7 @@ def update_item(*, session: Session, item_id: int, **fields: Any) -> SweepItemPu
 
 def switch_run(*, session: Session, item_id: int, run_id: int) -> SweepItemPublic:
     """Point the item at a new Run (a retry, or a move to another phone)."""
-    item = session.get(SweepItem, item_id)
+    item = session.get(SweepItem, item_id) if valid_id(item_id) else None
     if item is None:
         raise NotFound(f"No sweep item {item_id} in the store.")
     item.run_id = run_id

@@ -61,8 +61,8 @@ def expand_points(sweep: SweepSpec) -> list[Point]:
 
 def _absolute(key: str, value: Any, base: Path) -> Any:
     """Relative host paths in the sweep file are relative to the sweep file."""
-    if key not in _PATH_KEYS or not isinstance(value, str):
-        return value
+    if key not in _PATH_KEYS or not isinstance(value, str) or "\0" in value:
+        return value  # a NUL byte: the spec's validation refuses it, naming the field
     if key == "data.source":
         kind, sep, path = value.partition(":")
         if sep and kind == "host" and path and not Path(path).is_absolute():

@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from orchestrator.errors import SpecError, SpecProblem
-from orchestrator.spec import HealthSpec, StrictModel, _line_map, _problems
+from orchestrator.spec import HealthSpec, StrictModel, _problems
+from orchestrator.spec_yaml import YamlRefused, read_yaml
 
 SDK_RULE = re.compile(r"^\s*(>=|<=|==|=|>|<)?\s*(\d+)\s*$")
 LOCAL_SERVER = "local"  # the default adb server (ORCH_ADB_HOST / ORCH_ADB_PORT)
@@ -112,17 +112,13 @@ def load_sweep_text(text: str, *, source: str | None = None) -> SweepSpec:
         raise sweep_error([SpecProblem("(file)", "the sweep file is empty; see "
                                      "experiments/sweep_*.yaml for examples")], source=source)
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise sweep_error([SpecProblem("(file)", f"not valid YAML: {problem}",
-                                     mark.line + 1 if mark else None)], source=source) from None
+        raw, lines = read_yaml(text)
+    except YamlRefused as e:
+        raise sweep_error([e.problem], source=source) from None
     if not isinstance(raw, dict):
         raise sweep_error([SpecProblem("(file)", "expected a mapping of keys (base, grid, "
                                      f"devices, …), got {type(raw).__name__}", 1)],
                         source=source)
-    lines = _line_map(text)
     if "base" not in raw and {"data", "variants"} & set(raw):
         raise sweep_error([SpecProblem("base", "missing: this looks like an experiment spec; "
                                        "a sweep names one with `base: SPEC.yaml` (see "

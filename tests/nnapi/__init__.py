@@ -1,5 +1,5 @@
 """Test helpers for NNAPI: the simulated library, tiny MobileNet trunks, LiteRT references.
 
-`fake_nnapi.c` here is the simulated libneuralnetworks.so that virtual phones ship too
-(a link to orchestrator/simnnapi/fake_nnapi.c, the one source).
+The simulated libneuralnetworks.so is built from orchestrator/simnnapi/fake_nnapi.c, the one
+source, which virtual phones ship too.
 """

@@ -8,5 +8,6 @@ from orchestrator.simnnapi import DEFAULT_API_LEVEL, build_library
 
 
 def build_fake_nnapi(out_dir: Path, *, api_level: int = DEFAULT_API_LEVEL) -> Path:
-    """Compile tests/nnapi/fake_nnapi.c with `cc -shared -fPIC -O2 -lm` into out_dir (cached)."""
+    """Compile orchestrator/simnnapi/fake_nnapi.c (`cc -shared -fPIC -O2 -lm`) into out_dir,
+    cached."""
     return build_library(out_dir, api_level=api_level)

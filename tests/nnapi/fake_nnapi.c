@@ -1,1 +1,0 @@
-../../orchestrator/simnnapi/fake_nnapi.c
