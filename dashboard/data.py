@@ -13,8 +13,8 @@ from sqlmodel import Session
 from dashboard import views
 from orchestrator.audit import AuditVerdict, audit_verdict
 from orchestrator.store import queries, repo
-from orchestrator.store.lease import mark_orphans
 from orchestrator.store.ids import valid_id
+from orchestrator.store.lease import mark_orphans
 from orchestrator.store.public import (
     CompareRow,
     DevicePublic,
