@@ -58,6 +58,7 @@ class SweepItemPublic(BaseModel):
     attempts: int = 0
     health_wait: float = 0.0
     note: str | None = None
+    worker_id: int | None = None
     # From the run:
     status: str = "queued"
     error: str | None = None
