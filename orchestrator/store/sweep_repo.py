@@ -124,7 +124,7 @@ def take_ownership(*, session: Session, sweep_id: int, owner: str,
 
 
 def add_item(*, session: Session, sweep_id: int, run_id: int, label: str, variant: str,
-             point: dict[str, Any], repetition: int, spec: dict[str, Any], device_id: int,
+             point: dict[str, Any], repetition: int, spec: dict[str, Any], device_id: int | None,
              phone: str, model: str | None) -> None:
     """Queue one point × phone (committed by `commit_items`, so a sweep appears whole)."""
     session.add(SweepItem(sweep_id=sweep_id, run_id=run_id, run_ids=[run_id], label=label,
@@ -241,6 +241,7 @@ def release_items(*, session: Session, sweep_id: int, device_id: int, note: str)
     for item, _run in session.exec(_open_items(session, sweep_id)).all():
         if item.device_id == device_id:
             item.device_id = None
+            item.worker_id = None
             item.note = note
             session.add(item)
             n += 1

@@ -100,6 +100,9 @@ def _claim(session: Session, sweep_id: int) -> None:
         raise RunError(f"Sweep {sweep_id} is {sweep.status}; nothing to run.",
                        hint=f"See `orch sweep status {sweep_id}`; `orch sweep resume "
                             f"{sweep_id} --retry-failed` runs its failed runs again.")
+    if sweep.spec.get("queue") == "workers":
+        raise RunError(f"Sweep {sweep_id} is queued for workers, not for one driver.",
+                       hint="Run `orch sweep worker --db …` on the hosts of its phones.")
     if driver_alive(sweep):
         raise RunError(f"Sweep {sweep_id} is being driven by {sweep.owner}.",
                        hint=f"Watch it with `orch sweep status {sweep_id} --watch`, or stop "
