@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything orch needs on a fresh Debian machine: the adb server, Chromium (for the
-# dashboard's browser tests), a C compiler (the simulated NNAPI library), and orch itself.
+# dashboard's browser tests), a C compiler (the simulated NNAPI library), PostgreSQL (the
+# store tests' second database) and iproute2 (network namespaces), and orch itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,10 +9,12 @@ need_apt=()
 command -v adb >/dev/null 2>&1 || need_apt+=(adb)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test,ssh]"
+python3 -m pip install -q --disable-pip-version-check -e ".[test,ssh,postgres]"
