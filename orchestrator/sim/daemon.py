@@ -121,8 +121,9 @@ class Daemon:
         apps.prepare(storage, self.state_dir / "system", self.profile)
         self.files = DirWriter(self.state_dir)
         self._write_sensors()
-        self._apply_control(force=True)
-        self._listener = listen(self.port)
+        self._apply_control(force=True)  # with a fixed port, this may already listen
+        if self._listener is None:
+            self._listener = listen(self.port)
         self.port = self._listener.getsockname()[1]
         build_root(self.state_dir / "rootfs", system=self.state_dir / "system",
                    storage=storage, python_dirs=python_dirs()[0])
