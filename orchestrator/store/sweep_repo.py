@@ -136,7 +136,7 @@ def commit_items(*, session: Session) -> None:
     session.commit()
 
 
-def _public_item(item: SweepItem, run: Run | None) -> SweepItemPublic:
+def public_item(item: SweepItem, run: Run | None) -> SweepItemPublic:
     pub = SweepItemPublic.model_validate(item)
     if run is not None:
         pub.status, pub.error, pub.accuracy = run.status, run.error, run.accuracy
@@ -154,7 +154,7 @@ def get_item(*, session: Session, item_id: int) -> SweepItemPublic:
     run = session.get(Run, item.run_id)
     if run is not None:
         session.refresh(run)
-    return _public_item(item, run)
+    return public_item(item, run)
 
 
 def list_items(*, session: Session, sweep_id: int) -> list[SweepItemPublic]:
@@ -162,7 +162,7 @@ def list_items(*, session: Session, sweep_id: int) -> list[SweepItemPublic]:
         select(SweepItem, Run).join(Run, col(SweepItem.run_id) == Run.id)
         .where(SweepItem.sweep_id == sweep_id).order_by(SweepItem.id)
         .execution_options(populate_existing=True)).all()
-    return [_public_item(item, run) for item, run in rows]
+    return [public_item(item, run) for item, run in rows]
 
 
 def update_item(*, session: Session, item_id: int, **fields: Any) -> SweepItemPublic:
@@ -207,7 +207,7 @@ def claim_next(*, session: Session, sweep_id: int, device_id: int, phone: str,
     released = [(i, r) for i, r in rows
                 if i.device_id is None and model is not None and i.model == model]
     for item, run in stale:
-        return _public_item(item, run)
+        return public_item(item, run)
     for item, run in queued:
         res = session.exec(update(Run).where(Run.id == run.id, Run.status == "queued")
                            .values(status="running"))
@@ -250,7 +250,7 @@ def release_items(*, session: Session, sweep_id: int, device_id: int, note: str)
 
 
 def open_runs(*, session: Session, sweep_id: int) -> list[SweepItemPublic]:
-    return [_public_item(i, r) for i, r in session.exec(_open_items(session, sweep_id)).all()]
+    return [public_item(i, r) for i, r in session.exec(_open_items(session, sweep_id)).all()]
 
 
 def last_run_end(*, session: Session, device_id: int) -> datetime | None:

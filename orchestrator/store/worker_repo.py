@@ -121,7 +121,10 @@ def claim(*, session: Session, worker_id: int, sweep_ids: Sequence[int], device_
     session.exec(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == "queued")
                  .values(status="running", started=utcnow()))
     session.commit()
-    return sweep_repo.get_item(session=session, item_id=item_id)
+    item, run = session.exec(
+        select(SweepItem, Run).join(Run, col(Run.id) == SweepItem.run_id)
+        .where(SweepItem.id == item_id).execution_options(populate_existing=True)).one()
+    return sweep_repo.public_item(item, run)
 
 
 def hand_back_expired(*, session: Session, now: datetime | None = None
