@@ -106,10 +106,13 @@ def follow_agent(
         return min(poll_s, tail_poll_s) if near_end else poll_s
 
     while True:
+        offset = guard.events_offset
         terminal = step()
         if terminal:
             break
-        if not link.agent_alive(guard.run_dir):
+        # New lines say the agent was alive a moment ago: ask the phone only when it is
+        # quiet (one adb round trip less per busy poll).
+        if guard.events_offset == offset and not link.agent_alive(guard.run_dir):
             terminal = step()  # its last lines, written just before it exited
             break
         sleep(interval())

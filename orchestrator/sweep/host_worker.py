@@ -33,7 +33,7 @@ from orchestrator.sweep.driver import _one_build_at_a_time
 from orchestrator.sweep.owner import me
 from orchestrator.sweep.phones import choose_phones, matches
 from orchestrator.sweep.spec import DeviceSelector
-from orchestrator.sweep.worker import PhoneWorker, SweepRuntime
+from orchestrator.sweep.worker import PhoneWorker, SweepRuntime, drop_standby
 
 
 @dataclass
@@ -48,6 +48,7 @@ class WorkerOptions:
     poll_s: float = 0.5
     reconnect_s: float = 2.0
     health_poll_s: float = 5.0
+    warm_agent: bool = True
     stop: threading.Event = field(default_factory=threading.Event)  # set: leave
 
 
@@ -92,7 +93,8 @@ class HostWorker:
                     max_attempts=int(sweep.spec.get("max_attempts", 2)), say=self.say,
                     progress=self.display.progress, builder=self.builder,
                     agent_package=o.agent_package, poll_s=o.poll_s, idle_s=o.idle_s,
-                    reconnect_s=o.reconnect_s, health_poll_s=o.health_poll_s)
+                    reconnect_s=o.reconnect_s, health_poll_s=o.health_poll_s,
+                    warm_agent=o.warm_agent)
                 if o.stop.is_set():
                     rt.stopping.set()
             return rt
@@ -128,6 +130,8 @@ class HostWorker:
             traceback.print_exc()
         finally:
             self.idle[device.id] = True
+            for rt in list(self.runtimes.values()):
+                drop_standby(rt, device)
 
     # ------------------------------------------------------------------ the process
 
