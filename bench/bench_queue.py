@@ -156,6 +156,32 @@ def store_size(url: str, runs: int = 10_000) -> int:
     return int(size)
 
 
+def plan(capacity: float, size_10k: int) -> list[str]:
+    """A farm of 100 phones on 10 hosts, sized with the figures just measured."""
+    runs_per_s = 100 / 60  # every phone finishing a one-minute run (short for real training)
+    per_day_mb = runs_per_s * 86_400 / 10_000 * size_10k / 1e6
+    return [
+        "A plan for 100 phones on 10 hosts, with these figures:", "",
+        "- One PostgreSQL for the lab; on each host `orch sweep worker --db postgresql://… "
+        "--lease 30` beside its 10 phones, and sweeps queued from anywhere with `orch sweep "
+        "FILE --queue-only`.",
+        f"- Claims: 100 phones that each finish a one-minute run ask for "
+        f"{runs_per_s:.1f} claims/s; the queue took {capacity:.0f} claims/s with 16 workers "
+        f"here ({capacity / runs_per_s:.0f}× that) on 2 shared cores. Heartbeats add one "
+        "write per host every 10 s; ingestion of events is per run and epoch, as on one "
+        "host.",
+        "- Connections: each worker holds a session per phone plus its heartbeat, at most "
+        "15 from SQLAlchemy's pool; 10 hosts need up to 150, over PostgreSQL's default "
+        "`max_connections` of 100: raise it to 200 (or put PgBouncer in front).",
+        f"- Size: at that rate the store grows by about {per_day_mb:,.0f} MB a day "
+        f"({size_10k / 1e6:.0f} MB per 10,000 runs, metrics included); the dashboard's "
+        "pages stay bounded queries (see \"Dashboard at scale\" for p95 at 10,000 runs).",
+        "- A host that dies: its runs go back to the queue 30 s after its last heartbeat "
+        "and the other hosts' phones that match the sweep take them; its own phones' "
+        "agents are stopped when those phones are next used. SQLite stays the store of a "
+        "single host (one writer at a time).", ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pg", required=True, help="a PostgreSQL server URL (a database on it "
@@ -209,6 +235,7 @@ def main() -> None:
     lines += ["", f"Store size per 10,000 finished sweep runs (queue item, run row with its "
               f"result and timing, 25 epochs × 8 metric points): PostgreSQL "
               f"{pg_size / 1e6:.0f} MB, SQLite {sq_size / 1e6:.0f} MB.", ""]
+    lines += plan(statistics.median(rates[("postgresql", 16)]), pg_size)
     text = "\n".join(lines) + "\n"
     print(text)
     if a.write:
