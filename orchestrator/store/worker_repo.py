@@ -152,7 +152,7 @@ def hand_back_expired(*, session: Session, now: datetime | None = None
         return []
     held = session.exec(
         select(SweepItem.id, SweepItem.worker_id).join(Run, col(Run.id) == SweepItem.run_id)
-        .where(col(SweepItem.worker_id).in_(list(expired)))).all()
+        .where(col(SweepItem.worker_id).in_(list(expired)), col(Run.status).in_(OPEN))).all()
     counts: dict[str, int] = {}
     for item_id, worker_id in held:
         name = expired[worker_id]
@@ -170,35 +170,33 @@ def _hand_back(session: Session, item_id: int, worker_id: int, why: str) -> int:
                         .with_for_update().execution_options(populate_existing=True)).first()
     run = item and session.exec(select(Run).where(Run.id == item.run_id).with_for_update()
                                 .execution_options(populate_existing=True)).first()
-    if item is None or run is None:
-        session.rollback()
+    if item is None or run is None or run.status not in OPEN:
+        session.rollback()  # done already (it keeps its worker), or handed back by another
         return 0
     item.worker_id = None
-    opened = run.status in OPEN
-    if opened:
-        pool = _is_pool(session, item.sweep_id)
-        device_id = None if pool else run.device_id
-        if run.events_seen == 0 and not run.device_run_dir:
-            run.status, run.error, run.device_id = "queued", None, device_id
-        else:
-            new = Run(experiment_id=run.experiment_id, variant=run.variant,
-                      device_id=device_id, params=_item_params(run.params), status="queued",
-                      sweep_id=run.sweep_id, delegate_requested=run.delegate_requested)
-            session.add(new)
-            session.flush()
-            run.status, run.finished = "cancelled", utcnow()
-            run.error = f"{why}; queued again as run {new.id}"
-            if run.device_run_dir:
-                run.progress = {**(run.progress or {}), FLAG: True}
-            item.run_id = new.id or 0
-            item.run_ids = [*item.run_ids, new.id or 0]
-        item.note = why
-        if pool:
-            item.device_id = None
-        session.add(run)
+    pool = _is_pool(session, item.sweep_id)
+    device_id = None if pool else run.device_id
+    if run.events_seen == 0 and not run.device_run_dir:
+        run.status, run.error, run.device_id = "queued", None, device_id
+    else:
+        new = Run(experiment_id=run.experiment_id, variant=run.variant,
+                  device_id=device_id, params=_item_params(run.params), status="queued",
+                  sweep_id=run.sweep_id, delegate_requested=run.delegate_requested)
+        session.add(new)
+        session.flush()
+        run.status, run.finished = "cancelled", utcnow()
+        run.error = f"{why}; queued again as run {new.id}"
+        if run.device_run_dir:
+            run.progress = {**(run.progress or {}), FLAG: True}
+        item.run_id = new.id or 0
+        item.run_ids = [*item.run_ids, new.id or 0]
+    item.note = why
+    if pool:
+        item.device_id = None
+    session.add(run)
     session.add(item)
     session.commit()
-    return int(opened)
+    return 1
 
 
 def _item_params(params: dict[str, Any]) -> dict[str, Any]:

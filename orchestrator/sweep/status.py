@@ -54,7 +54,9 @@ def sweep_status(*, session: Session, sweep_id: int) -> SweepStatus:
     for item in items:
         row = phones.get(item.device_id)
         if row is None:
-            label = names.get(item.device_id or 0, f"released ({item.model or '?'})")
+            unheld = ("for any worker's phone" if sweep.spec.get("queue") == "workers"
+                      else f"released ({item.model or '?'})")
+            label = names.get(item.device_id or 0, unheld)
             row = phones[item.device_id] = PhoneStatus(
                 device_id=item.device_id, phone=label, serial=serials.get(item.device_id or 0),
                 counts=dict.fromkeys(COUNTED, 0))
