@@ -224,9 +224,10 @@ def report(all_rows: list[dict], imports: list[float], reps: int, runs_per_phone
         "when a run ends, the sweep starts the phone's next agent at once, and it waits, "
         "warm, for the next job.json (device_agent/standby.py), while the host collects, "
         "claims the next run, samples health and checks staging. What remains is the "
-        "follow loop's 0.5 s poll (part of a poll is lost when the agent ends; 0.1 s once "
-        "the last epoch is in), and the adb shell round trips of guarded reads, liveness "
-        "checks (now only when no new event came) and the per-epoch health samples; the "
+        "follow loop's polling (0.5 s while the agent is quiet, 0.1 s right after events "
+        "and once the last epoch is in), and the adb shell round trips of guarded reads "
+        "(three per read: stat, first bytes, rest), liveness checks (only when no new "
+        "event came) and the per-epoch health samples; the "
         f"queue, health gate and staging checks take {local:.2f} s. "
         f"Throughput still grows with phones ({rpm[1]:.0f} → {rpm[2]:.0f} → {rpm[4]:.0f} "
         "runs per minute for 1 → 2 → 4 phones), but this machine has "
@@ -263,12 +264,20 @@ def main() -> None:
     ap.add_argument("--runs-per-phone", type=int, default=4)
     ap.add_argument("--write", type=Path, help=f"update this file's '{SECTION}' section")
     ap.add_argument("--json", type=Path, help="also write the raw rows here")
+    ap.add_argument("--from-json", type=Path, help="render the report from rows written by "
+                    "--json (with --reps and --runs-per-phone as they were) instead of running")
     args = ap.parse_args()
-    rows, imports, load = run(args.reps, args.runs_per_phone)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        rows, imports = saved["runs"], saved["agent_import_s"]
+        load = saved.get("load_start", rows[0]["load"])
+    else:
+        rows, imports, load = run(args.reps, args.runs_per_phone)
     text = report(rows, imports, args.reps, args.runs_per_phone, load)
     print(text)
     if args.json:
-        args.json.write_text(json.dumps({"runs": rows, "agent_import_s": imports}, indent=1))
+        args.json.write_text(json.dumps({"runs": rows, "agent_import_s": imports,
+                                         "load_start": load}, indent=1))
     if args.write:
         replace_section(args.write, SECTION, text)
 
