@@ -148,17 +148,22 @@ class Net:
         return f"postgresql://postgres@{HOSTS[host][0]}:{PG_PORT}/orch"
 
     def down(self) -> None:
+        """Stop everything, each step on its own (one that hangs or fails stops no other):
+        the phones politely, then whatever is left in the namespaces, then the namespaces."""
+        def quietly(cmd: list[str], **kw) -> None:
+            try:
+                subprocess.run(cmd, capture_output=True, timeout=60, **kw)
+            except (subprocess.TimeoutExpired, OSError):
+                pass
+
         for host in HOSTS:
             if host in self.homes:
-                subprocess.run(self.in_ns(host, sys.executable, "-m", "orchestrator", "sim",
-                                          "stop", "--all"), capture_output=True, timeout=60,
-                               env=self.env(host), cwd=REPO)
-                subprocess.run(self.in_ns(host, ADB, "kill-server"), capture_output=True,
-                               timeout=30, env=self.env(host))
+                quietly(self.in_ns(host, sys.executable, "-m", "orchestrator", "sim", "stop",
+                                   "--all"), env=self.env(host), cwd=REPO)
+                quietly(self.in_ns(host, ADB, "kill-server"), env=self.env(host))
         if (self.pg_dir / "data").exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", str(self.pg_bin / "pg_ctl"),
-                            "-D", str(self.pg_dir / "data"), "-m", "immediate", "stop"],
-                           capture_output=True, timeout=60)
+            quietly(["runuser", "-u", "postgres", "--", str(self.pg_bin / "pg_ctl"), "-D",
+                     str(self.pg_dir / "data"), "-m", "immediate", "stop"])
         for ns in self.ns.values():
             pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True,
                                   text=True).stdout.split()

@@ -8,12 +8,15 @@ SKIP LOCKED` on PostgreSQL (workers on many hosts skip each other's rows instead
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import or_, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from orchestrator.runner.orphans import FLAG
@@ -43,13 +46,26 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def begin_write(session: Session) -> None:
+def begin_write(session: Session, *, patience_s: float = 120.0) -> None:
     """Start a write transaction that serializes with other writers: SQLite takes its
-    write lock now (BEGIN IMMEDIATE), so a claim's read and write see the same state."""
+    write lock now (BEGIN IMMEDIATE), so a claim's read and write see the same state. Its
+    busy timeout is no queue (many waiters can starve one): a refused lock is asked for
+    again, after a random pause, for up to `patience_s`."""
     session.commit()
     conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if conn.dialect.name != "sqlite":
+        return
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            session.rollback()
+            time.sleep(random.uniform(0.01, 0.1))
+            conn = session.connection()
 
 
 def register(*, session: Session, name: str, host: str, devices: list[str],

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.errors import DeviceError, RunError
 from orchestrator.runner.pipeline import Builder
@@ -108,10 +109,16 @@ class HostWorker:
                 while not self.opts.stop.is_set():
                     sweeps = [sw for sw in worker_repo.pool_sweeps(session=s)
                               if _eligible(sw, device)]
-                    item = worker_repo.claim(session=s, worker_id=self.worker_id,
-                                             sweep_ids=[sw.id for sw in sweeps],
-                                             device_id=device.id, phone=device.serial,
-                                             model=device.model)
+                    try:
+                        item = worker_repo.claim(session=s, worker_id=self.worker_id,
+                                                 sweep_ids=[sw.id for sw in sweeps],
+                                                 device_id=device.id, phone=device.serial,
+                                                 model=device.model)
+                    except OperationalError as e:  # the store is busy or away: ask again
+                        s.rollback()
+                        self.say(label, f"could not claim a run: {str(e).splitlines()[0]}")
+                        self.opts.stop.wait(self.opts.idle_s)
+                        continue
                     if item is None:
                         for sw in sweeps:
                             worker_repo.close_if_done(session=s, sweep_id=sw.id)
@@ -169,15 +176,21 @@ class HostWorker:
                 for t in threads:
                     t.start()
                 while not o.stop.is_set():
-                    if not worker_repo.heartbeat(session=s, worker_id=w.id, lease_s=o.lease_s):
-                        lost = True
-                        self.say("worker", "lease lost: the other workers took this one "
-                                           "for dead and queued its runs again; leaving")
-                        break
-                    for name, n in worker_repo.hand_back_expired(session=s):
-                        handed += n
-                        self.say("worker", f"{name} lost its lease: {n} runs queued again")
-                    self._watch_cancels(s)
+                    try:
+                        if not worker_repo.heartbeat(session=s, worker_id=w.id,
+                                                     lease_s=o.lease_s):
+                            lost = True
+                            self.say("worker", "lease lost: the other workers took this one "
+                                               "for dead and queued its runs again; leaving")
+                            break
+                        for name, n in worker_repo.hand_back_expired(session=s):
+                            handed += n
+                            self.say("worker", f"{name} lost its lease: {n} runs queued "
+                                               "again")
+                        self._watch_cancels(s)
+                    except OperationalError as e:  # busy or away: the next beat tries again
+                        s.rollback()
+                        self.say("worker", f"store: {str(e).splitlines()[0]}")
                     if o.exit_when_idle and all(self.idle.values()) and \
                             not worker_repo.pool_sweeps(session=s):
                         break
