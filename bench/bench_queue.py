@@ -18,6 +18,7 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import queue
 import statistics
 import sys
 import tempfile
@@ -94,7 +95,16 @@ def claims_per_s(url: str, workers: int, runs: int) -> float:
         ready.acquire()
     t0 = time.perf_counter()
     go.set()
-    got = [out.get(timeout=600) for _ in procs]
+    got: list[tuple[int, float]] = []
+    while len(got) < len(procs):
+        try:
+            got.append(out.get(timeout=5))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                for p in procs:
+                    p.kill()
+                raise RuntimeError(f"a worker failed (exit codes {dead})") from None
     for p in procs:
         p.join(60)
     total = sum(n for n, _ in got)
