@@ -212,7 +212,7 @@ def _wait(check, timeout: float, what: str, procs=()) -> None:
 
 def test_two_hosts_share_one_queue_and_survive_a_killed_worker(net, tmp_path):
     """Six runs queued once; workers on two hosts take them; the first host's worker is
-    killed mid-run; after its lease the second runs the rest. Every run finishes exactly
+    killed mid-run (after finishing one); after its lease the second runs the rest. Every run finishes exactly
     once, the killed run is cancelled saying why, and the dead worker is marked expired."""
     path = tmp_path / "farm.yaml"
     path.write_text(SWEEP)
@@ -233,12 +233,12 @@ def test_two_hosts_share_one_queue_and_survive_a_killed_worker(net, tmp_path):
             with open_session(url) as s:
                 dev = repo.find_device(session=s, serial=net.serials["w1"])
                 done = [r for r in repo.list_runs(session=s, sweep_id=sweep_id)
-                        if r.status == "finished"]
+                        if r.status == "finished" and dev and r.device_id == dev.id]
                 mid = [r for r in repo.list_runs(session=s, sweep_id=sweep_id, status="running")
                        if dev and r.device_id == dev.id and (r.progress.get("epoch") or 0) >= 2]
                 return bool(done) and bool(mid)
 
-        _wait(w1_mid_run, 600, "a finished run and one mid-way on the first host", procs)
+        _wait(w1_mid_run, 600, "a run finished and one mid-way on the first host", procs)
         w1.kill()
         w1.wait(30)
 
