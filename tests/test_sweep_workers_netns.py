@@ -212,8 +212,9 @@ def _wait(check, timeout: float, what: str, procs=()) -> None:
 
 def test_two_hosts_share_one_queue_and_survive_a_killed_worker(net, tmp_path):
     """Six runs queued once; workers on two hosts take them; the first host's worker is
-    killed mid-run (after finishing one); after its lease the second runs the rest. Every run finishes exactly
-    once, the killed run is cancelled saying why, and the dead worker is marked expired."""
+    killed mid-run (after finishing one); after its lease the second runs the rest. Every
+    run finishes exactly once, the killed run is cancelled saying why, and the dead worker
+    is marked expired."""
     path = tmp_path / "farm.yaml"
     path.write_text(SWEEP)
     _planner, planned = plan_sweep(path, cli_sets=[])
