@@ -198,6 +198,8 @@ def main() -> None:
                     "is created and dropped per measurement)")
     ap.add_argument("--runs", type=int, default=2000, help="runs queued per measurement")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--size-runs", type=int, default=10_000, help="runs stored for the "
+                    "size figure (reported per 10,000, scaled linearly)")
     ap.add_argument("--write", type=Path)
     a = ap.parse_args()
     load0 = os.getloadavg()[0]
@@ -218,10 +220,11 @@ def main() -> None:
                 print(f"rep {rep} {kind} {n} workers: {r:.0f} claims/s", flush=True)
     pg_url, drop = _fresh_pg(a.pg)
     try:
-        pg_size = store_size(pg_url)
+        pg_size = store_size(pg_url, a.size_runs) * 10_000 // a.size_runs
     finally:
         drop()
-    sq_size = store_size(f"sqlite:///{tempfile.mkdtemp()}/s.db")
+    sq_size = store_size(f"sqlite:///{tempfile.mkdtemp()}/s.db", a.size_runs) * 10_000 \
+        // a.size_runs
     print(f"size per 10,000 runs: postgresql {pg_size / 1e6:.1f} MB, sqlite "
           f"{sq_size / 1e6:.1f} MB", flush=True)
 
@@ -242,8 +245,10 @@ def main() -> None:
     for n in WORKERS:
         lines.append(f"| {n} | {cell(rates[('postgresql', n)])} | "
                      f"{cell(rates[('sqlite', n)])} |")
+    scaled = (f" (measured with {a.size_runs:,} runs, scaled linearly)"
+              if a.size_runs != 10_000 else "")
     lines += ["", f"Store size per 10,000 finished sweep runs (queue item, run row with its "
-              f"result and timing, 25 epochs × 8 metric points): PostgreSQL "
+              f"result and timing, 25 epochs × 8 metric points){scaled}: PostgreSQL "
               f"{pg_size / 1e6:.0f} MB, SQLite {sq_size / 1e6:.0f} MB.", ""]
     lines += plan(statistics.median(rates[("postgresql", 16)]), pg_size)
     text = "\n".join(lines) + "\n"
