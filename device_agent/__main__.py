@@ -1,4 +1,5 @@
-"""The on-device agent's command line: `run JOB_DIR [--resume]`, `repair JOB_DIR` and `info`."""
+"""The on-device agent's command line: `run JOB_DIR [--resume] [--standby S]`, `repair JOB_DIR`
+and `info`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("job_dir", help="run folder holding job.json")
     p_run.add_argument("--resume", action="store_true",
                        help="continue from the folder's last checkpoint")
+    p_run.add_argument("--standby", type=float, metavar="SECONDS",
+                       help="start warm: import everything, then wait this long for the "
+                            "host to write job.json (exit 0 if it does not)")
     p_repair = sub.add_parser("repair", help="before a resume: cut a run folder's events "
                               "file to its valid prefix (two agents wrote it at once)")
     p_repair.add_argument("job_dir", help="run folder holding job.json")
@@ -29,8 +33,15 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(json.dumps(info(), indent=1) + "\n")
         return 0
-    from device_agent.run import run
+    from device_agent.run import run  # numpy and the interpreter: the slow part of a start
 
+    if args.standby is not None:
+        from device_agent.runtime import interpreter_version
+        from device_agent.standby import wait_for_job
+
+        interpreter_version()  # its package metadata too
+        if not wait_for_job(args.job_dir, args.standby):
+            return 0
     return run(args.job_dir, resume=args.resume)
 
 

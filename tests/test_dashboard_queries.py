@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 from sqlmodel import Session
+from store_backends import BACKENDS, backend_url
 
 from dashboard.sample_data import fill
 from orchestrator.errors import NotFound
@@ -15,20 +16,20 @@ from orchestrator.store import queries, repo
 from orchestrator.store.db import make_engine
 
 
-@pytest.fixture(scope="module", params=["memory", "file"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def store(request, tmp_path_factory):
     """A filled store per backend, built once per module (the tests only read it)."""
-    path = tmp_path_factory.mktemp("queries") / "q.db"
-    url = "sqlite://" if request.param == "memory" else f"sqlite:///{path}"
-    engine = make_engine(url)
-    with Session(engine, expire_on_commit=False) as s:
-        info = fill(s, repeats=2)
-        # A second experiment, and a run with no device (a local run), to mix things up.
-        other = fill(s, repeats=1, seed=1, experiment="sweep-alpha")
-        repo.create_run(session=s, experiment_id=other.experiment_id, variant="method1",
-                        status="finished", accuracy=0.5, timing={"train": 1.0, "total": 2.0})
-        yield s, info, engine
-    engine.dispose()
+    with backend_url(request.param, tmp_path_factory.mktemp("queries")) as url:
+        engine = make_engine(url)
+        with Session(engine, expire_on_commit=False) as s:
+            info = fill(s, repeats=2)
+            # A second experiment, and a run with no device (a local run), to mix things up.
+            other = fill(s, repeats=1, seed=1, experiment="sweep-alpha")
+            repo.create_run(session=s, experiment_id=other.experiment_id, variant="method1",
+                            status="finished", accuracy=0.5,
+                            timing={"train": 1.0, "total": 2.0})
+            yield s, info, engine
+        engine.dispose()
 
 
 @contextmanager

@@ -29,6 +29,7 @@ def _epoch(seq: int, n: int) -> str:
 
 
 def test_polls_faster_after_the_last_epoch_until_done(tmp_path):
+    """Quiet agents are polled at poll_s; right after events and after the last epoch, fast."""
     link = LocalLink(tmp_path / "device")
     run_dir = os.path.join(link.root, "runs", RUN_KEY)
     os.makedirs(run_dir)
@@ -69,6 +70,7 @@ def test_polls_faster_after_the_last_epoch_until_done(tmp_path):
         agent.kill()
         agent.wait()
     assert out.terminal == "finished"
-    # Four polls at the normal pace up to the last epoch's arrival, fast ones after it.
-    assert slept == [0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1]
+    # Up to the last epoch: fast right after events came, the normal pace when quiet;
+    # fast throughout after it.
+    assert slept == [0.1, 0.5, 0.1, 0.5, 0.1, 0.1, 0.1]
     assert [p.epoch for p in agent_done if p.kind == "epoch"] == [1, 2]

@@ -1,4 +1,4 @@
-"""Results store contract, run on SQLite in memory and on a file."""
+"""Results store contract, run on SQLite in memory, on a file, and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,19 +7,20 @@ import sqlite3
 
 import pytest
 from sqlmodel import Session
+from store_backends import BACKENDS, backend_url
 
 from orchestrator.errors import NotFound
 from orchestrator.store import repo
 from orchestrator.store.db import make_engine
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=BACKENDS)
 def session(request, tmp_path):
-    url = "sqlite://" if request.param == "memory" else f"sqlite:///{tmp_path / 'r.db'}"
-    engine = make_engine(url)
-    with Session(engine, expire_on_commit=False) as s:
-        yield s
-    engine.dispose()
+    with backend_url(request.param, tmp_path) as url:
+        engine = make_engine(url)
+        with Session(engine, expire_on_commit=False) as s:
+            yield s
+        engine.dispose()
 
 
 def _run(session, variant="method1", device="SER1"):

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from store_backends import backend_url
 
 from orchestrator.errors import SpecError
 from orchestrator.runner.link import HealthSample
@@ -109,10 +110,9 @@ def test_unknown_readings_do_not_hold_a_run_back():
 # ------------------------------------------------------------------ the queue
 
 
-@pytest.fixture
-def store(tmp_path):
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    with open_session(url) as s:
+@pytest.fixture(params=["sqlite-file", "postgresql"])
+def store(request, tmp_path):
+    with backend_url(request.param, tmp_path) as url, open_session(url) as s:
         yield url, s
 
 

@@ -1,4 +1,5 @@
-"""`orch sweep SWEEP.yaml | status ID | resume ID | cancel ID | list`: parameters × phones.
+"""`orch sweep SWEEP.yaml | status ID | resume ID | cancel ID | list | worker`: parameters ×
+phones.
 
 `orch sweep FILE` is `orch sweep run FILE`: a first argument that is not a subcommand is
 taken as a sweep file.
@@ -26,7 +27,9 @@ from orchestrator.cli.common import (
     print_table,
     store_url,
 )
+from orchestrator.cli.sweep_worker_cmd import worker
 from orchestrator.errors import RunError
+from orchestrator.store import sweep_repo
 from orchestrator.sweep.display import SweepDisplay, status_table
 from orchestrator.sweep.status import SweepStatus
 
@@ -94,6 +97,10 @@ def run_(
     reassign_after: ReassignOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show the points and phones; queue and run nothing.")] = False,
+    queue_only: Annotated[bool, typer.Option(
+        "--queue-only", help="Queue the runs for `orch sweep worker`s (on this or other "
+        "hosts) and return; no phone is asked. Named --devices get every point each; "
+        "otherwise each point runs once, on the first matching phone free.")] = False,
     db: DbOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
@@ -115,6 +122,20 @@ def run_(
                           "runs", soft_wrap=True)
             print_table(None, ["point (variant and overrides)"], [[p] for p in preview.points])
             print_table(None, ["phone"], [[p] for p in preview.phones])
+        return
+    if queue_only:
+        from orchestrator.sweep.queue import queue_for_workers
+
+        with open_store(db) as s:
+            row = queue_for_workers(session=s, path=sweep, cli_sets=set_ or [],
+                                    devices=chosen, reassign_after_s=reassign_after)
+            runs = len(sweep_repo.list_items(session=s, sweep_id=row.id))
+        if format is OutputFormat.json:
+            print_json({"sweep": row, "runs": runs})
+        else:
+            console.print(f"sweep {row.id}: {runs} runs queued for workers (`orch sweep "
+                          f"worker --db …` on each host; `orch sweep status {row.id}`)",
+                          soft_wrap=True)
         return
     with open_store(db) as s:
         row = create_sweep(session=s, path=sweep, cli_sets=set_ or [], devices=chosen,
@@ -236,3 +257,6 @@ def list_(
                   r.counts["finished"], r.counts["running"], r.counts["queued"],
                   r.counts["failed"], r.sweep.created.strftime("%Y-%m-%d %H:%M"))
                  for r in rows])
+
+
+app.command("worker")(worker)

@@ -53,9 +53,10 @@ class AgentControl:
             raise DeviceCommandFailed(what, rc, out)
         return out
 
-    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
+    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
+                    standby_s: float | None = None) -> AgentHandle:
         out = self.run(scripts.start(python=self.python, agent_dir=agent_dir, run_dir=run_dir,
-                                     resume=resume), what="start agent")
+                                     resume=resume, standby_s=standby_s), what="start agent")
         pid = out.strip().splitlines()[-1] if out.strip() else ""
         return AgentHandle(run_dir=run_dir, pid=int(pid) if pid.isdigit() else None)
 

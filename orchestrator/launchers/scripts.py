@@ -32,8 +32,10 @@ def pid_guard(run_dir: str) -> str:
             "|| exit 1; ")
 
 
-def start(*, python: str, agent_dir: str, run_dir: str, resume: bool) -> str:
-    """Launch the agent detached; prints its pid.
+def start(*, python: str, agent_dir: str, run_dir: str, resume: bool,
+          standby_s: float | None = None) -> str:
+    """Launch the agent detached; prints its pid. `standby_s`: a warm agent that waits that
+    long for job.json (device_agent/standby.py).
 
     setsid + nohup: the agent leaves the session that started it, so it keeps training when
     the cable is pulled. The background job is one simple command, so `$!` is the agent
@@ -42,6 +44,8 @@ def start(*, python: str, agent_dir: str, run_dir: str, resume: bool) -> str:
     before the repair.
     """
     args = f"-u -m device_agent run {q(run_dir)}" + (" --resume" if resume else "")
+    if standby_s is not None:
+        args += f" --standby {standby_s:g}"
     log = q(posixpath.join(run_dir, contract.LOG_FILE))
     pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
     env = f"PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1"

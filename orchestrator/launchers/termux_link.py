@@ -128,14 +128,16 @@ class TermuxLink:
 
     # ------------------------------------------------------------------ the agent
 
-    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
+    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
+                    standby_s: float | None = None) -> AgentHandle:
         self.stage.close()
         if not self.agent.exists(PYTHON):
             raise DeviceError(f"Termux on {self.serial} has no Python.",
                               hint=f"Run `orch devices setup {self.serial}` (GitHub build), or "
                                    "in Termux: `pkg install python python-numpy python-pillow "
                                    "python-tflite-runtime`.")
-        return self.agent.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=resume)
+        return self.agent.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=resume,
+                                      standby_s=standby_s)
 
     def agent_alive(self, run_dir: str) -> bool:
         return self.agent.agent_alive(run_dir)

@@ -180,10 +180,11 @@ class AdbLink:
         """The `direct` launcher: the agent's scripts run in the adb shell itself."""
         return AgentControl(AdbShell(self.phone), self._python or "")
 
-    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
+    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
+                    standby_s: float | None = None) -> AgentHandle:
         self.close()
         return AgentControl(AdbShell(self.phone), self.python).start_agent(
-            agent_dir=agent_dir, run_dir=run_dir, resume=resume)
+            agent_dir=agent_dir, run_dir=run_dir, resume=resume, standby_s=standby_s)
 
     def agent_alive(self, run_dir: str) -> bool:
         return self.agent.agent_alive(run_dir)

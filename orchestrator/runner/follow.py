@@ -101,18 +101,24 @@ def follow_agent(
         return drain(guard=guard, session=session, run_id=run_id, device_id=device_id,
                      link=link, variant=variant, epochs=epochs, on_progress=watch)
 
-    def interval() -> float:
+    def interval(busy: bool) -> float:
+        # Events come in bursts (stages, then an epoch's lines): right after some, look
+        # again soon; a quiet agent is polled at poll_s.
         near_end = last_epoch_at and time.monotonic() - last_epoch_at[0] < tail_window_s
-        return min(poll_s, tail_poll_s) if near_end else poll_s
+        return min(poll_s, tail_poll_s) if near_end or busy else poll_s
 
     while True:
+        offset = guard.events_offset
         terminal = step()
         if terminal:
             break
-        if not link.agent_alive(guard.run_dir):
+        busy = guard.events_offset != offset
+        # New lines say the agent was alive a moment ago: ask the phone only when it is
+        # quiet (one adb round trip less per busy poll).
+        if not busy and not link.agent_alive(guard.run_dir):
             terminal = step()  # its last lines, written just before it exited
             break
-        sleep(interval())
+        sleep(interval(busy))
     if terminal:
         # result.json is written around the done event: let the agent finish and exit.
         deadline = time.monotonic() + exit_grace_s

@@ -92,8 +92,10 @@ class DeviceLink(Protocol):
 
     def mkdirs(self, device_path: str) -> None: ...
 
-    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
-        """Launch `python -u -m device_agent run RUN_DIR [--resume]` detached from the host."""
+    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
+                    standby_s: float | None = None) -> AgentHandle:
+        """Launch `python -u -m device_agent run RUN_DIR [--resume] [--standby S]` detached
+        from the host (`standby_s`: warm, waiting that long for job.json)."""
         ...
 
     def agent_alive(self, run_dir: str) -> bool: ...

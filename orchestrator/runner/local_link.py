@@ -114,10 +114,13 @@ class LocalLink:
 
     # ------------------------------------------------------------------ the agent
 
-    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
+    def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
+                    standby_s: float | None = None) -> AgentHandle:
         cmd = [self.python, "-u", "-m", "device_agent", "run", run_dir]
         if resume:
             cmd.append("--resume")
+        if standby_s is not None:
+            cmd += ["--standby", f"{standby_s:g}"]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         # The staged bundle, not the repository, is what runs: as on a phone.
         env.update(PYTHONPATH=agent_dir, PYTHONDONTWRITEBYTECODE="1")

@@ -60,6 +60,16 @@ from orchestrator.store.public import DevicePublic, RunPublic
 from orchestrator.store.tables import utcnow
 
 Builder = Callable[[ExperimentSpec, str], BuiltModel]
+
+
+@dataclass(frozen=True)
+class Standby:
+    """A warm agent started in a run folder of its own, waiting for the next run's job.json
+    (device_agent/standby.py); a fresh run that gets one pushes its job there instead of
+    starting Python on the phone."""
+
+    run_dir: str
+    agent_dir: str
 # Asked on Ctrl-C: True stops the agent on the device, False leaves it running.
 InterruptFn = Callable[[RunPublic], bool]
 
@@ -217,24 +227,28 @@ def run_queued(
     builder: Builder | None = None,
     agent_package: Path = AGENT_PACKAGE,
     poll_s: float = 0.5,
+    standby: Standby | None = None,
 ) -> RunPublic:
     """Run a Run row created up front (a sweep's queue) on the fresh-run path, holding the
     phone's lease. `variant` is the spec's key; the row keeps its own variant label and
-    params."""
+    params. `standby`: a warm agent to hand the job to, if it is still there and runs the
+    staged agent code."""
     ctx = _Ctx(link, session, device, on_progress or (lambda _p: None), None, poll_s,
                agent_package)
     if builder is None:
         builder = default_builder()
     queued = repo.get_run(session=session, run_id=run_id)
     with ctx.hold_phone(queued.variant, queued.id) as ctx.hold:
-        return _fresh(ctx, spec, variant, queued.experiment_id, builder, queued=queued)
+        return _fresh(ctx, spec, variant, queued.experiment_id, builder, queued=queued,
+                      standby=standby)
 
 
 # ---------------------------------------------------------------- one fresh run
 
 
 def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
-           builder: Builder, *, queued: RunPublic | None = None) -> RunPublic:
+           builder: Builder, *, queued: RunPublic | None = None,
+           standby: Standby | None = None) -> RunPublic:
     link = ctx.link
     _wait_for_detached(ctx, variant)
     params = {**(queued.params if queued else {}), **run_params(spec, variant)}
@@ -259,8 +273,6 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
                                          else f"built in {t_build:.1f} s)")))
 
         t1 = time.monotonic()
-        run_key = f"{run.id}-{secrets.token_hex(4)}"
-        run_dir = posixpath.join(link.root, "runs", run_key)
         ledger = ctx.ledger(run.id)
         tally = StageTally(on_change=lambda t: ctx.on_progress(
             Progress(variant, "stage", run.id, done=t.pushed + t.skipped)))
@@ -268,6 +280,11 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
         agent_dir, agent_hash = stage_agent(link, ledger, tally, ctx.agent_package)
         models = stage_model(link, ledger, tally, build)
         data_root, data_hash = stage_data(link, ledger, tally, spec.data, spec.head.classes)
+        warm = (standby is not None and standby.agent_dir == agent_dir
+                and link.agent_alive(standby.run_dir))
+        run_key = (posixpath.basename(standby.run_dir) if warm and standby
+                   else f"{run.id}-{secrets.token_hex(4)}")
+        run_dir = posixpath.join(link.root, "runs", run_key)
         threads = int(ctx.device.facts.get("cpus") or 4)
         job = make_job(run_key=run_key, spec=spec, variant=variant, models=models,
                        data_root=data_root, threads=threads)
@@ -287,8 +304,13 @@ def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
             params={**params, "model_hash": build.hash, "agent": agent_hash,
                     "data_hash": data_hash, "data_root": data_root, "threads": threads},
             timing={**run.timing, "build": round(t_build, 3), "stage": round(t_stage, 3)})
-        link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=False)
-        ctx.on_progress(Progress(variant, "launch", run.id, text=f"agent started in {run_dir}"))
+        if warm:  # the job.json just pushed sets it going
+            ctx.on_progress(Progress(variant, "launch", run.id,
+                                     text=f"job handed to the warm agent in {run_dir}"))
+        else:
+            link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=False)
+            ctx.on_progress(Progress(variant, "launch", run.id,
+                                     text=f"agent started in {run_dir}"))
     except KeyboardInterrupt:
         ctx.update(run.id, status="interrupted", error="stopped before the agent started",
                    finished=utcnow())

@@ -1,5 +1,6 @@
 """Opening the store: any SQLAlchemy URL; SQLite gets WAL and a busy timeout (CLI writes while
-the dashboard reads)."""
+the dashboard reads), PostgreSQL goes through psycopg 3 (`pip install 'orch[postgres]'`) in
+UTC. Opening creates or upgrades the schema (schema.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 import orchestrator.store.lease  # noqa: F401  (registers the phone leases)
 import orchestrator.store.sweep_tables  # noqa: F401  (registers the sweep tables)
+import orchestrator.store.worker_tables  # noqa: F401  (registers the workers table)
 from orchestrator.errors import StoreError
 from orchestrator.store import tables  # noqa: F401  (registers the tables)
+from orchestrator.store.schema import upgrade
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()  # sweeps open the store from a thread per phone
@@ -30,6 +33,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
     cur.close()
 
 
+def driver_url(url: str) -> str:
+    """`postgresql://…` (and `postgres://…`) through psycopg 3, SQLAlchemy's default being
+    psycopg2; a URL naming its driver is kept."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def make_engine(url: str) -> Engine:
     """A new engine for `url` with the schema created. `sqlite://` is an in-memory store."""
     try:
@@ -42,9 +54,13 @@ def make_engine(url: str) -> Engine:
                 kwargs["poolclass"] = StaticPool  # one shared in-memory database
             engine = create_engine(url, **kwargs)
             event.listen(engine, "connect", _sqlite_pragmas)
+        elif url.startswith("postgres"):
+            # Times are stored without a zone: the session's zone must be UTC everywhere.
+            engine = create_engine(driver_url(url), pool_pre_ping=True,
+                                   connect_args={"options": "-c timezone=UTC"})
         else:
             engine = create_engine(url, pool_pre_ping=True)
-        SQLModel.metadata.create_all(engine)
+        upgrade(engine)
         return engine
     except ImportError as e:
         raise missing_driver(url, e) from None

@@ -59,6 +59,7 @@ class SweepItemPublic(BaseModel):
     attempts: int = 0
     health_wait: float = 0.0
     note: str | None = None
+    worker_id: int | None = None
     # From the run:
     status: str = "queued"
     error: str | None = None
@@ -124,7 +125,7 @@ def take_ownership(*, session: Session, sweep_id: int, owner: str,
 
 
 def add_item(*, session: Session, sweep_id: int, run_id: int, label: str, variant: str,
-             point: dict[str, Any], repetition: int, spec: dict[str, Any], device_id: int,
+             point: dict[str, Any], repetition: int, spec: dict[str, Any], device_id: int | None,
              phone: str, model: str | None) -> None:
     """Queue one point × phone (committed by `commit_items`, so a sweep appears whole)."""
     session.add(SweepItem(sweep_id=sweep_id, run_id=run_id, run_ids=[run_id], label=label,
@@ -136,7 +137,7 @@ def commit_items(*, session: Session) -> None:
     session.commit()
 
 
-def _public_item(item: SweepItem, run: Run | None) -> SweepItemPublic:
+def public_item(item: SweepItem, run: Run | None) -> SweepItemPublic:
     pub = SweepItemPublic.model_validate(item)
     if run is not None:
         pub.status, pub.error, pub.accuracy = run.status, run.error, run.accuracy
@@ -154,7 +155,7 @@ def get_item(*, session: Session, item_id: int) -> SweepItemPublic:
     run = session.get(Run, item.run_id)
     if run is not None:
         session.refresh(run)
-    return _public_item(item, run)
+    return public_item(item, run)
 
 
 def list_items(*, session: Session, sweep_id: int) -> list[SweepItemPublic]:
@@ -162,7 +163,7 @@ def list_items(*, session: Session, sweep_id: int) -> list[SweepItemPublic]:
         select(SweepItem, Run).join(Run, col(SweepItem.run_id) == Run.id)
         .where(SweepItem.sweep_id == sweep_id).order_by(SweepItem.id)
         .execution_options(populate_existing=True)).all()
-    return [_public_item(item, run) for item, run in rows]
+    return [public_item(item, run) for item, run in rows]
 
 
 def update_item(*, session: Session, item_id: int, **fields: Any) -> SweepItemPublic:
@@ -207,7 +208,7 @@ def claim_next(*, session: Session, sweep_id: int, device_id: int, phone: str,
     released = [(i, r) for i, r in rows
                 if i.device_id is None and model is not None and i.model == model]
     for item, run in stale:
-        return _public_item(item, run)
+        return public_item(item, run)
     for item, run in queued:
         res = session.exec(update(Run).where(Run.id == run.id, Run.status == "queued")
                            .values(status="running"))
@@ -241,6 +242,7 @@ def release_items(*, session: Session, sweep_id: int, device_id: int, note: str)
     for item, _run in session.exec(_open_items(session, sweep_id)).all():
         if item.device_id == device_id:
             item.device_id = None
+            item.worker_id = None
             item.note = note
             session.add(item)
             n += 1
@@ -249,7 +251,7 @@ def release_items(*, session: Session, sweep_id: int, device_id: int, note: str)
 
 
 def open_runs(*, session: Session, sweep_id: int) -> list[SweepItemPublic]:
-    return [_public_item(i, r) for i, r in session.exec(_open_items(session, sweep_id)).all()]
+    return [public_item(i, r) for i, r in session.exec(_open_items(session, sweep_id)).all()]
 
 
 def last_run_end(*, session: Session, device_id: int) -> datetime | None:

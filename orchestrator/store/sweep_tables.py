@@ -52,3 +52,6 @@ class SweepItem(SQLModel, table=True):
     attempts: int = 0  # failed attempts so far
     health_wait: float = 0.0  # seconds waited for health gates and cool-down
     note: str | None = None  # why the item moved or gave up
+    # The `orch sweep worker` (worker_tables.Worker) holding it right now; NULL: none, or
+    # a driver's. No foreign key: SQLite cannot add one to an existing table.
+    worker_id: int | None = Field(default=None, index=True)

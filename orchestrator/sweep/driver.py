@@ -42,6 +42,7 @@ class DriveOptions:
     reconnect_s: float = 2.0
     health_poll_s: float = 5.0
     reassign_after_s: float | None = None  # default: the sweep's own
+    warm_agent: bool = True  # one agent waiting per phone for its next run (standby.py)
 
 
 def _model_key(spec: ExperimentSpec, variant: str) -> str:
@@ -100,6 +101,9 @@ def _claim(session: Session, sweep_id: int) -> None:
         raise RunError(f"Sweep {sweep_id} is {sweep.status}; nothing to run.",
                        hint=f"See `orch sweep status {sweep_id}`; `orch sweep resume "
                             f"{sweep_id} --retry-failed` runs its failed runs again.")
+    if sweep.spec.get("queue") == "workers":
+        raise RunError(f"Sweep {sweep_id} is queued for workers, not for one driver.",
+                       hint="Run `orch sweep worker --db …` on the hosts of its phones.")
     if driver_alive(sweep):
         raise RunError(f"Sweep {sweep_id} is being driven by {sweep.owner}.",
                        hint=f"Watch it with `orch sweep status {sweep_id} --watch`, or stop "
@@ -155,7 +159,8 @@ def drive(*, url: str, sweep_id: int, display: SweepDisplay,
             max_attempts=int(spec.get("max_attempts", 2)), say=display.say,
             progress=display.progress, builder=_one_build_at_a_time(opts.builder),
             agent_package=opts.agent_package, poll_s=opts.poll_s, idle_s=opts.idle_s,
-            reconnect_s=opts.reconnect_s, health_poll_s=opts.health_poll_s)
+            reconnect_s=opts.reconnect_s, health_poll_s=opts.health_poll_s,
+            warm_agent=opts.warm_agent)
         workers = [PhoneWorker(rt, d) for d in _phones(session, sweep_id,
                                                         spec.get("devices", []))]
         stopped: set[int] = set()

@@ -108,3 +108,48 @@ def requeue_failed(*, session: Session, sweep_id: int) -> int:
         sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status="queued",
                                 finished=None)
     return n
+
+
+def queue_for_workers(*, session: Session, path: Path, cli_sets: list[str],
+                      devices: list[str] | DeviceSelector | None = None,
+                      reassign_after_s: float | None = None) -> SweepPublic:
+    """Queue a sweep for `orch sweep worker`s, asking no phone (they may be on other hosts).
+    Named phones get every point each, bound to them by serial; with a selector (the
+    default: any phone) each point is queued once, for the first matching phone free."""
+    from orchestrator.store.worker_repo import POOL
+
+    planner, planned = plan_sweep(path, cli_sets=cli_sets)
+    sweep = planner.sweep
+    base = planner.base
+    chosen = devices if devices is not None else sweep.devices
+    named = chosen if isinstance(chosen, list) else []
+    phones = [repo.upsert_device(session=session, serial=n) for n in named] or [None]
+    exp = repo.upsert_experiment(session=session, name=base.name,
+                                 spec=base.model_dump(mode="json"), spec_hash=spec_hash(base))
+    record: dict[str, Any] = {
+        "file": str(Path(path).resolve()), "base": str(planner.base_path),
+        "sweep": sweep.model_dump(mode="json", by_alias=True), "set": list(cli_sets),
+        "devices_asked": chosen if isinstance(chosen, list) else chosen.model_dump(),
+        "devices": named, "queue": POOL,
+        "selector": None if named else chosen.model_dump(),  # type: ignore[union-attr]
+        "reassign_after_s": sweep.reassign_after_s if reassign_after_s is None
+        else reassign_after_s,
+        "max_attempts": sweep.max_attempts, "points": len({p.label for p in planned}),
+    }
+    row = sweep_repo.create_sweep(session=session, name=sweep.name or Path(path).stem,
+                                  experiment_id=exp.id, spec=record)
+    for p in planned:
+        for dev in phones:
+            params = {**run_params(p.spec, p.variant), "sweep_point": p.point,
+                      "repetition": p.repetition}
+            run = repo.create_run(session=session, experiment_id=exp.id, variant=p.label,
+                                  device_id=dev.id if dev else None, params=params,
+                                  status="queued", sweep_id=row.id,
+                                  delegate_requested=p.spec.delegate)
+            sweep_repo.add_item(session=session, sweep_id=row.id, run_id=run.id,
+                                label=p.label, variant=p.variant, point=p.point,
+                                repetition=p.repetition, spec=p.spec.model_dump(mode="json"),
+                                device_id=dev.id if dev else None,
+                                phone=dev.serial if dev else "", model=None)
+    sweep_repo.commit_items(session=session)
+    return row

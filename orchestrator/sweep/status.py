@@ -24,7 +24,7 @@ class PhoneStatus(BaseModel):
 class SweepStatus(BaseModel):
     sweep: SweepPublic
     experiment: str
-    driver: str  # running (a live process drives it) | stalled | idle
+    driver: str  # running (a live process drives it) | stalled | idle | workers
     counts: dict[str, int]
     phones: list[PhoneStatus]
     items: list[SweepItemPublic]
@@ -54,7 +54,9 @@ def sweep_status(*, session: Session, sweep_id: int) -> SweepStatus:
     for item in items:
         row = phones.get(item.device_id)
         if row is None:
-            label = names.get(item.device_id or 0, f"released ({item.model or '?'})")
+            unheld = ("for any worker's phone" if sweep.spec.get("queue") == "workers"
+                      else f"released ({item.model or '?'})")
+            label = names.get(item.device_id or 0, unheld)
             row = phones[item.device_id] = PhoneStatus(
                 device_id=item.device_id, phone=label, serial=serials.get(item.device_id or 0),
                 counts=dict.fromkeys(COUNTED, 0))
@@ -65,7 +67,9 @@ def sweep_status(*, session: Session, sweep_id: int) -> SweepStatus:
     for item in items:
         totals[item.status] = totals.get(item.status, 0) + 1
     open_ = any(totals[k] for k in ("running", "queued", "interrupted"))
-    if sweep.status == "running" and (sweep.owner == me() or driver_alive(sweep)):
+    if sweep.spec.get("queue") == "workers":
+        driver = "workers"  # any number of `orch sweep worker`s, or none right now
+    elif sweep.status == "running" and (sweep.owner == me() or driver_alive(sweep)):
         driver = "running"
     elif sweep.status == "running" and open_:
         driver = "stalled"

@@ -13,6 +13,8 @@ Each thread has its own database session.
 from __future__ import annotations
 
 import contextlib
+import posixpath
+import secrets
 import threading
 import time
 import traceback
@@ -29,7 +31,7 @@ from orchestrator.runner.follow import Progress
 from orchestrator.runner.link import DeviceLink, HealthSample
 from orchestrator.runner.orphans import flag_left_running
 from orchestrator.runner.phone_lease import hold_phone
-from orchestrator.runner.pipeline import Builder, run_experiment, run_queued
+from orchestrator.runner.pipeline import Builder, Standby, run_experiment, run_queued
 from orchestrator.runner.staging import AGENT_PACKAGE
 from orchestrator.spec import ExperimentSpec
 from orchestrator.store import repo, sweep_repo
@@ -60,6 +62,9 @@ class SweepRuntime:
     idle_s: float = 1.0  # a phone with nothing to do looks again after this
     reconnect_s: float = 2.0  # a phone that went away is looked for this often
     health_poll_s: float = 5.0
+    warm_agent: bool = True  # keep one agent waiting per phone for its next run
+    standby_s: float = 600.0  # how long a waiting agent waits before it leaves by itself
+    standbys: dict[int, Standby] = field(default_factory=dict)  # device id → waiting agent
     cancelled: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
     away: dict[int, bool] = field(default_factory=dict)  # device id → gone right now
@@ -107,6 +112,8 @@ class PhoneWorker(threading.Thread):
             self.error = e
             self.say(f"stopped by an unexpected error: {type(e).__name__}: {e}")
             traceback.print_exc()
+        finally:
+            drop_standby(self.rt, self.device)
 
     # ------------------------------------------------------------------ the queue
 
@@ -202,12 +209,33 @@ class PhoneWorker(threading.Thread):
             if not self._gate(s, item, run, link, spec):
                 return None
             self.say(f"run {run.id} {run.variant}: starting")
-            return run_queued(spec=spec, variant=item.variant, run_id=run.id, link=link,
+            with self.rt.lock:
+                standby = self.rt.standbys.pop(self.device.id, None)
+            done = run_queued(spec=spec, variant=item.variant, run_id=run.id, link=link,
                               session=s, device=self.device, on_progress=progress,
                               builder=self.rt.builder, agent_package=self.rt.agent_package,
-                              poll_s=self.rt.poll_s)
+                              poll_s=self.rt.poll_s, standby=standby)
+            if standby is not None and done.device_run_dir != standby.run_dir:
+                _stop_standby(link, standby)  # not taken (it had left, or old agent code)
+            self._start_standby(link, done)
+            return done
         finally:
             close_link(link)
+
+    def _start_standby(self, link: DeviceLink, done: RunPublic) -> None:
+        """Start the phone's next agent now, warm and waiting, so that its Python start-up
+        overlaps the host's work between runs instead of adding to the next run."""
+        agent = done.params.get("agent")
+        if not self.rt.warm_agent or self.rt.halted() or not agent:
+            return
+        run_dir = posixpath.join(link.root, "runs", f"s-{secrets.token_hex(4)}")
+        standby = Standby(run_dir=run_dir, agent_dir=posixpath.join(link.root, "agent", agent))
+        with contextlib.suppress(DeviceError):  # gone: the next run starts cold
+            link.mkdirs(run_dir)
+            link.start_agent(agent_dir=standby.agent_dir, run_dir=run_dir, resume=False,
+                             standby_s=self.rt.standby_s)
+            with self.rt.lock:
+                self.rt.standbys[self.device.id] = standby
 
     def _after(self, s: Session, item: SweepItemPublic, run: RunPublic) -> RunPublic | None:
         """Decide what follows a run that ended: None when the item is done, else the run
@@ -403,3 +431,23 @@ SWEEP_PARAMS = ("sweep_point", "repetition")
 def _sweep_params(params: dict) -> dict:
     """What a new Run of the same item keeps: the point; the rest comes from its own run."""
     return {k: v for k, v in params.items() if k in SWEEP_PARAMS}
+
+
+def _stop_standby(link: DeviceLink, standby: Standby) -> None:
+    with contextlib.suppress(DeviceError):
+        link.stop_agent(standby.run_dir)
+        link.remove(standby.run_dir)
+
+
+def drop_standby(rt: SweepRuntime, device: DevicePublic) -> None:
+    """Stop the phone's waiting agent, if any, and remove its folder."""
+    with rt.lock:
+        standby = rt.standbys.pop(device.id, None)
+    if standby is None:
+        return
+    with contextlib.suppress(DeviceError):
+        link = open_phone_link(device.serial, session=None)
+        try:
+            _stop_standby(link, standby)
+        finally:
+            close_link(link)
