@@ -10,10 +10,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session
+from store_backends import backend_url
 
 from device_agent import contract
 from device_agent.events import repair
@@ -26,23 +28,12 @@ from orchestrator.store.db import make_engine
 REPO = Path(__file__).resolve().parents[1]
 
 
-PG_URL = os.environ.get("ORCH_TEST_PG_URL")  # e.g. postgresql+psycopg://user@host/db
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> str:
-    """A database file several engines share; PostgreSQL too when ORCH_TEST_PG_URL names
-    one (emptied first)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    if not PG_URL:
-        pytest.skip("no PostgreSQL: set ORCH_TEST_PG_URL")
-    from sqlmodel import SQLModel
-
-    engine = make_engine(PG_URL)
-    SQLModel.metadata.drop_all(engine)
-    engine.dispose()
-    return PG_URL
+@pytest.fixture(params=["sqlite-file", "postgresql"])
+def url(request, tmp_path) -> Iterator[str]:
+    """A store several engines share: a SQLite file, or a fresh PostgreSQL database when
+    ORCH_TEST_PG_URL names a server."""
+    with backend_url(request.param, tmp_path) as u:
+        yield u
 
 
 def _host(url: str) -> Session:
