@@ -76,9 +76,9 @@ def _job_dir(tmp_path: Path, models: dict, photos: Path, variant: str = "method2
     return run_dir
 
 
-def _agent(run_dir: Path, *args: str, env: dict | None = None,
-           timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-u", "-m", "device_agent", "run", str(run_dir),
+def _agent(run_dir: Path, *args: str, env: dict | None = None, timeout: float = 120,
+           python: str = sys.executable) -> subprocess.CompletedProcess:
+    return subprocess.run([python, "-u", "-m", "device_agent", "run", str(run_dir),
                            *args], cwd=REPO, capture_output=True, timeout=timeout,
                           env=env)
 
@@ -112,10 +112,11 @@ def _guard_checks(run_dir: Path, epochs: int, classes: tuple[str, ...]) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def test_method2_runs_end_to_end_and_reports_only_aggregates(tmp_path, tiny_models, photos):
+def test_method2_runs_end_to_end_and_reports_only_aggregates(tmp_path, tiny_models, photos,
+                                                             agent_python):
     """Head + fine-tune phases run; events/result follow the contract; no file name leaks."""
     run_dir = _job_dir(tmp_path, tiny_models, photos)
-    proc = _agent(run_dir)
+    proc = _agent(run_dir, python=agent_python)
     assert proc.returncode == EXIT_OK, proc.stderr.decode()
 
     events = _events(run_dir)
@@ -145,6 +146,11 @@ def test_method2_runs_end_to_end_and_reports_only_aggregates(tmp_path, tiny_mode
     assert len(t["train_per_epoch"]) == 4 and t["total"] >= t["train"] > 0
     assert res["peak_memory_mb"] > 0
     assert res["versions"]["interpreter"] in ("ai_edge_litert", "tflite_runtime")
+    # Each model is static-shaped, so XNNPACK takes it on every runtime of the matrix.
+    for model in ("frozen", "train"):
+        d = res["delegation"][model]
+        assert d["delegate"] == "xnnpack", (model, d)
+        assert d["total_nodes"] >= d["delegated_nodes"] >= 0.8 * d["total_nodes"] > 0
     assert not (run_dir / "cache").exists()  # features of the photos are not kept
     assert (run_dir / "checkpoint" / "state.npz").is_file()
 
@@ -199,14 +205,14 @@ def test_method1_and_method2_share_the_head_phase(tmp_path, tiny_models, photos)
 # --- interruption: kill -9, SIGTERM --------------------------------------------------------
 
 
-def _start_blocked(run_dir: Path, *args: str) -> subprocess.Popen:
+def _start_blocked(run_dir: Path, *args: str, python: str = sys.executable) -> subprocess.Popen:
     """Start the agent with a one-page stdout pipe the test does not read: the agent blocks
     in a write once a page of events is out, at a point fixed by its output, not by timing."""
     if not Path("/proc/self/wchan").is_file():
         pytest.skip("needs Linux /proc/PID/wchan to see the agent blocked")
     r, w = os.pipe()
     fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "device_agent", "run", str(run_dir),
+    proc = subprocess.Popen([python, "-u", "-m", "device_agent", "run", str(run_dir),
                              *args], cwd=REPO, stdout=w, stderr=subprocess.DEVNULL)
     os.close(w)
     proc.stdout_fd = r  # type: ignore[attr-defined]
@@ -235,15 +241,15 @@ def _drain(proc: subprocess.Popen) -> None:
 # the head phase (14+2).
 @pytest.mark.parametrize("head, fine", [(8, 8), (14, 2)])
 def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, tiny_models, photos,
-                                                       head, fine):
+                                                       head, fine, agent_python):
     """kill -9 after a checkpoint, then --resume: same per-epoch metrics and accuracy."""
     whole = _job_dir(tmp_path, tiny_models, photos, name="whole", head_epochs=head,
                      finetune_epochs=fine)
-    assert _agent(whole).returncode == EXIT_OK
+    assert _agent(whole, python=agent_python).returncode == EXIT_OK
     cut = _job_dir(tmp_path, tiny_models, photos, name="cut", head_epochs=head,
                    finetune_epochs=fine)
 
-    proc = _start_blocked(cut)
+    proc = _start_blocked(cut, python=agent_python)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     _drain(proc)
@@ -253,7 +259,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, tiny_models, ph
     assert "done" not in {e["kind"] for e in before} and not (cut / "result.json").exists()
     assert (done_epochs[-1] <= head) == (fine == 2)  # the cut lands in the intended phase
 
-    resumed = _agent(cut, "--resume")
+    resumed = _agent(cut, "--resume", python=agent_python)
     assert resumed.returncode == EXIT_OK, resumed.stderr.decode()
     a, b = _result(whole), _result(cut)
     assert _metrics(b) == _metrics(a)
@@ -331,11 +337,11 @@ def test_batch_size_mismatch_is_a_bad_job(tmp_path, tiny_models, photos):
 @pytest.mark.parametrize("delegate, reason", [("nnapi", "no NNAPI plan"),
                                               ("gpu", "no GPU delegate plugin")])
 def test_unavailable_accelerator_falls_back_and_says_why(tmp_path, tiny_models, photos,
-                                                         delegate, reason):
+                                                         delegate, reason, agent_python):
     """An accelerator that cannot run is recorded as requested, not used, with the reason."""
     run_dir = _job_dir(tmp_path, tiny_models, photos, variant="method1", delegate=delegate,
                        head_epochs=1)
-    proc = _agent(run_dir)
+    proc = _agent(run_dir, python=agent_python)
     assert proc.returncode == EXIT_OK, proc.stderr.decode()
     rec = _result(run_dir)["delegate"]
     assert rec["requested"] == delegate and rec["used"] == "cpu"
