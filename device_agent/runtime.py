@@ -45,29 +45,10 @@ def versions() -> dict[str, Any]:
             "python": platform.python_version(), "numpy": np.__version__}
 
 
-def version_tuple(text: str | None) -> tuple[int, ...]:
-    """(2, 20) of "2.20.0.dev20250409": the numeric release parts before any suffix."""
-    out = []
-    for part in (text or "").split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out)
-
-
-def too_old(name: str | None, version: str | None) -> str | None:
-    """The minimum version if interpreter `name` at `version` is older than orch supports."""
-    from device_agent.contract import MIN_RUNTIME_VERSIONS
-
-    minimum = MIN_RUNTIME_VERSIONS.get(name or "")
-    if minimum is None or not version_tuple(version):
-        return None
-    return minimum if version_tuple(version) < version_tuple(minimum) else None
-
-
 def check_supported() -> None:
     """Refuse, at start and in one line, an interpreter too old to load orch's models."""
+    from device_agent.versions import too_old
+
     version = interpreter_version()
     minimum = too_old(INTERPRETER_NAME, version)
     if minimum is not None:

@@ -70,6 +70,7 @@ def python_for(name: str, *, build: bool = True) -> Path:
 def _build(name: str, folder: Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    tmp.chmod(0o755)  # a virtual phone's app user runs this Python too
     try:
         _run([sys.executable, "-m", "venv", "--without-pip", str(tmp)], name, "venv")
         # The host's pip installs into the new environment: no bootstrap download of pip.

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import WEIGHTS_025
+from conftest import WEIGHTS_025, runtime_python
 
 from device_agent.contract import (
     EVENT_KINDS,
@@ -467,3 +467,68 @@ def test_info_reports_the_runtime_and_its_delegates(fake_lib):
     proc = subprocess.run([sys.executable, "-m", "device_agent", "info"], cwd=REPO, env=env,
                           capture_output=True, timeout=60)
     assert json.loads(proc.stdout)["delegates"]["nnapi"]["available"] is False
+
+
+# --- runtimes other than the host's ----------------------------------------------------------
+
+
+def test_oldest_supported_runtime_trains(tmp_path, tiny_models, photos):
+    """tflite-runtime 2.14, the oldest version orch supports, loads and trains the models."""
+    python = runtime_python("tflite-runtime-2.14")
+    run_dir = _job_dir(tmp_path, tiny_models, photos, head_epochs=1, finetune_epochs=1)
+    proc = _agent(run_dir, python=python)
+    assert proc.returncode == EXIT_OK, proc.stderr.decode()
+    res = _result(run_dir)
+    assert res["status"] == "finished"
+    assert (res["versions"]["interpreter"], res["versions"]["interpreter_version"][:4]) == (
+        "tflite_runtime", "2.14")
+
+
+def test_numpy_abi_mismatch_is_named(tmp_path, tiny_models, photos):
+    """The real 2.20 wheel under numpy 2 (the ABI it was not built for): one line naming the
+    cause and the fix, error code runtime_numpy_abi, not an internal error."""
+    numpy = subprocess.run([sys.executable, "-c", "import numpy; print(numpy.__version__)"],
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    if not numpy.startswith("2."):
+        pytest.skip(f"needs numpy 2 on the host (it has {numpy})")
+    env_python = Path(runtime_python("tflite-runtime-2.20"))
+    wheel = next(env_python.parent.parent.glob("lib/python*/site-packages/tflite_runtime"))
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "tflite_runtime").symlink_to(wheel)  # the wheel alone, next to the host's numpy
+    (shim / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'ai_edge_litert':\n"
+        "            raise ImportError('not on this phone')\n"
+        "sys.meta_path.insert(0, _Block())\n")
+    env = {**os.environ, "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}
+    run_dir = _job_dir(tmp_path, tiny_models, photos)
+
+    proc = _agent(run_dir, env=env)
+
+    err = [e for e in _events(run_dir) if e["kind"] == "error"]
+    assert proc.returncode != EXIT_OK and len(err) == 1
+    assert err[0]["code"] == "runtime_numpy_abi", err[0]
+    assert "numpy ABI" in err[0]["message"] and "numpy<2" in err[0]["message"]
+    ours = [x for x in proc.stderr.decode().splitlines() if x.startswith("error: ")]
+    assert ours == [f"error: {err[0]['message']}"]
+
+
+def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos, monkeypatch):
+    """A tflite_runtime older than orch supports is refused before anything runs, in one
+    line with the minimum version. (No such wheel is installed here: its version is set.)"""
+    from device_agent import run, runtime
+
+    monkeypatch.setattr(runtime, "INTERPRETER_NAME", "tflite_runtime")
+    monkeypatch.setattr(runtime, "interpreter_version", lambda: "2.13.1")
+    run_dir = _job_dir(tmp_path, tiny_models, photos)
+
+    code = run.run(str(run_dir), stdout=open(os.devnull, "w"))  # noqa: SIM115
+
+    events = _events(run_dir)
+    assert code != EXIT_OK and [e["kind"] for e in events] == ["start", "error"]
+    assert events[-1]["code"] == "runtime_too_old"
+    assert "tflite_runtime 2.13.1 is too old" in events[-1]["message"]
+    assert "2.14 or newer" in events[-1]["message"]

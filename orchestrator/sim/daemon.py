@@ -125,7 +125,7 @@ class Daemon:
         self._listener = listen(self.port)
         self.port = self._listener.getsockname()[1]
         build_root(self.state_dir / "rootfs", system=self.state_dir / "system",
-                   storage=storage, python_dirs=python_dirs()[0])
+                   storage=storage, python_dirs=python_dirs(self.profile)[0])
         enter_root(self.state_dir / "rootfs")
         apps.boot(self.phone)
         if self.phone.faults().offline:  # unplugged from the start: keep the port, refuse

@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import NotFound, SpecError, SpecProblem
+from orchestrator.runtimes import LITERT
+from orchestrator.runtimes import NAMES as RUNTIME_NAMES
 from orchestrator.sim.faults import Faults
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
@@ -73,6 +75,9 @@ class Profile(_Strict):
     description: str = ""
     props: dict[str, str]
     python: str | None = "/system/bin/python3"  # where the phone's Python is; None: no Python
+    # The TFLite runtime the phone's Python has: the host's LiteRT, or a real tflite-runtime
+    # wheel in a cached environment of its own (orchestrator/runtimes.py).
+    runtime: str = LITERT
     cores: int = Field(8, ge=1)
     battery: BatterySpec = BatterySpec()
     thermal: ThermalSpec = ThermalSpec()
@@ -97,6 +102,13 @@ class Profile(_Strict):
     def _absolute(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("/system/", "/data/", "/sdcard/")):
             raise ValueError("must be a path under /system, /data or /sdcard")
+        return v
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, v: str) -> str:
+        if v not in RUNTIME_NAMES:
+            raise ValueError(f"unknown runtime {v!r}; expected one of {', '.join(RUNTIME_NAMES)}")
         return v
 
     @model_validator(mode="after")
