@@ -26,7 +26,7 @@ from typing import Any
 from report import cpu_model, replace_section  # noqa: E402  (bench/ is the script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("ORCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 WEIGHTS = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 PHOTOS = SHARED / "catsdogs"
 RUNTIMES = ("litert", "tflite-runtime-2.20")
