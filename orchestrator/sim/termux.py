@@ -4,7 +4,8 @@
 stock profile cannot enter it, only `run-as` (debuggable builds) or the app's own sshd can.
 $PREFIX/bin holds a few of the host's tools (Termux's bootstrap), `pkg`, and what `pkg`
 installed. Simulated, and said so: `pkg` downloads nothing, its Python is the host's (each
-module gated by its Termux package), its sshd is paramiko's (termux_sshd.py).
+module gated by its Termux package; its TFLite runtime is the profile's `runtime:`, a
+real tflite-runtime wheel for the Termux profiles), its sshd is paramiko's (termux_sshd.py).
 """
 
 from __future__ import annotations
