@@ -525,7 +525,8 @@ def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos, monk
     monkeypatch.setattr(runtime, "interpreter_version", lambda: "2.13.1")
     run_dir = _job_dir(tmp_path, tiny_models, photos)
 
-    code = run.run(str(run_dir), stdout=open(os.devnull, "w"))  # noqa: SIM115
+    with open(os.devnull, "w") as sink:
+        code = run.run(str(run_dir), stdout=sink)
 
     events = _events(run_dir)
     assert code != EXIT_OK and [e["kind"] for e in events] == ["start", "error"]
