@@ -516,20 +516,21 @@ def test_numpy_abi_mismatch_is_named(tmp_path, tiny_models, photos):
     assert ours == [f"error: {err[0]['message']}"]
 
 
-def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos, monkeypatch):
+def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos):
     """A tflite_runtime older than orch supports is refused before anything runs, in one
     line with the minimum version. (No such wheel is installed here: its version is set.)"""
-    from device_agent import run, runtime
-
-    monkeypatch.setattr(runtime, "INTERPRETER_NAME", "tflite_runtime")
-    monkeypatch.setattr(runtime, "interpreter_version", lambda: "2.13.1")
+    old = ("import sys; from device_agent import runtime; "
+           "runtime.INTERPRETER_NAME = 'tflite_runtime'; "
+           "runtime.interpreter_version = lambda: '2.13.1'; "
+           "from device_agent.run import run; sys.exit(run(sys.argv[1]))")
     run_dir = _job_dir(tmp_path, tiny_models, photos)
 
-    with open(os.devnull, "w") as sink:
-        code = run.run(str(run_dir), stdout=sink)
+    proc = subprocess.run([sys.executable, "-c", old, str(run_dir)], cwd=REPO,
+                          capture_output=True, timeout=120)
 
     events = _events(run_dir)
-    assert code != EXIT_OK and [e["kind"] for e in events] == ["start", "error"]
+    assert proc.returncode != EXIT_OK and [e["kind"] for e in events] == ["start", "error"]
     assert events[-1]["code"] == "runtime_too_old"
     assert "tflite_runtime 2.13.1 is too old" in events[-1]["message"]
     assert "2.14 or newer" in events[-1]["message"]
+    assert proc.stderr.decode().splitlines()[-1] == f"error: {events[-1]['message']}"
