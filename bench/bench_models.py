@@ -62,44 +62,43 @@ def padded(rows: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def litert_protocol(built: Any, data: dict, threads: int, seed: int) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
 
+    from device_agent.model import TrainModel
+
     rng = np.random.default_rng(seed)
     t0 = now()
     frozen = Interpreter(model_path=str(built.frozen_path), num_threads=threads)
     frozen.allocate_tensors()
     trunk = frozen.get_signature_runner()
-    interp = Interpreter(model_path=str(built.train_path), num_threads=threads)
-    interp.allocate_tensors()
-    sig = {k: interp.get_signature_runner(k) for k in interp.get_signature_list()}
+    meta = json.loads(built.meta_path.read_text())
+    model = TrainModel(str(built.train_path), meta, threads=threads)  # keeps the state
     feats = np.concatenate([trunk(image=x[None])["features"] for x in data["xtr"]])
     t_features = now() - t0
     ytr, n = data["ytr"], len(data["ytr"])
-    dim = json.loads(built.meta_path.read_text())["pooled_dim"]
+    dim = meta["pooled_dim"]
 
     def mask() -> np.ndarray:
         return ((rng.random((BATCH, dim)) >= DROPOUT) / (1 - DROPOUT)).astype(np.float32)
 
-    pooled = np.concatenate([sig["embed"](features=padded(feats, i)[0])["pooled"][: len(i)]
+    pooled = np.concatenate([model.embed(padded(feats, i)[0])[: len(i)]
                              for i in batches(n, rng, False)])
     head = []
     for _ in range(HEAD_EPOCHS):
         t = now()
         for idx in batches(n, rng, True):
             x, w = padded(pooled, idx)
-            sig["train_head"](pooled=x, labels=padded(ytr, idx)[0], weights=w, mask=mask(),
-                              lr=np.float32(LR))
+            model.train_head(x, padded(ytr, idx)[0], w, mask(), LR)
         head.append(now() - t)
-    sig["reset_optimizer"]()
+    model.reset_optimizer()
     finetune = []
     for _ in range(FT_EPOCHS):
         t = now()
         for idx in batches(n, rng, True):
             x, w = padded(feats, idx)
-            sig["train"](features=x, labels=padded(ytr, idx)[0], weights=w, mask=mask(),
-                         lr=np.float32(FT_LR))
+            model.train(x, padded(ytr, idx)[0], w, mask(), FT_LR)
         finetune.append(now() - t)
     t = now()
     test_feats = np.concatenate([trunk(image=x[None])["features"] for x in data["xte"]])
-    probs = np.concatenate([sig["infer"](features=padded(test_feats, i)[0])["probs"][: len(i)]
+    probs = np.concatenate([model.infer(padded(test_feats, i)[0])[: len(i)]
                             for i in batches(len(test_feats), rng, False)])
     t_eval = now() - t
     return {"features": t_features, "head_epochs": head, "finetune_epochs": finetune,

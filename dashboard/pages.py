@@ -15,6 +15,7 @@ from dashboard.render import render
 from orchestrator.store import queries, repo
 from orchestrator.store.ids import MAX_ID, valid_id
 from orchestrator.store.queries import SORT_KEYS
+from orchestrator.store.runtime_info import delegation_rows, runtime_label
 
 router = APIRouter(include_in_schema=False)
 PER_PAGE = 50
@@ -123,7 +124,8 @@ def run_page(run_id: int, request: Request, session: SessionDep) -> HTMLResponse
                  run=run, charts=data.run_charts(run, d.metrics, d.samples),
                  timing=views.timing_view(run.timing or {}),
                  delegate_state=views.delegate_state(run), live=views.progress_view(run),
-                 result=run.result or {})
+                 result=run.result or {}, runtime=runtime_label(run.result),
+                 delegation=delegation_rows(run.result))
 
 
 @router.get("/devices", response_class=HTMLResponse)

@@ -57,32 +57,33 @@ JOB_KEYS = ("schema", "run_key", "experiment", "variant", "models", "data", "tra
 #   feature_shape: [h, w, c] (or [D] for head-only); pooled_dim: D; num_classes: K
 #   batch_size: B (static batch of every train.tflite signature)
 #   finetune_from: str|null; has_finetune: bool; dropout: float
-#   optimizer: adam|sgd; state_names: [..] (tensor names of export_state / import_state)
+#   optimizer: adam|sgd
+#   state_layout: {group: [[name, shape], ..]} what each flat state vector holds, in order
 #   hash: content hash of the build
 MODEL_META_KEYS = ("input_size", "feature_shape", "pooled_dim", "num_classes", "batch_size",
-                   "finetune_from", "has_finetune", "dropout", "optimizer", "state_names",
+                   "finetune_from", "has_finetune", "dropout", "optimizer", "state_layout",
                    "hash")
 
 # Signatures of train.tflite. Every batch dimension is the static B of meta.json; a short
-# batch is padded and its padding rows get weight 0.
-#   embed(features[B,h,w,c]) -> pooled[B,D]           upper layers + global average pooling
-#   train_head(pooled[B,D], labels[B] int32, weights[B] f32, mask[B,D] f32, lr[] f32)
-#       -> loss[]                                      one optimizer step on the head only
-#   infer_head(pooled[B,D]) -> probs[B,K]
-#   train(features[B,h,w,c], labels, weights, mask[B,D], lr) -> loss[]   upper + head
-#   infer(features[B,h,w,c]) -> probs[B,K]
-#   export_state() -> {name: tensor}                  weights + optimizer slots + step
-#   import_state({name: tensor}) -> {}                 exact inverse of export_state
-#   reset_optimizer() -> {}                            zero slots and step (a new phase)
-#   (import_state and reset_optimizer return {step: optimizer step}: TFLite drops a
-#   signature without outputs and prunes the assignments of one.)
+# batch is padded and its padding rows get weight 0. The graph holds no variables: the
+# agent keeps the state as flat float32 vectors (STATE_GROUPS: upper and head weights, their
+# optimizer slots, the step []) and passes each signature the groups it takes; a training
+# signature returns the updated groups under the same names. Every tensor is static-shaped.
+#   embed(features[B,h,w,c], upper) -> pooled[B,D]   upper layers + global average pooling
+#   train_head(pooled[B,D], labels[B] int32, weights[B] f32, mask[B,D] f32, lr[] f32,
+#              head, head_opt, step) -> loss[], head, head_opt, step   one step, head only
+#   infer_head(pooled[B,D], head) -> probs[B,K]
+#   train(features[B,h,w,c], labels, weights, mask[B,D], lr, upper, head, upper_opt,
+#         head_opt, step) -> loss[], upper, head, upper_opt, head_opt, step   upper + head
+#   infer(features[B,h,w,c], upper, head) -> probs[B,K]
+#   initial_state() -> upper, head                    the built weights (slots, step: zero)
+# A new phase starts with zero slots and step. SGD without momentum has no *_opt groups.
 # Head-only builds (finetune_from null) have the pooled vector as frozen output and no
-# embed/train/infer (features are already pooled).
+# embed/train/infer and no upper groups (features are already pooled).
 # `mask` is the inverted-dropout mask: 0 or 1/(1-rate) per unit, drawn by the agent.
-SIGNATURES = ("embed", "train_head", "infer_head", "train", "infer", "export_state",
-              "import_state", "reset_optimizer")
-HEAD_ONLY_SIGNATURES = ("train_head", "infer_head", "export_state", "import_state",
-                        "reset_optimizer")
+SIGNATURES = ("embed", "train_head", "infer_head", "train", "infer", "initial_state")
+HEAD_ONLY_SIGNATURES = ("train_head", "infer_head", "initial_state")
+STATE_GROUPS = ("upper", "head", "upper_opt", "head_opt", "step")
 
 # events.jsonl: every event has seq (1, 2, …, strictly increasing), t (unix time), kind.
 #   {"kind": "start", "agent_version", "interpreter", "pid"}
@@ -98,7 +99,7 @@ EVENT_KINDS = ("start", "stage", "delegate", "epoch", "checkpoint", "done", "err
 # result.json (aggregate metrics only: no file names, no per-image data)
 RESULT_KEYS = (
     "schema", "run_key", "status", "accuracy", "per_class_accuracy", "epochs", "timing",
-    "peak_memory_mb", "delegate", "versions", "counts", "phases", "data",
+    "peak_memory_mb", "delegate", "versions", "counts", "phases", "data", "delegation",
 )
 # epochs: [{phase, epoch, train_loss, train_acc, test_loss, test_acc, seconds}]
 # timing: {decode, features, train, eval, total} seconds, train_per_epoch: [..]
@@ -106,13 +107,20 @@ RESULT_KEYS = (
 #   pass waited for decoded images, features the trunk's: decoding ahead on other cores
 #   overlaps the trunk and is not counted twice)
 # delegate: {requested, used, reason, info}
-# versions: {agent, interpreter, python, numpy}
+# versions: {agent, interpreter, interpreter_version, python, numpy, pillow}
+# delegation: {frozen: {delegate: xnnpack|nnapi|gpu|none, delegated_nodes, total_nodes},
+#              train: {...}}  what a delegate actually took of each model, as the runtime
+#   logged it (delegated_nodes null where the runtime cannot tell)
 # counts: {train, test, skipped_corrupt, skipped_too_large, skipped_unsupported,
 #          per_class_train, per_class_test}  (numbers only)
 # data: {decode: fast|exact, orientation: exif|ignore, max_pixels: int}  as the job asked
 # phases: {head: {epochs, ran}, finetune: {epochs, ran, skipped: str|null}}  epochs planned
 #   and run per phase; head-only builds (method 1) skip the fine-tune phase and say why.
 # status: finished | cancelled | failed (the reason of a failure is the `error` event)
+
+# The oldest interpreter versions that load orch's models (tested); the agent refuses older
+# ones at start (error code runtime_too_old) and `orch devices doctor` warns.
+MIN_RUNTIME_VERSIONS = {"tflite_runtime": "2.14", "ai_edge_litert": "1.0"}
 
 # Agent exit codes
 EXIT_OK = 0

@@ -41,6 +41,7 @@ class Features:
     counts: dict[str, Any]
     delegate: dict[str, Any]
     timing: dict[str, float]  # decode, features (seconds, as spent when they were computed)
+    delegation: dict[str, Any] | None = None  # the frozen trunk's: delegate, nodes taken
 
 
 def cache_key(job: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -83,7 +84,7 @@ def load_cached(cache_dir: str, key: str) -> Features | None:
     try:
         return Features(arr("train_x.npy"), np.load(os.path.join(cache_dir, "train_y.npy")),
                         arr("test_x.npy"), np.load(os.path.join(cache_dir, "test_y.npy")),
-                        man["counts"], man["delegate"], man["timing"])
+                        man["counts"], man["delegate"], man["timing"], man.get("delegation"))
     except (OSError, ValueError, KeyError):  # a cache cut short (kill during its removal)
         return None
 
@@ -176,7 +177,7 @@ def _extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: 
     delegate = run_trunk.close()  # the record now holds timings over every image
     write_json_atomic(os.path.join(cache_dir, MANIFEST),
                       {"key": cache_key(job, meta), "counts": summary, "delegate": delegate,
-                       "timing": timing}, "feature cache")
+                       "timing": timing, "delegation": run_trunk.delegation}, "feature cache")
     cached = load_cached(cache_dir, cache_key(job, meta))
     assert cached is not None
     return cached

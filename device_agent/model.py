@@ -1,7 +1,9 @@
 """train.tflite: the trainable part (upper layers + head) behind its signatures.
 
-All signatures run in one interpreter, so they share the weights (resource variables).
-Every batch input has the static batch size B of meta.json; callers pad short batches.
+The graph holds no variables: this class keeps the state (weights, optimizer slots, step)
+as the flat float32 vectors of contract.STATE_GROUPS, hands each signature the groups it
+takes and keeps the groups a training signature returns. Every batch input has the static
+batch size B of meta.json; callers pad short batches.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from device_agent import runtime
-from device_agent.contract import HEAD_ONLY_SIGNATURES, SIGNATURES
+from device_agent.contract import HEAD_ONLY_SIGNATURES, SIGNATURES, STATE_GROUPS
 from device_agent.errors import BadJob
 
 
@@ -28,16 +30,28 @@ class TrainModel:
         if missing:
             raise BadJob(f"train.tflite lacks the signatures {', '.join(missing)}")
         self._runners = {s: self.interpreter.get_signature_runner(s) for s in self.signatures}
+        self._takes = {s: [g for g in STATE_GROUPS if g in self.signatures[s]["inputs"]]
+                       for s in self.signatures}
         self.batch = int(meta["batch_size"])
         self.pooled_dim = int(meta["pooled_dim"])
         self.num_classes = int(meta["num_classes"])
-        self.state_names = list(meta.get("state_names") or [])
+        trainer = "train_head" if self.head_only else "train"
+        details = self._runners[trainer].get_input_details()
+        self._shapes = {g: tuple(int(n) for n in details[g]["shape"]) for g in self._takes[trainer]}
+        self.state: dict[str, np.ndarray] = {}
+        self.reset_state()
 
     def _run(self, sig: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        inputs = {**inputs, **{g: self.state[g] for g in self._takes[sig]}}
         runner = self._runners[sig]
         if any(np.ndim(v) == 0 for v in inputs.values()) and _is_plain_runner(runner):
-            return _call_keeping_scalars(runner, inputs)
-        return runner(**inputs)
+            out = _call_keeping_scalars(runner, inputs)
+        else:
+            out = runner(**inputs)
+        for g in self._takes[sig]:
+            if g in out:  # a training signature hands back the updated group
+                self.state[g] = out.pop(g)
+        return out
 
     @staticmethod
     def _one(out: dict[str, np.ndarray], name: str) -> np.ndarray:
@@ -73,17 +87,28 @@ class TrainModel:
     def embed(self, features: np.ndarray) -> np.ndarray:
         return self._one(self._run("embed", features=features.astype(np.float32)), "pooled")
 
+    # --- state ------------------------------------------------------------------------------
+
+    def reset_state(self) -> None:
+        """The built weights, zero optimizer slots and step."""
+        weights = self._runners["initial_state"]()
+        self.state = {g: np.array(weights[g], np.float32) if g in weights
+                      else np.zeros(shape, np.float32) for g, shape in self._shapes.items()}
+
     def export_state(self) -> dict[str, np.ndarray]:
-        return {k: np.array(v) for k, v in self._run("export_state").items()}
+        return {g: v.copy() for g, v in self.state.items()}
 
     def import_state(self, state: dict[str, np.ndarray]) -> None:
-        expected = set(self._runners["import_state"].get_input_details())
-        if set(state) != expected:
+        if set(state) != set(self._shapes) or any(
+                tuple(np.shape(v)) != self._shapes[g] for g, v in state.items()):
             raise BadJob("the checkpoint does not match train.tflite's state tensors")
-        self._run("import_state", **{k: np.asarray(v) for k, v in state.items()})
+        self.state = {g: np.array(v, np.float32) for g, v in state.items()}
 
     def reset_optimizer(self) -> None:
-        self._run("reset_optimizer")
+        """A new phase: zero optimizer slots and step, weights kept."""
+        for g in self.state:
+            if g not in ("upper", "head"):
+                self.state[g] = np.zeros_like(self.state[g])
 
 
 def _is_plain_runner(runner: Any) -> bool:
@@ -106,3 +131,15 @@ def _call_keeping_scalars(runner: Any, inputs: dict[str, np.ndarray]) -> dict[st
         w.SetTensor(index[name], value, sub)
     w.Invoke(sub)
     return {name: w.GetTensor(i, sub) for name, i in runner._outputs}
+
+
+def named_state(layout: dict[str, list], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The flat state groups as named tensors (meta.json's state_layout): for checks."""
+    out = {}
+    for group, pieces in layout.items():
+        flat, at = np.asarray(state[group]).reshape(-1), 0
+        for name, shape in pieces:
+            size = int(np.prod(shape))
+            out[name] = flat[at:at + size].reshape(shape)
+            at += size
+    return out

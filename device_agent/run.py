@@ -99,6 +99,7 @@ class Run:
         self.per_class: list[float] | None = None
         self.counts: dict[str, Any] | None = None
         self.delegate: dict[str, Any] | None = None
+        self.delegation: dict[str, Any] | None = None
         self.timing: dict[str, Any] = {"decode": 0.0, "features": 0.0, "embed": 0.0,
                                        "train": 0.0, "eval": 0.0, "checkpoint": 0.0,
                                        "total": 0.0, "train_per_epoch": []}
@@ -131,6 +132,7 @@ class Run:
         stale = os.path.join(self.run_dir, RESULT_FILE)  # a result of an earlier attempt
         if os.path.exists(stale):
             os.remove(stale)
+        runtime.check_supported()
         job = self.job = load_job(self.run_dir)
         meta = load_meta(job)
         # Load train.tflite first: a broken model should fail before minutes of decoding.
@@ -159,6 +161,9 @@ class Run:
         else:
             self.events.emit("delegate", **feats.delegate)
         self.counts, self.delegate = feats.counts, feats.delegate
+        self.delegation = {"train": model.interpreter.orch_delegation}
+        if feats.delegation:
+            self.delegation["frozen"] = feats.delegation
         self.timing.update(decode=feats.timing["decode"], features=feats.timing["features"])
 
         rng = training_rng(job["data"]["seed"])
@@ -271,7 +276,7 @@ class Run:
             self.run_dir, run_key=job.get("run_key"), status=status, accuracy=accuracy,
             per_class_accuracy=per_class,
             epochs=self.epochs, timing=timing, delegate=self.delegate, counts=self.counts,
-            phases=self._phases(), data=data)
+            phases=self._phases(), data=data, delegation=self.delegation)
 
     def _phases(self) -> dict[str, Any]:
         ran = {p: sum(1 for e in self.epochs if e["phase"] == p) for p in ("head", "finetune")}

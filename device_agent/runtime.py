@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from typing import Any
@@ -44,6 +45,20 @@ def versions() -> dict[str, Any]:
             "python": platform.python_version(), "numpy": np.__version__}
 
 
+def check_supported() -> None:
+    """Refuse, at start and in one line, an interpreter too old to load orch's models."""
+    from device_agent.versions import too_old
+
+    version = interpreter_version()
+    minimum = too_old(INTERPRETER_NAME, version)
+    if minimum is not None:
+        from device_agent.errors import AgentError
+
+        raise AgentError(f"{INTERPRETER_NAME} {version} is too old for orch's models: it needs "
+                         f"{minimum} or newer (Termux: pkg upgrade python-tflite-runtime; pip: "
+                         "pip install -U ai-edge-litert)", code="runtime_too_old")
+
+
 def require() -> Any:
     """The interpreter module, or an error saying what to install."""
     if _tfl is None:
@@ -55,8 +70,14 @@ def require() -> Any:
 
 
 def make_interpreter(path: str, *, threads: int, delegates: list[Any] | None = None,
-                     default_delegates: bool = True) -> Any:
-    """An allocated interpreter; `default_delegates=False` keeps XNNPACK out (plain kernels)."""
+                     default_delegates: bool = True, explicit: str | None = None) -> Any:
+    """An allocated interpreter; `default_delegates=False` keeps XNNPACK out (plain kernels).
+
+    Its `orch_delegation` says which delegate took how many nodes (delegation.summarize);
+    `explicit` names the kind of the delegates passed in.
+    """
+    from device_agent import delegation
+
     tfl = require()
     kwargs: dict[str, Any] = {"model_path": path, "num_threads": threads}
     if delegates:
@@ -64,9 +85,29 @@ def make_interpreter(path: str, *, threads: int, delegates: list[Any] | None = N
     resolver = getattr(tfl, "OpResolverType", None)
     if not default_delegates and resolver is not None:
         kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    it = tfl.Interpreter(**kwargs)
-    it.allocate_tensors()
+
+    def build() -> Any:
+        it = tfl.Interpreter(**kwargs)
+        it.allocate_tensors()
+        return it
+
+    try:
+        it, lines = delegation.build_logged(build, os.path.dirname(tfl.__file__))
+    except SystemError as e:  # a wheel built against another numpy ABI fails in C++
+        raise numpy_abi_error(e) from e
+    it.orch_delegation = delegation.summarize(path, lines, it, explicit)
     return it
+
+
+def numpy_abi_error(e: BaseException) -> Any:
+    """The agent's error for a runtime whose C++ part cannot use this numpy."""
+    from device_agent.errors import AgentError
+
+    return AgentError(
+        f"{INTERPRETER_NAME} {interpreter_version()} cannot run with numpy {np.__version__} "
+        f"(a numpy ABI mismatch: {str(e).splitlines()[0][:80]}); install the numpy it was "
+        "built for (numpy<2 for PyPI's tflite-runtime; on Termux, `pkg install "
+        "python-numpy python-tflite-runtime` together)", code="runtime_numpy_abi")
 
 
 def delegated(interpreter: Any) -> bool | None:

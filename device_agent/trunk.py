@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from device_agent import runtime
+from device_agent import delegation, runtime
 from device_agent.errors import BadJob, redact
 
 # GPU delegate plugins a phone may have (the TFLite GPU delegate, LiteRT's accelerator);
@@ -28,10 +28,11 @@ TrunkFn = Callable[[np.ndarray], np.ndarray]
 class CpuTrunk:
     """frozen.tflite in the LiteRT interpreter: one image [S,S,3] → features (no batch dim)."""
 
-    def __init__(self, path: str, *, threads: int, delegates: list[Any] | None = None) -> None:
+    def __init__(self, path: str, *, threads: int, delegates: list[Any] | None = None,
+                 explicit: str | None = None) -> None:
         try:
             self.interpreter = runtime.make_interpreter(path, threads=threads,
-                                                        delegates=delegates)
+                                                        delegates=delegates, explicit=explicit)
         except (ValueError, RuntimeError) as e:
             raise BadJob(f"frozen.tflite cannot be loaded: {e}") from e
         inp = self.interpreter.get_input_details()
@@ -83,9 +84,12 @@ class Trunk:
     """A frozen-trunk function (one image [S,S,3] → features) and its delegate record."""
 
     def __init__(self, fn: TrunkFn, report: dict[str, Any], close: Any = None,
-                 final_info: Any = None) -> None:
+                 final_info: Any = None, delegation: dict[str, Any] | None = None) -> None:
         self.fn, self.report = fn, report
         self._close, self._final_info = close, final_info
+        # result.json's delegation.frozen: which delegate took how many nodes
+        self.delegation = delegation or {"delegate": "none", "delegated_nodes": 0,
+                                         "total_nodes": None}
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.fn(image)
@@ -113,7 +117,7 @@ def _cpu(path: str, requested: str, threads: int, reason: str | None,
             reason = "XNNPACK did not take the graph" if xnn is False else \
                 "the interpreter cannot show whether XNNPACK ran"
     return Trunk(trunk, _report(requested, used, reason, xnnpack=xnn, threads=threads,
-                                **(info or {})))
+                                **(info or {})), delegation=trunk.interpreter.orch_delegation)
 
 
 def _gpu_delegate() -> tuple[Any | None, str | None, list[str]]:
@@ -142,13 +146,13 @@ def _gpu(path: str, threads: int) -> Trunk:
         return _cpu(path, "gpu", threads, "no GPU delegate plugin could be loaded",
                     {"tried": tried})
     try:
-        trunk = CpuTrunk(path, threads=threads, delegates=[delegate])
+        trunk = CpuTrunk(path, threads=threads, delegates=[delegate], explicit="gpu")
     except BadJob as e:
         return _cpu(path, "gpu", threads, f"the GPU delegate refused the model: {e.message}")
     if runtime.delegated(trunk.interpreter) is False:
         return _cpu(path, "gpu", threads, "the GPU delegate took no part of the graph")
     return Trunk(trunk, _report("gpu", "gpu", None, library=os.path.basename(lib or ""),
-                                threads=threads))
+                                threads=threads), delegation=trunk.interpreter.orch_delegation)
 
 
 def _nnapi(job: dict[str, Any], threads: int, probe_images: Callable[[], list[np.ndarray]],
@@ -184,8 +188,11 @@ def _nnapi(job: dict[str, Any], threads: int, probe_images: Callable[[], list[np
     def final_info() -> dict[str, Any]:
         return {k: v for k, v in runner.timing().items() if k != "images"}
 
+    total = sum(delegation.node_counts(path))  # the NNAPI plan runs the whole trunk
     return Trunk(run, _report("nnapi", "nnapi", rep.get("reason"), **info),
-                 close=runner.close, final_info=final_info)
+                 close=runner.close, final_info=final_info,
+                 delegation={"delegate": "nnapi", "delegated_nodes": total,
+                             "total_nodes": total})
 
 
 def open_trunk(job: dict[str, Any], *, probe_images: Callable[[], list[np.ndarray]],

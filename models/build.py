@@ -183,8 +183,8 @@ def build_artifacts(config: ModelConfig, folder: Path, digest: str) -> dict[str,
     graph = TrainGraph(plan, batch_size=config.batch_size, optimizer=config.optimizer,
                        momentum=config.momentum)
     (folder / TRAIN_FILE).write_bytes(convert_train(graph, graph.signatures()))
-    state_names = list(graph.state())
-    _check_loads(folder, has_finetune=bool(plan.layers), state_names=state_names)
+    layout = graph.layout()
+    _check_loads(folder, has_finetune=bool(plan.layers), layout=layout)
 
     feature_shape = list(plan.feature_shape)
     meta = {
@@ -192,10 +192,10 @@ def build_artifacts(config: ModelConfig, folder: Path, digest: str) -> dict[str,
         "pooled_dim": graph.pooled_dim, "num_classes": config.num_classes,
         "batch_size": config.batch_size, "finetune_from": config.finetune_from,
         "has_finetune": bool(plan.layers), "dropout": config.dropout,
-        "optimizer": config.optimizer, "state_names": state_names, "hash": digest,
+        "optimizer": config.optimizer, "state_layout": layout, "hash": digest,
     }
     assert tuple(meta) == contract.MODEL_META_KEYS
-    trainable = sum(int(v.shape.num_elements()) for v in graph.params.values())
+    trainable = sum(int(v.size) for v in graph.params.values())
     upper = [n for layer in plan.layers for n in (layer.name, f"{layer.name}_bn")]
     frozen_params = keras_net.count_params(trunk)
     report = {
@@ -208,7 +208,7 @@ def build_artifacts(config: ModelConfig, folder: Path, digest: str) -> dict[str,
             TRAIN_FILE: {**describe(folder / TRAIN_FILE), "frozen_params": 0,
                          "trainable_params": trainable,
                          "keras_upper_params": keras_net.count_params(model, upper),
-                         "state_tensors": len(state_names)},
+                         "state_tensors": sum(len(pieces) for pieces in layout.values())},
         },
     }
     (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -216,7 +216,7 @@ def build_artifacts(config: ModelConfig, folder: Path, digest: str) -> dict[str,
     return report
 
 
-def _check_loads(folder: Path, *, has_finetune: bool, state_names: list[str]) -> None:
+def _check_loads(folder: Path, *, has_finetune: bool, layout: dict[str, Any]) -> None:
     """The training model must load and allocate in LiteRT with the contract's signatures."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -232,6 +232,6 @@ def _check_loads(folder: Path, *, has_finetune: bool, state_names: list[str]) ->
             if found != set(expected):
                 raise BuildError(f"{name} has signatures {sorted(found)}, expected "
                                  f"{sorted(expected)}.")
-            exported = interp.get_signature_list()["export_state"]["outputs"]
-            if sorted(exported) != sorted(state_names):
-                raise BuildError(f"{name}: export_state outputs differ from state_names.")
+            train = interp.get_signature_list()["train" if has_finetune else "train_head"]
+            if not set(layout) <= set(train["inputs"]) | {"upper"}:
+                raise BuildError(f"{name}: the training signature lacks state inputs.")

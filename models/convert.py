@@ -53,10 +53,9 @@ def convert_frozen(trunk: Any) -> bytes:
 
 
 def convert_train(module: tf.Module, signatures: dict[str, Any]) -> bytes:
-    """A module with resource variables and several signatures → one .tflite."""
+    """A module with several signatures (state passed in and out) → one .tflite."""
     with tempfile.TemporaryDirectory(prefix="orch-train-") as tmp:
         tf.saved_model.save(module, tmp, signatures=signatures)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             tmp, signature_keys=list(signatures))
-        converter.experimental_enable_resource_variables = True
         return _convert(converter, "the training model")

@@ -69,23 +69,59 @@ def _padded(x: Tensor, stride: int) -> Tensor:
     return tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
 
 
+def _taps(xp: Tensor, kernel: Tensor, stride: int, ho: int, wo: int,
+          flip: bool = False) -> Tensor:
+    """A "valid" 3×3 depthwise convolution of `xp` as nine shifted windows times kernel taps.
+
+    Not DEPTHWISE_CONV_2D: the XNNPACK of tflite-runtime 2.20 takes that op only with a
+    constant filter, and TFLite's own kernel runs a trained filter ~10× slower than LiteRT;
+    slices, multiplies and adds it takes. `flip`: the spatially flipped kernel. Stride 2
+    splits rows, then columns, into (position, parity) pairs, so every window is a plain
+    slice of at most 4 dimensions (TFLite's SLICE takes 5 at most).
+    """
+    n, hp, wp, c = xp.shape
+    taps = tf.reshape(kernel, [9, c])
+    if stride == 1:
+        rows = [xp, xp, xp]
+    else:
+        xp = tf.pad(xp, [[0, 0], [0, 2 * ho + 2 - hp], [0, 2 * wo + 2 - wp], [0, 0]])
+        pairs = tf.reshape(xp, [n, ho + 1, 2, (2 * wo + 2) * c])
+        rows = [tf.reshape(tf.slice(pairs, [0, i // 2, i % 2, 0], [n, ho, 1, (2 * wo + 2) * c]),
+                           [n * ho, wo + 1, 2, c]) for i in range(3)]
+    acc = None
+    for t in range(9):
+        i, j = divmod(t, 3)
+        if stride == 1:
+            window = tf.slice(rows[i], [0, i, j, 0], [n, ho, wo, c])
+        else:
+            window = tf.reshape(tf.slice(rows[i], [0, j // 2, j % 2, 0], [n * ho, wo, 1, c]),
+                                [n, ho, wo, c])
+        tap = tf.reshape(tf.slice(taps, [8 - t if flip else t, 0], [1, c]), [c])
+        acc = window * tap if acc is None else acc + window * tap
+    return acc
+
+
 def depthwise_forward(x: Tensor, kernel: Tensor, bias: Tensor, stride: int) -> Tensor:
-    xp = _padded(x, stride)
-    y = tf.nn.depthwise_conv2d(xp, kernel, [1, stride, stride, 1], "VALID")
-    return y + bias
+    _, h, w, _ = x.shape
+    ho, wo = (h, w) if stride == 1 else (h // 2, w // 2)
+    return _taps(_padded(x, stride), kernel, stride, ho, wo) + bias
 
 
 def _dilate(t: Tensor, axis: int) -> Tensor:
-    """Insert one zero between neighbours along spatial `axis` (1 or 2): n → 2n − 1."""
-    shape = t.shape.as_list()
-    n = shape[axis]
-    t = tf.stack([t, tf.zeros_like(t)], axis=axis + 1)
-    shape[axis] = 2 * n
-    t = tf.reshape(t, shape)
-    begin = [0, 0, 0, 0]
-    size = list(shape)
-    size[axis] = 2 * n - 1
-    return tf.slice(t, begin, size)
+    """Insert one zero between neighbours along spatial `axis` (1 or 2): n → 2n − 1.
+
+    A concatenation of 4-D views, not a stack: XNNPACK before LiteRT has no PACK.
+    """
+    n, h, w, c = t.shape.as_list()
+    if axis == 1:
+        view, out = [n, h, 1, w * c], [n, 2 * h, w, c]
+    else:
+        view, out = [n * h, w, 1, c], [n, h, 2 * w, c]
+    t = tf.reshape(t, view)
+    t = tf.reshape(tf.concat([t, tf.zeros_like(t)], axis=2), out)
+    size = list(out)
+    size[axis] -= 1
+    return tf.slice(t, [0, 0, 0, 0], size)
 
 
 def depthwise_backward(
@@ -109,8 +145,7 @@ def depthwise_backward(
         # Rows of the padded input that no window reached get no gradient; the padding
         # row/column Keras added (bottom/right) is cut off by sizing the result to h × w.
         g_padded = tf.pad(g, [[0, 0], [2, h - 2 * ho + 1], [2, w - 2 * wo + 1], [0, 0]])
-    dx = tf.nn.depthwise_conv2d(g_padded, tf.reverse(kernel, axis=[0, 1]), [1, 1, 1, 1],
-                                "VALID")
+    dx = _taps(g_padded, kernel, 1, h, w, flip=True)
 
     xp = _padded(x, stride)
     n, gh, gw, c = g.shape
@@ -131,9 +166,12 @@ def relu6_forward(z: Tensor) -> Tensor:
 def relu6_backward(dy: Tensor, z: Tensor) -> Tensor:
     """The gradient passes where 0 < z < 6 (z is the pre-activation).
 
-    Two float masks multiplied: LiteRT's LOGICAL_AND kernel alone cost 4 % of a step.
+    With r = relu6(z), 0 < z < 6 exactly when r·(6 − r) > 0, so the mask is
+    min(ceil(r·(6 − r)), 1): ops the XNNPACK of every runtime takes (comparisons and casts
+    split its graph), where LiteRT's LOGICAL_AND alone once cost 4 % of a step.
     """
-    return dy * tf.cast(tf.greater(z, 0.0), dy.dtype) * tf.cast(tf.less(z, 6.0), dy.dtype)
+    r = tf.nn.relu6(z)
+    return dy * tf.minimum(tf.math.ceil(r * (6.0 - r)), 1.0)
 
 
 # --- global average pooling -----------------------------------------------------------------

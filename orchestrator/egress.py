@@ -210,6 +210,8 @@ class _Checker:
 
 PHASES = ("head", "finetune")
 DELEGATES = ("nnapi", "gpu", "xnnpack", "cpu")
+DELEGATION_FIELDS = ("delegate", "delegated_nodes", "total_nodes")
+MAX_NODES = 100_000
 EPOCH_FIELDS = ("phase", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 
 
@@ -345,6 +347,15 @@ def check_result(res: Any, limits: EgressLimits, run_key: str) -> None:
     if res.get("delegate") is not None:
         c.obj(res["delegate"], "result.delegate", ("requested", "used", "reason", "info"))
         _check_delegate(c, res["delegate"], "result.delegate")
+    delegation = res.get("delegation")
+    if delegation is not None:
+        c.obj(delegation, "result.delegation", ("frozen", "train"))
+        for model, d in delegation.items():
+            w = f"result.delegation.{model}"
+            c.obj(d, w, DELEGATION_FIELDS, required=("delegate",))
+            c.enum(d["delegate"], f"{w}.delegate", ("xnnpack", "nnapi", "gpu", "none"))
+            for k in DELEGATION_FIELDS[1:]:
+                c.int_(d.get(k), f"{w}.{k}", hi=MAX_NODES, null=True)
     versions = res.get("versions") or {}
     if not isinstance(versions, dict) or len(versions) > 8:
         c.fail("result.versions", "not an object of at most 8 versions")

@@ -22,3 +22,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test,ssh,postgres]"
+# The phones' TFLite runtime (tflite-runtime 2.20) and the oldest supported one, each in a
+# cached environment (orchestrator/runtimes.py); their tests skip, saying why, without it.
+python3 -m orchestrator.runtimes tflite-runtime-2.20 tflite-runtime-2.14 >/dev/null \
+  || echo "setup: the tflite-runtime environments could not be built; their tests will skip" >&2

@@ -51,3 +51,25 @@ def shared_weights() -> Path:
     if not WEIGHTS_025.is_file():
         pytest.skip("reference weights (../shared/data/weights) are absent")
     return WEIGHTS_025
+
+
+# The agent's compatibility matrix: the host's LiteRT and the phone's tflite-runtime 2.20
+# (Termux's build; its PyPI twin in a cached environment, orchestrator/runtimes.py).
+AGENT_RUNTIMES = ("litert", "tflite-runtime-2.20")
+
+
+def runtime_python(name: str) -> str:
+    """The Python of runtime `name`; skips (saying why) when its environment cannot be built."""
+    from orchestrator.errors import BuildError
+    from orchestrator.runtimes import python_for
+
+    try:
+        return str(python_for(name))
+    except BuildError as e:
+        pytest.skip(f"{name} cannot be set up here: {e.one_line()}")
+
+
+@pytest.fixture(params=AGENT_RUNTIMES)
+def agent_python(request) -> str:
+    """A Python for the agent, once per runtime of the matrix."""
+    return runtime_python(request.param)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import WEIGHTS_025
+from conftest import WEIGHTS_025, runtime_python
 
 from device_agent.contract import (
     EVENT_KINDS,
@@ -76,9 +76,9 @@ def _job_dir(tmp_path: Path, models: dict, photos: Path, variant: str = "method2
     return run_dir
 
 
-def _agent(run_dir: Path, *args: str, env: dict | None = None,
-           timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-u", "-m", "device_agent", "run", str(run_dir),
+def _agent(run_dir: Path, *args: str, env: dict | None = None, timeout: float = 120,
+           python: str = sys.executable) -> subprocess.CompletedProcess:
+    return subprocess.run([python, "-u", "-m", "device_agent", "run", str(run_dir),
                            *args], cwd=REPO, capture_output=True, timeout=timeout,
                           env=env)
 
@@ -112,10 +112,11 @@ def _guard_checks(run_dir: Path, epochs: int, classes: tuple[str, ...]) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def test_method2_runs_end_to_end_and_reports_only_aggregates(tmp_path, tiny_models, photos):
+def test_method2_runs_end_to_end_and_reports_only_aggregates(tmp_path, tiny_models, photos,
+                                                             agent_python):
     """Head + fine-tune phases run; events/result follow the contract; no file name leaks."""
     run_dir = _job_dir(tmp_path, tiny_models, photos)
-    proc = _agent(run_dir)
+    proc = _agent(run_dir, python=agent_python)
     assert proc.returncode == EXIT_OK, proc.stderr.decode()
 
     events = _events(run_dir)
@@ -147,6 +148,11 @@ def test_method2_runs_end_to_end_and_reports_only_aggregates(tmp_path, tiny_mode
     assert len(t["train_per_epoch"]) == 4 and t["total"] >= t["train"] > 0
     assert res["peak_memory_mb"] > 0
     assert res["versions"]["interpreter"] in ("ai_edge_litert", "tflite_runtime")
+    # Each model is static-shaped, so XNNPACK takes it on every runtime of the matrix.
+    for model in ("frozen", "train"):
+        d = res["delegation"][model]
+        assert d["delegate"] == "xnnpack", (model, d)
+        assert d["total_nodes"] >= d["delegated_nodes"] >= 0.8 * d["total_nodes"] > 0
     assert not (run_dir / "cache").exists()  # features of the photos are not kept
     assert (run_dir / "checkpoint" / "state.npz").is_file()
 
@@ -201,14 +207,14 @@ def test_method1_and_method2_share_the_head_phase(tmp_path, tiny_models, photos)
 # --- interruption: kill -9, SIGTERM --------------------------------------------------------
 
 
-def _start_blocked(run_dir: Path, *args: str) -> subprocess.Popen:
+def _start_blocked(run_dir: Path, *args: str, python: str = sys.executable) -> subprocess.Popen:
     """Start the agent with a one-page stdout pipe the test does not read: the agent blocks
     in a write once a page of events is out, at a point fixed by its output, not by timing."""
     if not Path("/proc/self/wchan").is_file():
         pytest.skip("needs Linux /proc/PID/wchan to see the agent blocked")
     r, w = os.pipe()
     fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "device_agent", "run", str(run_dir),
+    proc = subprocess.Popen([python, "-u", "-m", "device_agent", "run", str(run_dir),
                              *args], cwd=REPO, stdout=w, stderr=subprocess.DEVNULL)
     os.close(w)
     proc.stdout_fd = r  # type: ignore[attr-defined]
@@ -237,15 +243,15 @@ def _drain(proc: subprocess.Popen) -> None:
 # the head phase (14+2).
 @pytest.mark.parametrize("head, fine", [(8, 8), (14, 2)])
 def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, tiny_models, photos,
-                                                       head, fine):
+                                                       head, fine, agent_python):
     """kill -9 after a checkpoint, then --resume: same per-epoch metrics and accuracy."""
     whole = _job_dir(tmp_path, tiny_models, photos, name="whole", head_epochs=head,
                      finetune_epochs=fine)
-    assert _agent(whole).returncode == EXIT_OK
+    assert _agent(whole, python=agent_python).returncode == EXIT_OK
     cut = _job_dir(tmp_path, tiny_models, photos, name="cut", head_epochs=head,
                    finetune_epochs=fine)
 
-    proc = _start_blocked(cut)
+    proc = _start_blocked(cut, python=agent_python)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     _drain(proc)
@@ -255,7 +261,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path, tiny_models, ph
     assert "done" not in {e["kind"] for e in before} and not (cut / "result.json").exists()
     assert (done_epochs[-1] <= head) == (fine == 2)  # the cut lands in the intended phase
 
-    resumed = _agent(cut, "--resume")
+    resumed = _agent(cut, "--resume", python=agent_python)
     assert resumed.returncode == EXIT_OK, resumed.stderr.decode()
     a, b = _result(whole), _result(cut)
     assert _metrics(b) == _metrics(a)
@@ -333,11 +339,11 @@ def test_batch_size_mismatch_is_a_bad_job(tmp_path, tiny_models, photos):
 @pytest.mark.parametrize("delegate, reason", [("nnapi", "no NNAPI plan"),
                                               ("gpu", "no GPU delegate plugin")])
 def test_unavailable_accelerator_falls_back_and_says_why(tmp_path, tiny_models, photos,
-                                                         delegate, reason):
+                                                         delegate, reason, agent_python):
     """An accelerator that cannot run is recorded as requested, not used, with the reason."""
     run_dir = _job_dir(tmp_path, tiny_models, photos, variant="method1", delegate=delegate,
                        head_epochs=1)
-    proc = _agent(run_dir)
+    proc = _agent(run_dir, python=agent_python)
     assert proc.returncode == EXIT_OK, proc.stderr.decode()
     rec = _result(run_dir)["delegate"]
     assert rec["requested"] == delegate and rec["used"] == "cpu"
@@ -549,3 +555,70 @@ def test_a_disk_that_fills_mid_run_keeps_the_last_checkpoint_and_the_metrics(
     assert [e["test_acc"] for e in epochs[:len(saved)]] == [
         e["test_acc"] for e in record["epochs"]]  # the metrics so far, as checkpointed
     assert (out / "ls").read_text().split() == [checkpoint.STATE_FILE]  # no temp file left
+
+
+# --- runtimes other than the host's ----------------------------------------------------------
+
+
+def test_oldest_supported_runtime_trains(tmp_path, tiny_models, photos):
+    """tflite-runtime 2.14, the oldest version orch supports, loads and trains the models."""
+    python = runtime_python("tflite-runtime-2.14")
+    run_dir = _job_dir(tmp_path, tiny_models, photos, head_epochs=1, finetune_epochs=1)
+    proc = _agent(run_dir, python=python)
+    assert proc.returncode == EXIT_OK, proc.stderr.decode()
+    res = _result(run_dir)
+    assert res["status"] == "finished"
+    assert (res["versions"]["interpreter"], res["versions"]["interpreter_version"][:4]) == (
+        "tflite_runtime", "2.14")
+
+
+def test_numpy_abi_mismatch_is_named(tmp_path, tiny_models, photos):
+    """The real 2.20 wheel under numpy 2 (the ABI it was not built for): one line naming the
+    cause and the fix, error code runtime_numpy_abi, not an internal error."""
+    numpy = subprocess.run([sys.executable, "-c", "import numpy; print(numpy.__version__)"],
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    if not numpy.startswith("2."):
+        pytest.skip(f"needs numpy 2 on the host (it has {numpy})")
+    env_python = Path(runtime_python("tflite-runtime-2.20"))
+    wheel = next(env_python.parent.parent.glob("lib/python*/site-packages/tflite_runtime"))
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "tflite_runtime").symlink_to(wheel)  # the wheel alone, next to the host's numpy
+    (shim / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'ai_edge_litert':\n"
+        "            raise ImportError('not on this phone')\n"
+        "sys.meta_path.insert(0, _Block())\n")
+    env = {**os.environ, "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}
+    run_dir = _job_dir(tmp_path, tiny_models, photos)
+
+    proc = _agent(run_dir, env=env)
+
+    err = [e for e in _events(run_dir) if e["kind"] == "error"]
+    assert proc.returncode != EXIT_OK and len(err) == 1
+    assert err[0]["code"] == "runtime_numpy_abi", err[0]
+    assert "numpy ABI" in err[0]["message"] and "numpy<2" in err[0]["message"]
+    ours = [x for x in proc.stderr.decode().splitlines() if x.startswith("error: ")]
+    assert ours == [f"error: {err[0]['message']}"]
+
+
+def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos):
+    """A tflite_runtime older than orch supports is refused before anything runs, in one
+    line with the minimum version. (No such wheel is installed here: its version is set.)"""
+    old = ("import sys; from device_agent import runtime; "
+           "runtime.INTERPRETER_NAME = 'tflite_runtime'; "
+           "runtime.interpreter_version = lambda: '2.13.1'; "
+           "from device_agent.run import run; sys.exit(run(sys.argv[1]))")
+    run_dir = _job_dir(tmp_path, tiny_models, photos)
+
+    proc = subprocess.run([sys.executable, "-c", old, str(run_dir)], cwd=REPO,
+                          capture_output=True, timeout=120)
+
+    events = _events(run_dir)
+    assert proc.returncode != EXIT_OK and [e["kind"] for e in events] == ["start", "error"]
+    assert events[-1]["code"] == "runtime_too_old"
+    assert "tflite_runtime 2.13.1 is too old" in events[-1]["message"]
+    assert "2.14 or newer" in events[-1]["message"]
+    assert proc.stderr.decode().splitlines()[-1] == f"error: {events[-1]['message']}"

@@ -147,3 +147,51 @@ def test_peak_memory_is_the_agents_own_not_its_launchers():
                          timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert 0 < float(out.stdout) < 200
+
+
+# --- delegation: what a delegate took, from the runtime's own log -------------------------
+
+
+def test_node_counts_read_every_subgraph_of_a_tflite_file(tmp_path):
+    """The flatbuffer reader counts each subgraph's operators as the schema reader does."""
+    tf = pytest.importorskip("tensorflow")
+    from device_agent.delegation import node_counts
+    from models.tflite_info import describe
+
+    class Two(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([2, 3], tf.float32, name="x")])
+        def one(self, x):
+            return {"y": tf.nn.relu(x) * 2.0 + 1.0}
+
+        @tf.function(input_signature=[tf.TensorSpec([2, 3], tf.float32, name="x")])
+        def two(self, x):
+            return {"y": x - 1.0}
+
+    m = Two()
+    tf.saved_model.save(m, str(tmp_path / "sm"), signatures={"one": m.one, "two": m.two})
+    path = tmp_path / "two.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(
+        str(tmp_path / "sm"), signature_keys=["one", "two"]).convert())
+
+    counts = node_counts(str(path))
+
+    assert len(counts) == 2 and min(counts) >= 1
+    assert sum(counts) == sum(describe(path)["ops"].values())
+
+
+def test_summarize_adds_the_logged_partitions_of_every_subgraph(tmp_path):
+    """Each "Replacing N out of M" line counts; no line means no delegate took anything."""
+    from device_agent.delegation import summarize
+
+    lines = ["INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+             "VERBOSE: Replacing 30 out of 32 node(s) with delegate (TfLiteXNNPackDelegate) "
+             "node, yielding 5 partitions for subgraph 0.",
+             "VERBOSE: Replacing 8 out of 8 node(s) with delegate (TfLiteXNNPackDelegate) "
+             "node, yielding 1 partitions for subgraph 2."]
+    missing = str(tmp_path / "absent.tflite")
+
+    took = summarize(missing, lines, None)
+    none = summarize(missing, lines[:1], None)
+
+    assert (took["delegate"], took["delegated_nodes"]) == ("xnnpack", 38)
+    assert (none["delegate"], none["delegated_nodes"]) == ("none", 0)

@@ -171,3 +171,29 @@ def test_results_list_filters_by_phone_and_variant(isolated_home):
     bad = orch("results", "list", "--device", "nokia")
     assert bad.returncode == 9 and bad.stderr.strip().count("\n") == 0
     assert "known: Pixel 7, lab2" in bad.stderr
+
+
+def test_results_show_names_the_runtime_and_what_each_delegate_took(isolated_home):
+    """`orch results show` prints the interpreter's version and, per model, the nodes the
+    delegate took (or that the runtime cannot say how many)."""
+    from orchestrator.settings import get_settings
+    from orchestrator.store import repo
+    from orchestrator.store.db import open_session
+
+    result = {"versions": {"interpreter": "ai_edge_litert", "interpreter_version": "2.3.0"},
+              "delegation": {"frozen": {"delegate": "nnapi", "delegated_nodes": 31,
+                                        "total_nodes": 31},
+                             "train": {"delegate": "xnnpack", "delegated_nodes": None,
+                                       "total_nodes": 533}}}
+    with open_session(get_settings().db_url) as s:
+        exp = repo.upsert_experiment(session=s, name="rt", spec={"variants": {"m2": {}}},
+                                     spec_hash="h")
+        run = repo.create_run(session=s, experiment_id=exp.id, variant="m2",
+                              status="finished", result=result)
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "results", "show", str(run.id)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "COLUMNS": "300"})
+    assert out.returncode == 0, out.stderr
+    assert "runtime ai_edge_litert 2.3.0" in out.stdout
+    assert "frozen model: nnapi took 31 of 31 nodes" in out.stdout
+    assert "train model: xnnpack took part of the graph" in out.stdout

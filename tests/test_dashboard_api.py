@@ -285,3 +285,23 @@ def test_table1_downloads_as_the_same_csv_the_cli_prints(env):
         (w["variant"], w["device"], str(w["run"])) for w in want]
     page = client.get(f"/experiments/{info.experiment_id}").text
     assert f'href="/api/experiments/{info.experiment_id}/table1.csv"' in page
+
+
+def test_run_page_shows_the_runtime_and_what_each_delegate_took(env):
+    """The run page names the interpreter with its version and, per model, how many nodes
+    the delegate took, as result.json reports them."""
+    client, s, info = env
+    result = {"versions": {"interpreter": "tflite_runtime",
+                           "interpreter_version": "2.20.0dev20250409"},
+              "delegation": {"frozen": {"delegate": "xnnpack", "delegated_nodes": 31,
+                                        "total_nodes": 31},
+                             "train": {"delegate": "none", "delegated_nodes": 0,
+                                       "total_nodes": 533}}}
+    run = repo.create_run(session=s, experiment_id=info.experiment_id, variant="method2",
+                          device_id=info.device_ids[0], status="finished", result=result)
+
+    page = client.get(f"/runs/{run.id}").text
+
+    assert "tflite_runtime 2.20.0dev20250409" in page
+    assert "xnnpack took 31 of 31 nodes" in page
+    assert "no delegate: plain CPU kernels for all 533 nodes" in page

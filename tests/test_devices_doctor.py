@@ -115,3 +115,22 @@ def test_staging_keys_and_du_lines():
     assert staging_key(ROOT, "/sdcard/DCIM") is None
     assert parse_du(f"12\t{ROOT}/runs/r1\n8 {ROOT}/agent/a\nbad line\n") == [
         Entry(f"{ROOT}/runs/r1", 12), Entry(f"{ROOT}/agent/a", 8)]
+
+
+def test_interpreter_check_shows_the_version_and_flags_one_too_old():
+    """The interpreter line names the runtime's version; below orch's minimum it is ✗ with
+    the upgrade command, from `device_agent info` and from the bare probe alike."""
+    def line(text: str):
+        return by_name(run_checks(ctx(runtime={**GOOD_RUNTIME, **parse_runtime(text)})))[
+            "TFLite interpreter"]
+
+    new = line('{"agent_version": "0.1.0", "interpreter": {"name": "tflite_runtime", '
+               '"version": "2.20.0dev20250409"}}')
+    old = line('{"agent_version": "0.1.0", "interpreter": {"name": "tflite_runtime", '
+               '"version": "2.13.0"}}')
+    probed = line('{"python": "3.12.1", "ai_edge_litert": null, "tflite_runtime": "2.11.0"}')
+
+    assert new.ok and new.detail == "tflite_runtime 2.20.0dev20250409"
+    assert not old.ok and "older than 2.14" in old.detail
+    assert old.fix == "In Termux: `pkg upgrade python-tflite-runtime`."
+    assert not probed.ok and "2.11.0" in probed.detail

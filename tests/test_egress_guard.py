@@ -191,6 +191,17 @@ def _b64_feature_map(n: int = 16) -> str:
      "unexpected field"),
     ("unknown skip count", good_result(counts={"train": 1, "skipped_names": 3}),
      "unexpected field"),
+    ("unknown delegate", good_result(delegation={"train": {"delegate": "npu-x"}}),
+     "not one of"),
+    ("text in a node count", good_result(delegation={"frozen": {
+        "delegate": "xnnpack", "delegated_nodes": "cat.1.jpg", "total_nodes": 3}}),
+     "not an integer"),
+    ("a third model", good_result(delegation={"photos": {"delegate": "none"}}),
+     "unexpected field"),
+    ("delegation as the agent reports it", good_result(delegation={
+        "frozen": {"delegate": "nnapi", "delegated_nodes": 24, "total_nodes": 24},
+        "train": {"delegate": "xnnpack", "delegated_nodes": None, "total_nodes": 894}}),
+     None),
     ("numbers smuggled in timing", good_result(
         timing={f"t{i}": float(i) for i in range(16)}, versions={}), None),
 ])

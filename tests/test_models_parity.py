@@ -19,6 +19,7 @@ keras = pytest.importorskip("keras")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from device_agent import contract  # noqa: E402
+from device_agent.model import TrainModel, named_state  # noqa: E402
 from models import keras_net  # noqa: E402
 from models.build import ModelConfig, build  # noqa: E402
 from models.reference import build_folded_keras, to_keras  # noqa: E402
@@ -98,6 +99,19 @@ def runner(path: Path):
     return interp
 
 
+def meta_of(built) -> dict:
+    return json.loads(built.meta_path.read_text())
+
+
+def model(built) -> TrainModel:
+    """train.tflite behind the agent's state keeping (the state passes in and out)."""
+    return TrainModel(str(built.train_path), meta_of(built), threads=1)
+
+
+def named(built, m: TrainModel) -> dict[str, np.ndarray]:
+    return named_state(meta_of(built)["state_layout"], m.export_state())
+
+
 def images(n: int) -> np.ndarray:
     return rng.uniform(0, 255, (n, 96, 96, 3)).astype(np.float32)
 
@@ -141,7 +155,25 @@ def test_meta_json_has_contract_keys_and_static_batch(finetune):
     assert meta["hash"] == built.hash and meta["batch_size"] == B and meta["has_finetune"]
     assert sigs["train"]["inputs"]["features"] == [B, *meta["feature_shape"]]
     assert sigs["train_head"]["inputs"]["mask"] == [B, meta["pooled_dim"]]
-    assert sorted(sigs["export_state"]["outputs"]) == sorted(meta["state_names"])
+    layout = meta["state_layout"]
+    assert set(layout) == {g for g in contract.STATE_GROUPS if g in sigs["train"]["inputs"]}
+    for group, pieces in layout.items():
+        size = sum(int(np.prod(shape)) for _, shape in pieces)
+        assert sigs["train"]["inputs"][group] == ([] if group == "step" else [size])
+        assert sigs["train"]["outputs"][group] == sigs["train"]["inputs"][group]
+
+
+def test_every_tensor_is_static(finetune):
+    """No signature has a dynamic dimension or a resource variable: XNNPACK takes them all."""
+    _, built = finetune
+    info = describe(built.train_path)
+    assert not {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"} & set(info["ops"])
+    interp = runner(built.train_path)
+    for sig in interp.get_signature_list():
+        for details in (interp.get_signature_runner(sig).get_input_details(),
+                        interp.get_signature_runner(sig).get_output_details()):
+            for name, d in details.items():
+                assert -1 not in list(d["shape_signature"]), f"{sig}.{name}"
 
 
 # --- (4) forward parity -------------------------------------------------------------------------
@@ -164,8 +196,7 @@ def test_infer_equals_keras_prediction(finetune, keras_full):
     imgs = images(B)
 
     want = keras_full.predict(imgs, verbose=0)
-    got = runner(built.train_path).get_signature_runner("infer")(
-        features=frozen_features(built, imgs))["probs"]
+    got = model(built).infer(frozen_features(built, imgs))
 
     np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -176,8 +207,7 @@ def test_head_only_infer_head_equals_keras_prediction(head_only):
     imgs = images(B)
 
     want = keras_net.build_keras_model(config).predict(imgs, verbose=0)
-    got = runner(built.train_path).get_signature_runner("infer_head")(
-        pooled=frozen_features(built, imgs))["probs"]
+    got = model(built).infer_head(frozen_features(built, imgs))
 
     np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -204,18 +234,17 @@ def keras_step(model, optimizer, inputs, labels, weights):
 def test_train_step_equals_keras_adam_step(finetune):
     """One `train` step in LiteRT leaves the weights and Adam slots of one Keras Adam step."""
     config, built = finetune
-    interp = runner(built.train_path)
-    state0 = interp.get_signature_runner("export_state")()
+    m = model(built)
+    state0 = named(built, m)
     features = frozen_features(built, images(B))
     labels, weights, mask = batch(config.num_classes, state0["head_kernel"].shape[0])
     lr = np.float32(1e-3)
-    model, assign = folded_keras(config, state0)
+    keras_model, assign = folded_keras(config, state0)
     adam = keras.optimizers.Adam(learning_rate=float(lr))
 
-    loss = interp.get_signature_runner("train")(
-        features=features, labels=labels, weights=weights, mask=mask, lr=lr)["loss"]
-    state1 = interp.get_signature_runner("export_state")()
-    want_loss = keras_step(model, adam, [features, mask], labels, weights)
+    loss = m.train(features, labels, weights, mask, lr)
+    state1 = named(built, m)
+    want_loss = keras_step(keras_model, adam, [features, mask], labels, weights)
 
     assert float(loss) == pytest.approx(want_loss, rel=1e-5)
     assert state1["adam_step"] == 1.0
@@ -240,22 +269,21 @@ def test_train_step_equals_keras_adam_step(finetune):
 def test_train_head_step_equals_keras_sgd_momentum_step(head_only):
     """method 1: two `train_head` SGD-momentum steps equal two Keras SGD steps on the head."""
     config, built = head_only
-    interp = runner(built.train_path)
-    state0 = interp.get_signature_runner("export_state")()
+    m = model(built)
+    state0 = named(built, m)
     pooled = frozen_features(built, images(B))
     dim = pooled.shape[1]
     dense = keras.layers.Dense(config.num_classes)
-    inp, m = keras.Input((dim,), batch_size=B), keras.Input((dim,), batch_size=B)
-    model = keras.Model([inp, m], dense(keras.layers.Multiply()([inp, m])))
+    inp, msk = keras.Input((dim,), batch_size=B), keras.Input((dim,), batch_size=B)
+    keras_model = keras.Model([inp, msk], dense(keras.layers.Multiply()([inp, msk])))
     dense.set_weights([state0["head_kernel"], state0["head_bias"]])
     sgd = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
 
     for _ in range(2):
         labels, weights, mask = batch(config.num_classes, dim)
-        interp.get_signature_runner("train_head")(
-            pooled=pooled, labels=labels, weights=weights, mask=mask, lr=np.float32(0.01))
-        keras_step(model, sgd, [pooled, mask], labels, weights)
-    state = interp.get_signature_runner("export_state")()
+        m.train_head(pooled, labels, weights, mask, 0.01)
+        keras_step(keras_model, sgd, [pooled, mask], labels, weights)
+    state = named(built, m)
 
     np.testing.assert_allclose(state["head_kernel"], dense.kernel.numpy(), atol=STEP_ATOL)
     np.testing.assert_allclose(state["head_bias"], dense.bias.numpy(), atol=STEP_ATOL)
@@ -265,13 +293,12 @@ def test_train_head_step_equals_keras_sgd_momentum_step(head_only):
 def test_embed_equals_folded_keras_pooled_vector(finetune):
     """`embed` gives the pooled vector of the upper layers (what the head phase caches)."""
     config, built = finetune
-    interp = runner(built.train_path)
-    state = interp.get_signature_runner("export_state")()
+    m = model(built)
     features = frozen_features(built, images(B))
-    model, _ = folded_keras(config, state)
-    pooled_model = keras.Model(model.inputs[0], model.get_layer("pooled").output)
+    keras_model, _ = folded_keras(config, named(built, m))
+    pooled_model = keras.Model(keras_model.inputs[0], keras_model.get_layer("pooled").output)
 
-    got = interp.get_signature_runner("embed")(features=features)["pooled"]
+    got = m.embed(features)
 
     np.testing.assert_allclose(got, pooled_model.predict(features, verbose=0), atol=1e-5)
 
@@ -285,23 +312,20 @@ def test_resume_from_exported_state_continues_exactly(finetune):
     features = frozen_features(built, images(B))
     steps = [batch(config.num_classes, pooled_dim(built)) for _ in range(4)]
 
-    def run(interp, todo):
-        train = interp.get_signature_runner("train")
+    def run(m, todo):
         for labels, weights, mask in todo:
-            train(features=features, labels=labels, weights=weights, mask=mask,
-                  lr=np.float32(1e-3))
+            m.train(features, labels, weights, mask, 1e-3)
 
-    straight = runner(built.train_path)
+    straight = model(built)
     run(straight, steps)
-    first = runner(built.train_path)
+    first = model(built)
     run(first, steps[:2])
-    saved = {k: np.array(v) for k, v in first.get_signature_runner("export_state")().items()}
-    resumed = runner(built.train_path)
-    resumed.get_signature_runner("import_state")(**saved)
+    saved = first.export_state()
+    resumed = model(built)
+    resumed.import_state(saved)
     run(resumed, steps[2:])
 
-    want = straight.get_signature_runner("export_state")()
-    got = resumed.get_signature_runner("export_state")()
+    want, got = named(built, straight), named(built, resumed)
     assert got["adam_step"] == 4.0
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
@@ -310,17 +334,15 @@ def test_resume_from_exported_state_continues_exactly(finetune):
 def test_reset_optimizer_zeroes_slots_and_keeps_weights(finetune):
     """`reset_optimizer` starts a new phase: slots and step zero, weights untouched."""
     config, built = finetune
-    interp = runner(built.train_path)
+    m = model(built)
     labels, weights, mask = batch(config.num_classes, pooled_dim(built))
-    interp.get_signature_runner("train")(features=frozen_features(built, images(B)),
-                                         labels=labels, weights=weights, mask=mask,
-                                         lr=np.float32(1e-3))
-    before = interp.get_signature_runner("export_state")()
+    m.train(frozen_features(built, images(B)), labels, weights, mask, 1e-3)
+    before = named(built, m)
 
-    out = interp.get_signature_runner("reset_optimizer")()
-    after = interp.get_signature_runner("export_state")()
+    m.reset_optimizer()
+    after = named(built, m)
 
-    assert out["step"] == 0.0
+    assert before["adam_step"] == 1.0 and after["adam_step"] == 0.0
     for name, value in after.items():
         if name.startswith("adam_"):
             assert not value.any(), name
@@ -340,10 +362,9 @@ def test_padding_rows_with_weight_zero_change_nothing(finetune):
 
     results = []
     for f, lab in ((features, labels), (other, other_labels)):
-        interp = runner(built.train_path)
-        loss = interp.get_signature_runner("train")(features=f, labels=lab, weights=weights,
-                                                    mask=mask, lr=np.float32(1e-3))["loss"]
-        results.append((float(loss), interp.get_signature_runner("export_state")()))
+        m = model(built)
+        loss = m.train(f, lab, weights, mask, 1e-3)
+        results.append((loss, named(built, m)))
 
     assert results[0][0] == results[1][0]
     for name, value in results[0][1].items():

@@ -121,6 +121,19 @@ def test_profile_errors_name_the_field():
     assert "pixel7" in missing.value.one_line()
 
 
+def test_profile_runtime_chooses_the_tflite_runtime():
+    """`runtime:` is LiteRT unless named; the Termux profiles run the real tflite-runtime
+    2.20; an unknown runtime is a SpecError naming the field and the choices."""
+    assert load_profile("pixel7")[0].runtime == "litert"
+    assert {load_profile(p)[0].runtime for p in ("termux_pixel7", "termux_fdroid")} == {
+        "tflite-runtime-2.20"}
+    text = load_profile("pixel7")[1].read_text() + "runtime: tflite-runtime-9.9\n"
+    with pytest.raises(SpecError) as e:
+        parse_profile(text)
+    assert [p.field for p in e.value.problems] == ["runtime"]
+    assert "tflite-runtime-2.20" in e.value.problems[0].message
+
+
 def test_shell_environment_puts_the_profiles_python_on_path():
     """The phone's PATH starts with the profile's Python folder; NNAPI sets its variable."""
     prof = pixel7().model_copy(update={"nnapi_lib": None})

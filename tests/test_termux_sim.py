@@ -104,6 +104,20 @@ def test_pkg_makes_each_module_importable_with_its_package(github):
     assert after == (0, 0, 1, 1)
 
 
+def test_termux_python_has_the_real_tflite_runtime_wheel(github):
+    """The profile's runtime: Termux's tflite_runtime is the real 2.20 wheel with numpy<2,
+    not the host's LiteRT under another name."""
+    pytest.importorskip("orchestrator.runtimes")
+    github.run(in_termux("pkg install -y python python-numpy python-pillow "
+                         "python-tflite-runtime"))
+    out = github.run(in_termux(
+        "python -c 'import numpy, tflite_runtime as t, tflite_runtime.interpreter; "
+        "print(t.__version__, numpy.__version__, t.__file__)'"))
+    version, numpy, where = out.split()
+    assert version.startswith("2.20.0") and numpy.startswith("1.")
+    assert "/orch/runtimes/tflite-runtime-2.20-" in where  # the wheel, not the LiteRT alias
+
+
 def test_storage_permission_gates_shared_storage(github):
     """Without the grant Termux cannot read /sdcard; `pm grant` opens it, and dumpsys and
     the parsers see the grant."""

@@ -23,6 +23,7 @@ from orchestrator.cli.common import (
 )
 from orchestrator.store import repo
 from orchestrator.store.public import CompareRow
+from orchestrator.store.runtime_info import delegation_rows, runtime_label
 
 app = typer.Typer(help="Browse stored results.", no_args_is_help=True)
 
@@ -99,6 +100,10 @@ def show(
     console.print(f"accuracy {fmt_pct(run.accuracy) or '—'} · delegate requested "
                   f"{run.delegate_requested or '—'}, used {run.delegate_used or '—'}"
                   + (f" ({run.delegate_reason})" if run.delegate_reason else ""), soft_wrap=True)
+    runtime = runtime_label(run.result)
+    taken = [f"{model} model: {text}" for model, text in delegation_rows(run.result)]
+    if runtime or taken:
+        console.print(" · ".join([f"runtime {runtime or '—'}", *taken]), soft_wrap=True)
     photos = fmt_photos(run.result or {})
     if photos:
         console.print(photos, soft_wrap=True, markup=False)

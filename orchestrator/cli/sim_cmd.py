@@ -117,9 +117,11 @@ def profiles(fmt: FormatOption = OutputFormat.table) -> None:
         p, _ = load_profile(pid)
         rows.append({"id": p.id, "model": p.model, "sdk": p.props["ro.build.version.sdk"],
                      "soc": p.props.get("ro.soc.model") or p.props.get("ro.board.platform"),
-                     "abi": p.props["ro.product.cpu.abi"], "description": p.description})
+                     "abi": p.props["ro.product.cpu.abi"], "runtime": p.runtime,
+                     "description": p.description})
     if fmt is OutputFormat.json:
         print_json(rows)
         return
-    print_table("Phone profiles", ["id", "model", "sdk", "soc", "abi"],
-                [[r["id"], r["model"], r["sdk"], r["soc"], r["abi"]] for r in rows])
+    print_table("Phone profiles", ["id", "model", "sdk", "soc", "abi", "runtime"],
+                [[r["id"], r["model"], r["sdk"], r["soc"], r["abi"], r["runtime"]]
+                 for r in rows])

@@ -112,10 +112,30 @@ def _module_check(name: str, keys: tuple[str, ...], fix: str) -> Check:
 check_numpy = _module_check("numpy", ("numpy",), "In Termux: `pkg install python-numpy`.")
 check_pillow = _module_check("Pillow", ("pillow",),
                              "In Termux: `pkg install python-pillow`.")
-check_interpreter = _module_check(
+_check_interpreter_present = _module_check(
     "TFLite interpreter", ("interpreter",),
     "In Termux: `pkg install python-tflite-runtime` (or `pip install ai-edge-litert` where "
     "a wheel exists).")
+
+
+def check_interpreter(ctx: DoctorContext) -> CheckResult:
+    """The interpreter and its version; ✗ below the oldest version that loads orch's models."""
+    from device_agent.versions import too_old
+
+    found = _check_interpreter_present(ctx)
+    version = ctx.runtime.get("interpreter_version")
+    if not found.ok or not version:
+        return found
+    name = ctx.runtime.get("interpreter")
+    detail = f"{name} {version}"
+    minimum = too_old(name, version)
+    if minimum is None:
+        return CheckResult(name=found.name, ok=True, detail=detail)
+    fix = ("In Termux: `pkg upgrade python-tflite-runtime`." if name == "tflite_runtime"
+           else "`pip install -U ai-edge-litert`.")
+    return CheckResult(name=found.name, ok=False,
+                       detail=f"{detail} is older than {minimum}, the oldest that loads "
+                              "orch's models", fix=fix)
 
 
 def check_agent(ctx: DoctorContext) -> CheckResult:
@@ -206,12 +226,16 @@ def parse_runtime(text: str) -> dict[str, Any]:
     interp = raw.get("interpreter")
     if isinstance(interp, dict):
         interp = interp.get("name")
+    version = (raw.get("interpreter") or {}).get("version") if isinstance(
+        raw.get("interpreter"), dict) else None
     if interp is None:
         interp = next((m for m in ("ai_edge_litert", "tflite_runtime") if raw.get(m)), None)
+        version = raw.get(interp) if interp and raw.get(interp) != "present" else None
     nnapi = (raw.get("delegates") or {}).get("nnapi") or {}
     machine = raw.get("machine") or (raw.get("platform") or {}).get("machine")
     return {"python": raw.get("python"), "machine": machine, "numpy": raw.get("numpy"),
             "pillow": raw.get("pillow") or raw.get("PIL"), "interpreter": interp,
+            "interpreter_version": version,
             "agent": raw.get("agent_version") or raw.get("agent"),
             "nnapi_available": nnapi.get("available"), "nnapi_reason": nnapi.get("reason")}
 

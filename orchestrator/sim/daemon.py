@@ -127,7 +127,8 @@ class Daemon:
         self.port = self._listener.getsockname()[1]
         self._apply_control(force=True)
         build_root(self.state_dir / "rootfs", system=self.state_dir / "system",
-                   storage=storage, python_dirs=python_dirs()[0], arm64_root=self.arm64_root)
+                   storage=storage, python_dirs=python_dirs(self.profile)[0],
+                   arm64_root=self.arm64_root)
         enter_root(self.state_dir / "rootfs")
         apps.boot(self.phone)
         if self.phone.faults().offline:  # unplugged from the start: keep the port, refuse

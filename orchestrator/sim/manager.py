@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator import runtimes
 from orchestrator.errors import DataError, DeviceError, DeviceOffline, NotFound
 from orchestrator.sim import adbctl
 from orchestrator.sim.faults import (
@@ -179,6 +180,10 @@ def start_phone(*, profile: str | Path = "pixel7", name: str | None = None, port
     _require_privileges()
     prof, prof_file = load_profile(profile)
     arm64_root = _prepare_arm64(prof.nnapi_lib, progress) if prof.arch == "arm64" else None
+    if prof.arch != "arm64":
+        # A runtime of its own is built here (once, cached), not within the phone's start-up
+        # timeout, and a failure to build it is one line to the user.
+        runtimes.python_for(prof.runtime)
     name = name or prof.id
     if not _NAME.match(name):
         raise DeviceError(f"Bad phone name {name!r}.", hint="Use letters, digits, '.', '_', '-'.")

@@ -12,6 +12,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import NotFound, SpecError, SpecProblem
+from orchestrator.runtimes import LITERT
+from orchestrator.runtimes import NAMES as RUNTIME_NAMES
+from orchestrator.sim.arm64_root import RUNTIMES as ARM64_WHEELS
 from orchestrator.sim.faults import Faults
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
@@ -73,6 +76,9 @@ class Profile(_Strict):
     description: str = ""
     props: dict[str, str]
     python: str | None = "/system/bin/python3"  # where the phone's Python is; None: no Python
+    # The TFLite runtime the phone's Python has: the host's LiteRT, or a real tflite-runtime
+    # wheel in a cached environment of its own (orchestrator/runtimes.py).
+    runtime: str = LITERT
     cores: int = Field(8, ge=1)
     battery: BatterySpec = BatterySpec()
     thermal: ThermalSpec = ThermalSpec()
@@ -85,7 +91,6 @@ class Profile(_Strict):
     # The phone's Python: the host's (`host`), or aarch64 CPython in a Debian arm64 root run
     # through qemu-user (`arm64`, orchestrator/sim/arm64_root.py).
     arch: Literal["host", "arm64"] = "host"
-    runtime: Literal["litert", "tflite-runtime-2.20"] = "litert"  # the phone's interpreter
     faults: Faults = Faults()
 
     @field_validator("props", mode="before")
@@ -103,6 +108,13 @@ class Profile(_Strict):
             raise ValueError("must be a path under /system, /data or /sdcard")
         return v
 
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, v: str) -> str:
+        if v not in RUNTIME_NAMES:
+            raise ValueError(f"unknown runtime {v!r}; expected one of {', '.join(RUNTIME_NAMES)}")
+        return v
+
     @model_validator(mode="after")
     def _required(self) -> Profile:
         missing = [k for k in REQUIRED_PROPS if not self.props.get(k)]
@@ -111,6 +123,9 @@ class Profile(_Strict):
         if self.arch == "arm64" and (self.termux is not None or self.shell_user != "root"):
             raise ValueError("arch: arm64 needs shell_user: root and no termux (its Python "
                              "enters the arm64 root with chroot)")
+        if self.arch == "arm64" and self.runtime not in ARM64_WHEELS:
+            raise ValueError(f"runtime {self.runtime!r} has no aarch64 build in the arm64 root; "
+                             f"expected one of {', '.join(ARM64_WHEELS)}")
         return self
 
     @property

@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from orchestrator import simnnapi
+from orchestrator import runtimes, simnnapi
 from orchestrator.sim import phone_df
 from orchestrator.sim.arm64_root import QEMU_CPU, cpuinfo, venv_python
 from orchestrator.sim.phone import NNAPI_LIB
@@ -47,10 +47,12 @@ esac
 """
 
 
-def python_wrapper(extra_path: list[str]) -> str:
+def python_wrapper(extra_path: list[str], python: str | None = None) -> str:
     env = f'PYTHONPATH="{":".join(extra_path)}${{PYTHONPATH:+:$PYTHONPATH}}" ' if extra_path else ""
-    return ("#!/bin/sh\n# The phone's Python: the host's interpreter and site-packages.\n"
-            f'{env}exec {sys.executable} "$@"\n')
+    what = "the host's interpreter and site-packages" if python is None else \
+        "the host's interpreter with its own TFLite runtime (an environment of its own)"
+    return (f"#!/bin/sh\n# The phone's Python: {what}.\n"
+            f'{env}exec {python or sys.executable} "$@"\n')
 
 
 def arm64_python_wrapper(runtime: str) -> str:
@@ -64,20 +66,31 @@ def arm64_python_wrapper(runtime: str) -> str:
             f'{venv_python(runtime)} "$@"\n')
 
 
+def runtime_python(profile: Profile) -> str | None:
+    """The Python of the profile's runtime, or None for the host's own (LiteRT)."""
+    if profile.runtime == runtimes.LITERT:
+        return None
+    return str(runtimes.python_for(profile.runtime))
+
+
 def phone_python(profile: Profile) -> str:
     if profile.arch == "arm64":
         return arm64_python_wrapper(profile.runtime)
-    return python_wrapper(python_dirs()[1])
+    own = runtime_python(profile)
+    return python_wrapper([] if own else python_dirs()[1], own)
 
 
-def python_dirs() -> tuple[list[str], list[str]]:
-    """(folders the phone must see for the host's Python, extra folders for its sys.path).
+def python_dirs(profile: Profile | None = None) -> tuple[list[str], list[str]]:
+    """(folders the phone must see for its Python, extra folders for the host's sys.path).
 
     The prefixes cover the interpreter and its site-packages; an agent dependency found
-    elsewhere (a user site) is added by its folder.
+    elsewhere (a user site) is added by its folder. A profile with a runtime of its own adds
+    that runtime's environment (its Python needs none of the host's extra folders).
     """
     exe_root = str(Path(os.path.realpath(sys.executable)).parent.parent)
     dirs = list(dict.fromkeys([sys.prefix, sys.base_prefix, sys.exec_prefix, exe_root]))
+    if profile is not None and profile.arch != "arm64" and profile.runtime != runtimes.LITERT:
+        dirs.append(str(runtimes.env_dir(profile.runtime)))
     extra: list[str] = []
     for name in AGENT_DEPENDENCIES:
         spec = importlib.util.find_spec(name)

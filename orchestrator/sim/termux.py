@@ -4,7 +4,8 @@
 stock profile cannot enter it, only `run-as` (debuggable builds) or the app's own sshd can.
 $PREFIX/bin holds a few of the host's tools (Termux's bootstrap), `pkg`, and what `pkg`
 installed. Simulated, and said so: `pkg` downloads nothing, its Python is the host's (each
-module gated by its Termux package), its sshd is paramiko's (termux_sshd.py).
+module gated by its Termux package; its TFLite runtime is the profile's `runtime:`, a
+real tflite-runtime wheel for the Termux profiles), its sshd is paramiko's (termux_sshd.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.launchers.termux_env import DATA, PACKAGE, PREFIX, prelude
+from orchestrator.runtimes import LITERT
 from orchestrator.sim import termux_pkg
 from orchestrator.sim.app_ports import PORTS
 from orchestrator.sim.identity import AID_EVERYBODY, SETPRIV
 from orchestrator.sim.packages import STORAGE_PERMISSIONS, AppRecord
 from orchestrator.sim.profile import Profile, TermuxSpec
-from orchestrator.sim.system import python_dirs
+from orchestrator.sim.system import python_dirs, runtime_python
 
 if TYPE_CHECKING:
     from orchestrator.sim.phone import Phone
@@ -54,13 +56,18 @@ def _script(path: Path, text: str) -> None:
     path.chmod(0o755)
 
 
-def python_wrapper() -> str:
-    sites = [f"{PREFIX}/lib/orch-sim", *python_dirs()[1]]
-    return ("#!/bin/sh\n# Termux's Python on a virtual phone (simulated): the host's "
-            "interpreter; a module imports\n# only once its Termux package is installed "
+def python_wrapper(profile: Profile) -> str:
+    """Termux's `python`: the host's interpreter, with LiteRT aliased as tflite_runtime, or
+    the Python of the profile's own runtime (a real tflite-runtime wheel)."""
+    own = runtime_python(profile)
+    sites = [f"{PREFIX}/lib/orch-sim", *([] if own else python_dirs()[1])]
+    what = "the host's interpreter" if own is None else \
+        f"the host's interpreter with the real {profile.runtime} wheel"
+    return (f"#!/bin/sh\n# Termux's Python on a virtual phone (simulated): {what}; a module "
+            "imports\n# only once its Termux package is installed "
             "(lib/orch-sim/sitecustomize.py).\n"
             f'PYTHONPATH="{":".join(sites)}${{PYTHONPATH:+:$PYTHONPATH}}" '
-            f'exec {sys.executable} "$@"\n')
+            f'exec {own or sys.executable} "$@"\n')
 
 
 def _tools(bin_dir: Path) -> None:
@@ -91,12 +98,15 @@ def install(storage: Path, profile: Profile) -> AppRecord | None:
     shebang = f"#!{sys.executable}"
     _script(prefix / "bin" / "pkg", f"{shebang} -IS\n{Path(termux_pkg.__file__).read_text()}")
     templates = prefix / termux_pkg.TEMPLATES
-    _script(templates / "python", python_wrapper())
+    _script(templates / "python", python_wrapper(profile))
     _script(templates / "sshd", f"{shebang}\n" + (HERE / "termux_sshd.py").read_text())
     gate = prefix / "lib" / "orch-sim"
     (gate / "sitecustomize.py").write_text((HERE / "termux_gate.py").read_text())
-    (gate / "tflite_runtime" / "__init__.py").write_text(
-        (HERE / "termux_tflite.py").read_text())
+    alias = gate / "tflite_runtime"
+    if profile.runtime == LITERT:
+        (alias / "__init__.py").write_text((HERE / "termux_tflite.py").read_text())
+    else:  # the real wheel in the runtime's environment answers `import tflite_runtime`
+        shutil.rmtree(alias)
     # An sshd does not outlive a restart: forget its port and pid.
     shutil.rmtree(prefix / PORTS, ignore_errors=True)
     (prefix / "var" / "run" / "sshd.pid").unlink(missing_ok=True)

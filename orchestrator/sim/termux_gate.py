@@ -2,8 +2,9 @@
 
 The interpreter is the host's, so every host module is there; this gate makes a module
 importable only once `pkg` has installed the Termux package that provides it, and LiteRT
-only under the name Termux packages it as (`tflite_runtime`, a thin alias of the host's
-`ai_edge_litert` next to this file): what the agent finds matches a real Termux install.
+only under the name Termux packages it as (`tflite_runtime`: a thin alias of the host's
+`ai_edge_litert` next to this file, or the real wheel of the profile's runtime): what the
+agent finds matches a real Termux install.
 """
 
 from __future__ import annotations
