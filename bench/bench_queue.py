@@ -184,8 +184,11 @@ def plan(capacity: float, size_10k: int) -> list[str]:
         "15 from SQLAlchemy's pool; 10 hosts need up to 150, over PostgreSQL's default "
         "`max_connections` of 100: raise it to 200 (or put PgBouncer in front).",
         f"- Size: at that rate the store grows by about {per_day_mb:,.0f} MB a day "
-        f"({size_10k / 1e6:.0f} MB per 10,000 runs, metrics included); the dashboard's "
-        "pages stay bounded queries (see \"Dashboard at scale\" for p95 at 10,000 runs).",
+        f"({size_10k / 1e6:.0f} MB per 10,000 runs, metrics included): a PostgreSQL "
+        "volume sized in hundreds of GB, or old metrics archived; at 10,000 runs the "
+        "dashboard's experiment and list pages already take hundreds of ms (\"Dashboard at "
+        "scale\"), so a farm of this size wants them paged or summarized before it grows "
+        "further.",
         "- A host that dies: its runs go back to the queue 30 s after its last heartbeat "
         "and the other hosts' phones that match the sweep take them; its own phones' "
         "agents are stopped when those phones are next used. SQLite stays the store of a "
@@ -237,7 +240,8 @@ def main() -> None:
              f"(the tests' throwaway server: fsync off), {datetime.now(UTC):%Y-%m-%d}; "
              f"1-minute load average {load0:.1f} at the start and {os.getloadavg()[0]:.1f} "
              "at the end (shared with other work). Produced by `python bench/bench_queue.py "
-             f"--pg URL --write BENCHMARKS.md`: {a.runs:,} queued runs per measurement, "
+             f"--pg URL --runs {a.runs} --size-runs {a.size_runs} --write BENCHMARKS.md`: "
+             f"{a.runs:,} queued runs per measurement, "
              f"{a.reps} repetitions, median (min–max).", "",
              "Queue claims per second (each: claim a run, then mark it finished; every "
              "worker a process of its own with its own connection):", "",
@@ -245,7 +249,8 @@ def main() -> None:
     for n in WORKERS:
         lines.append(f"| {n} | {cell(rates[('postgresql', n)])} | "
                      f"{cell(rates[('sqlite', n)])} |")
-    scaled = (f" (measured with {a.size_runs:,} runs, scaled linearly)"
+    scaled = (f" (measured with {a.size_runs:,} runs, scaled linearly, so the empty "
+              "database's own few MB are counted several times over)"
               if a.size_runs != 10_000 else "")
     lines += ["", f"Store size per 10,000 finished sweep runs (queue item, run row with its "
               f"result and timing, 25 epochs × 8 metric points){scaled}: PostgreSQL "

@@ -247,16 +247,21 @@ def test_runs_after_the_first_start_warm_and_no_agent_is_left_waiting(farm, home
     is stopped and its folder removed."""
     g = farm["g"]
     path = sweep_file(tmp_path, "farm-warm", grid="{data.seed: [0, 1, 2]}")
+    runs_dir = g.host_path("/data/local/tmp/orch/runs")
+
+    def standby_folders() -> set[str]:
+        return {p.name for p in runs_dir.iterdir() if p.name.startswith("s-")} \
+            if runs_dir.exists() else set()
+
+    before = standby_folders()  # earlier tests' runs on this phone
     status, lines = drive_here(home, path, [g.serial])
     assert status.sweep.status == "finished" and status.counts["finished"] == 3, lines
     with store(home) as s:
         runs = sorted(repo.list_runs(session=s, sweep_id=status.sweep.id), key=lambda r: r.id)
     folders = [r.device_run_dir.rsplit("/", 1)[1] for r in runs]
     assert not folders[0].startswith("s-") and all(f.startswith("s-") for f in folders[1:])
-    runs_dir = g.host_path("/data/local/tmp/orch/runs")
-    waiting = {p.name for p in runs_dir.iterdir() if p.name.startswith("s-")}
     # The one started after the last run was stopped, then its folder removed.
-    assert waiting == set(folders[1:])
+    assert standby_folders() - before == set(folders[1:])
 
 
 def test_a_phone_that_drops_mid_run_is_resumed_when_it_returns(farm, home, tmp_path):
