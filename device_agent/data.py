@@ -80,8 +80,10 @@ def check_enough(listings: list[ClassListing], train: int, test: int) -> None:
     short = [f"class {x.name!r} has {len(x.files)} images" for x in listings
              if len(x.files) < need]
     if short:
+        fewest = min(len(x.files) for x in listings)
         raise DataProblem(f"{'; '.join(short)}; {need} needed per class "
-                          f"({train} train + {test} test)", code="too_few_images")
+                          f"({train} train + {test} test)", code="too_few_images",
+                          args=(fewest, need, train, test))
 
 
 def sample_order(n: int, seed: int, class_index: int) -> np.ndarray:
@@ -133,7 +135,8 @@ def iter_samples(
                     raise DataProblem(
                         f"class {listing.name!r}: {bad} of its {len(order)} files could not be "
                         f"decoded, leaving {len(order) - bad} images; {train + test} needed "
-                        f"({train} train + {test} test)", code="too_few_images")
+                        f"({train} train + {test} test)", code="too_few_images",
+                        args=(len(order) - bad, train + test, train, test))
                 pixels = decode(listing.files[order[pos]], size)
                 pos += 1
                 if pixels is None:

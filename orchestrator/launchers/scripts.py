@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from pathlib import Path
 
 from device_agent import contract
 
@@ -32,6 +33,34 @@ def pid_guard(run_dir: str) -> str:
             "|| exit 1; ")
 
 
+def agent_argv(python: str, agent_dir: str, run_dir: str, resume: bool) -> list[str]:
+    """The agent's command line: Python isolated (-I: no PYTHON* variables, no user site, no
+    current folder; -B: no bytecode written), the staged bundle put first on sys.path by
+    hand. Only the interpreter's own site-packages (Termux's numpy, Pillow, tflite-runtime)
+    come from outside the bundle."""
+    boot = (f"import sys; sys.path.insert(0, {agent_dir!r}); "
+            "from device_agent.__main__ import main; sys.exit(main(sys.argv[1:]))")
+    return [python, "-I", "-B", "-u", "-c", boot, "run", run_dir] + (
+        ["--resume"] if resume else [])
+
+
+def prune(folder: str, keep: list[str]) -> str:
+    """Remove every entry of `folder` that is not in `keep` (relative paths of the files orch
+    pushed, and their folders); prints `removed` per entry, then `left N LINKS`."""
+    dirs = {posixpath.dirname(p) for p in keep}
+    for d in list(dirs):
+        while d:
+            dirs.add(d)
+            d = posixpath.dirname(d)
+    names = sorted(set(keep) | (dirs - {""}))
+    patterns = "|".join(q("./" + n) for n in names) or "''"
+    return (f"cd {q(folder)} 2>/dev/null || {{ echo 'left 0 0'; exit 0; }}; "
+            "find . -mindepth 1 -depth | while IFS= read -r f; do case \"$f\" in "
+            f"{patterns}) [ -L \"$f\" ] || continue;; esac; rm -rf -- \"$f\" && echo removed; "
+            "done; "
+            "echo \"left $(find . -mindepth 1 | wc -l) $(find . -mindepth 1 -type l | wc -l)\"")
+
+
 def start(*, python: str, agent_dir: str, run_dir: str, resume: bool) -> str:
     """Launch the agent detached; prints its pid.
 
@@ -39,11 +68,11 @@ def start(*, python: str, agent_dir: str, run_dir: str, resume: bool) -> str:
     the cable is pulled. The background job is one simple command, so `$!` is the agent
     itself (setsid and nohup exec), not a subshell around it.
     """
-    args = f"-u -m device_agent run {q(run_dir)}" + (" --resume" if resume else "")
+    argv = " ".join(q(a) for a in agent_argv(python, agent_dir, run_dir, resume))
     log = q(posixpath.join(run_dir, contract.LOG_FILE))
     pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
-    return (f"cd {q(agent_dir)} || exit 1; PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
-            f"setsid nohup {q(python)} {args} >> {log} 2>&1 < /dev/null & "
+    return (f"cd {q(agent_dir)} || exit 1; "
+            f"setsid nohup {argv} >> {log} 2>&1 < /dev/null & "
             f"echo $! > {pidfile} && echo $!")
 
 
@@ -60,10 +89,22 @@ def stop(run_dir: str, grace_s: float) -> str:
             "i=$((i+1)); done; kill -KILL -\"$pid\" 2>/dev/null; exit 0")
 
 
-def read_range(path: str, offset: int, max_bytes: int) -> str:
-    """At most `max_bytes` of a regular file from `offset`; exit 2 when it is not one."""
-    return (f"test -f {q(path)} || exit 2; "
-            f"tail -c +{offset + 1} {q(path)} 2>/dev/null | head -c {max_bytes}")
+def _reader_source() -> str:
+    """orchestrator/read_once.py without its docstring: what the phone's Python runs."""
+    from orchestrator import read_once as module
+
+    text = Path(module.__file__).read_text()
+    return text.split('"""', 2)[2].strip() + "\n"
+
+
+_READER = _reader_source()
+
+
+def read_once(python: str, path: str, offset: int, max_bytes: int, cap: int) -> str:
+    """One bounded no-follow read of `path` (header line, then the bytes), by `python`
+    started isolated and without site: nothing of the agent's folder or environment runs."""
+    return (f"{q(python)} -I -S -c {q(_READER)} {q(path)} {int(offset)} {int(max_bytes)} "
+            f"{int(cap)}")
 
 
 def stat(path: str) -> str:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.launchers.termux_env import DATA, PACKAGE, PREFIX, prelude
+from orchestrator.launchers.termux_env import DATA, PACKAGE, prelude
 from orchestrator.sim import termux_pkg
 from orchestrator.sim.app_ports import PORTS
 from orchestrator.sim.identity import AID_EVERYBODY, SETPRIV
@@ -54,13 +54,29 @@ def _script(path: Path, text: str) -> None:
     path.chmod(0o755)
 
 
-def python_wrapper() -> str:
-    sites = [f"{PREFIX}/lib/orch-sim", *python_dirs()[1]]
-    return ("#!/bin/sh\n# Termux's Python on a virtual phone (simulated): the host's "
-            "interpreter; a module imports\n# only once its Termux package is installed "
-            "(lib/orch-sim/sitecustomize.py).\n"
-            f'PYTHONPATH="{":".join(sites)}${{PYTHONPATH:+:$PYTHONPATH}}" '
-            f'exec {sys.executable} "$@"\n')
+SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+
+
+def python_install(prefix: Path, templates: Path) -> None:
+    """Termux's Python on a virtual phone (simulated): the host's interpreter, installed at
+    $PREFIX as a virtual environment (a link to it and a pyvenv.cfg), so its own
+    site-packages are $PREFIX/lib/pythonX.Y/site-packages as on a real Termux, and a Python
+    started isolated (-I) still finds them. A module imports only once its Termux package is
+    installed (site-packages/sitecustomize.py, the gate)."""
+    real = os.path.realpath(sys.executable)
+    (prefix / "pyvenv.cfg").write_text(
+        f"home = {os.path.dirname(real)}\ninclude-system-site-packages = true\n"
+        f"version = {'.'.join(map(str, sys.version_info[:3]))}\n")
+    link = templates / "python"
+    if os.path.lexists(link):
+        link.unlink()
+    link.symlink_to(real)
+    site = prefix / SITE
+    (site / "tflite_runtime").mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text((HERE / "termux_gate.py").read_text())
+    (site / "tflite_runtime" / "__init__.py").write_text((HERE / "termux_tflite.py").read_text())
+    extra = python_dirs()[1]  # agent dependencies outside the host interpreter's prefix
+    (site / "orch-sim-host.pth").write_text("".join(f"{d}\n" for d in extra))
 
 
 def _tools(bin_dir: Path) -> None:
@@ -79,7 +95,7 @@ def install(storage: Path, profile: Profile) -> AppRecord | None:
     data = storage / DATA.lstrip("/")
     prefix = data / "files" / "usr"
     for sub in ("bin", "etc", "tmp", "var/run", "var/log", "share/orch-sim",
-                "lib/orch-sim/tflite_runtime", termux_pkg.INSTALLED):
+                termux_pkg.INSTALLED):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     (data / "files" / "home").mkdir(exist_ok=True)
     (data / "cache").mkdir(exist_ok=True)
@@ -91,12 +107,8 @@ def install(storage: Path, profile: Profile) -> AppRecord | None:
     shebang = f"#!{sys.executable}"
     _script(prefix / "bin" / "pkg", f"{shebang} -IS\n{Path(termux_pkg.__file__).read_text()}")
     templates = prefix / termux_pkg.TEMPLATES
-    _script(templates / "python", python_wrapper())
+    python_install(prefix, templates)
     _script(templates / "sshd", f"{shebang}\n" + (HERE / "termux_sshd.py").read_text())
-    gate = prefix / "lib" / "orch-sim"
-    (gate / "sitecustomize.py").write_text((HERE / "termux_gate.py").read_text())
-    (gate / "tflite_runtime" / "__init__.py").write_text(
-        (HERE / "termux_tflite.py").read_text())
     # An sshd does not outlive a restart: forget its port and pid.
     shutil.rmtree(prefix / PORTS, ignore_errors=True)
     (prefix / "var" / "run" / "sshd.pid").unlink(missing_ok=True)
