@@ -207,7 +207,7 @@ RESULT = Obj({
     "phases": Obj({"head": Obj({"epochs": Int(0, "epochs"), "ran": Int(0, "epochs")}),
                    "finetune": Obj({"epochs": Int(0, "epochs"), "ran": Int(0, "epochs"),
                                     "skipped": Enum(SKIPS)})}),
-}, required=("schema", "run_key", "status"))
+}, required=("schema", "status"))  # run_key: checked by the host
 RESULT_KEYS = tuple(RESULT.fields)
 # status: finished | cancelled | failed (the reason of a failure is the `error` event)
 # phases: epochs planned and run per phase; head-only builds (method 1) skip the fine-tune
