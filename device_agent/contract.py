@@ -246,7 +246,8 @@ def stage_step(done: int, total: int) -> int:
     """Stage progress on its grid of STAGE_STEPS: what the agent reports, what the host keeps."""
     if total <= 0 or done >= total:
         return max(done, total) if total > 0 else 0
-    return done * STAGE_STEPS // total * total // STAGE_STEPS
+    k = done * STAGE_STEPS // total
+    return -(-k * total // STAGE_STEPS)  # the first whole number at or above k/16 of total
 
 
 # Agent exit codes

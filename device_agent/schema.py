@@ -3,7 +3,7 @@
 Each node admits a value (checking it, and quantizing numbers to the precision orch shows,
 so low bits cannot carry data) and says how many distinct values it admits, so the most
 information a run can carry out is computable. Null and absent are one value: a field that is
-null or missing is left out of what is admitted.
+null or missing is left out of what is admitted (except a loss, whose null means NaN).
 
 Limits (`epochs`, `test`, …) are named by attribute and read from a limits object at
 admission time: the host's `EgressLimits`. Plain Python, imported by the agent and the host.
@@ -62,6 +62,8 @@ def _values(n: float) -> float:
 
 
 class Node:
+    keeps_null = False  # a null is a value of its own (a NaN loss), not "absent"
+
     def admit(self, v: Any, lim: Any, where: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -107,8 +109,10 @@ class Fixed(Node):
 
 @dataclass(frozen=True)
 class Sig(Node):
-    """A non-negative number to `digits` significant digits (a loss); below `tiny` it is 0."""
+    """A non-negative number to `digits` significant digits (a loss); below `tiny` it is 0.
+    Null stands for a non-finite value (NaN) and is kept as such."""
 
+    keeps_null = True
     digits: int = 4
     tiny: float = 1e-9
     hi: float = 1e6
@@ -121,7 +125,7 @@ class Sig(Node):
 
     def tally(self, lim: Any) -> Tally:
         decades = math.ceil(math.log10(self.hi / self.tiny)) + 1
-        return Tally(_values(decades * 9 * 10 ** (self.digits - 1) + 1), numbers=1)
+        return Tally(_values(decades * 9 * 10 ** (self.digits - 1) + 2), numbers=1)
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,8 @@ class Obj(Node):
             if x is None:
                 if k in self.required:
                     raise Violation(where, f"missing field {k!r}")
+                if k in v and node.keeps_null:
+                    out[k] = None
                 continue
             out[k] = node.admit(x, lim, f"{where}.{k}")
         return out
@@ -328,7 +334,7 @@ def conform(node: Node, v: Any) -> Any:
         return None
     if isinstance(node, Obj) and isinstance(v, dict):
         return {k: c for k, x in v.items() if k in node.fields
-                and (c := conform(node.fields[k], x)) is not None}
+                and ((c := conform(node.fields[k], x)) is not None or node.fields[k].keeps_null)}
     if isinstance(node, List) and isinstance(v, (list, tuple)):
         return [conform(node.item, x) for x in v]
     if isinstance(node, PerClass) and isinstance(v, dict):

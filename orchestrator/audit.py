@@ -154,7 +154,7 @@ def audit_verdict(transfers: Iterable[LedgerEntry],
     elif not rows:
         verdict, headline = "empty", "No transfers recorded: this run cannot be audited"
     else:
-        verdict, headline = "pass", "only schema data crossed: 0 image bytes left the device"
+        verdict, headline = "pass", "0 image bytes left the device: only schema data crossed"
     return AuditVerdict(
         verdict=verdict,
         headline=headline,
