@@ -397,7 +397,9 @@ class EgressGuard:
         if got.status != "ok":
             reason = {"link": "a symlink (the file or a folder on its way)",
                       "other": "not a regular file",
-                      "big": f"{got.size} bytes, over its {cap}-byte cap"}.get(
+                      "big": f"{got.size} bytes, over its {cap}-byte cap",
+                      "binary": "not ASCII JSON text (binary content?), not sent by the phone",
+                      }.get(
                 got.status, f"unreadable ({got.status})")
             data = got.data
             self._refuse(path, "metrics", len(data), _sha(data) if data else None, reason)

@@ -5,14 +5,18 @@ The same code runs in-process (the local link) and on the phone, sent as the sou
 folder on the way is opened with O_NOFOLLOW relative to the one before, the file itself with
 O_NOFOLLOW, and type and size are checked on the opened descriptor, so a symlink swapped in
 between cannot redirect the read. Prints one header line, then the bytes read:
-`none` | `link` | `other` | `error ERRNO` | `big SIZE` | `ok SIZE COUNT` followed by COUNT
-bytes. Standalone: stdlib only.
+`none` | `link` | `other` | `error ERRNO` | `big SIZE` | `binary SIZE` | `ok SIZE COUNT`
+followed by COUNT bytes. Bytes that are not printable ASCII text (the only thing the schema
+allows) are not sent at all: a photo renamed result.json never leaves the phone. Standalone:
+stdlib only.
 """
 
 import errno
 import os
 import stat
 import sys
+
+_TEXT = bytes(range(0x20, 0x7F)) + b"\n"
 
 
 def read_once(path, offset, max_bytes, cap):
@@ -45,6 +49,8 @@ def read_once(path, offset, max_bytes, cap):
             if not chunk:
                 break
             data += chunk
+        if data.translate(None, _TEXT):
+            return f"binary {st.st_size}", b""
         return f"ok {st.st_size} {len(data)}", data
     finally:
         os.close(f)

@@ -91,8 +91,8 @@ def test_planted_jpeg_beside_events_is_refused_and_recorded(env):
     assert "not one of the files" in err.value.reason
 
 
-def test_jpeg_renamed_result_json_is_refused_and_every_crossed_byte_counted(env):
-    """A JPEG named result.json is refused; the bytes that crossed in its one read count."""
+def test_jpeg_renamed_result_json_is_refused_without_a_byte_crossing(env):
+    """A JPEG named result.json is refused by the reader itself: not one byte crosses."""
     guard, session, run_id, run_dir = env
     photo = jpeg_bytes(32)
     (run_dir / contract.RESULT_FILE).write_bytes(photo)
@@ -101,9 +101,7 @@ def test_jpeg_renamed_result_json_is_refused_and_every_crossed_byte_counted(env)
         guard.read_result()
 
     (row,) = ledger(session, run_id)
-    assert (row.direction, row.kind) == ("refused", "metrics")
-    assert row.bytes == len(photo)
-    assert row.sha256 == hashlib.sha256(photo).hexdigest()
+    assert (row.direction, row.kind, row.bytes) == ("refused", "metrics", 0)
 
 
 def test_oversized_result_is_refused_before_reading(env):
@@ -208,12 +206,12 @@ def test_results_that_break_the_schema_or_smuggle_are_refused(env, name, result,
     (b'{"schema": 1, "schema": 2}', "twice"),
 ])
 def test_undecodable_results_are_refused(env, raw, rule):
-    """Non-ASCII, invalid JSON and duplicate keys are refused."""
+    """Non-ASCII (never sent), invalid JSON and duplicate keys are refused."""
     guard, session, run_id, run_dir = env
     (run_dir / contract.RESULT_FILE).write_bytes(raw)
     with pytest.raises(EgressRefused, match=rule):
         guard.read_result()
-    assert ledger(session, run_id)[0].bytes == len(raw)
+    assert ledger(session, run_id)[0].bytes == (0 if rule == "not ASCII" else len(raw))
 
 
 def test_a_valid_result_is_admitted_and_its_pull_recorded(env):

@@ -39,14 +39,14 @@ class FileStat:
 @dataclass(frozen=True)
 class OnceRead:
     """One bounded, no-follow read (`orchestrator.read_once`): status ok | none | link |
-    other | big | error, the file's size, and the bytes that crossed."""
+    other | big | binary | error, the file's size, and the bytes that crossed."""
 
     status: str
     size: int = 0
     data: bytes = b""
 
 
-_HEADER = re.compile(rb"(ok|none|link|other|big|error)(?: (\d{1,20}))?(?: (\d{1,20}))?")
+_HEADER = re.compile(rb"(ok|none|link|other|big|binary|error)(?: (\d{1,20}))?(?: (\d{1,20}))?")
 
 
 def parse_once(out: bytes, max_bytes: int) -> OnceRead:
