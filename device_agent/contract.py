@@ -153,7 +153,7 @@ REASONS = {
 # Why a phase was skipped.
 SKIPS = ("head_only",)
 
-VERSION = Pattern(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}([a-z]{1,4}[0-9]{0,8})?", 24, 37)
+VERSION = Pattern(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}(\.?[a-z]{1,4}[0-9]{0,8})?", 24, 37)
 NAME = Pattern(r"[a-z][a-z0-9-]{0,23}", 24, 37)  # an NNAPI device's name
 SECONDS = Fixed(0, 7 * 24 * 3600, 0.001)
 MS = Fixed(0, 100_000, 0.001)

@@ -22,10 +22,12 @@ _TEXT = bytes(range(0x20, 0x7F)) + b"\n"
 def read_once(path, offset, max_bytes, cap):
     """(header, data) for `path`: at most `max_bytes` from `offset`, nothing if over `cap`."""
     parts = [p for p in path.split("/") if p]
-    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    # O_PATH: folders on the way need only be searchable (an app may not list /data/data).
+    walk = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open("/", walk)
     try:
         for part in parts[:-1]:
-            sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            sub = os.open(part, walk, dir_fd=fd)
             os.close(fd)
             fd = sub
         f = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
