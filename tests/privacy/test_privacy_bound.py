@@ -236,3 +236,78 @@ def test_whatever_events_hold_the_stored_part_stays_within_the_bound(stream):
         assert n <= contract.event_budget(kind, LIMITS.epochs)
     assert bits <= information_bound(LIMITS).bits
     assert_no_long_secret(admitted)
+
+
+# ------------------------------------------------------------------ shown with the run
+
+def _store_with_bounds(tmp_path):
+    from sqlmodel import Session
+
+    from orchestrator.store import repo
+    from orchestrator.store.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'orch.db'}"
+    engine = make_engine(url)
+    s = Session(engine, expire_on_commit=False)
+    dev = repo.upsert_device(session=s, serial="SER1", model="Pixel 7")
+    exp = repo.upsert_experiment(session=s, name="e", spec={}, spec_hash="x")
+    runs = []
+    for n in (1, 2):
+        run = repo.create_run(session=s, experiment_id=exp.id, variant=f"m{n}",
+                              device_id=dev.id)
+        b = information_bound(PAPER)
+        repo.record_bound(session=s, run_id=run.id, device_id=dev.id, bits=b.bits,
+                          nbytes=b.bytes, numbers=b.numbers, choices=b.choices)
+        repo.record_transfer(session=s, direction="pull", kind="metrics",
+                             device_path="/data/local/tmp/orch/runs/r/result.json",
+                             nbytes=900, run_id=run.id, device_id=dev.id)
+        runs.append(run)
+    return url, engine, s, runs
+
+
+def test_orch_audit_states_the_bound_and_the_device_sum(tmp_path):
+    """`orch audit RUN` prints the run's bound and its device's sum; --format json has both."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url, engine, s, runs = _store_with_bounds(tmp_path)
+    s.close()
+    engine.dispose()
+    repo_dir = Path(__file__).resolve().parents[2]
+
+    def audit(*extra):
+        return subprocess.run([sys.executable, "-m", "orchestrator", "audit", str(runs[0].id),
+                               "--db", url, *extra], cwd=repo_dir, capture_output=True,
+                              text=True, timeout=120)
+
+    b = information_bound(PAPER)
+    table, js = audit(), audit("--format", "json")
+    assert table.returncode == 0 and js.returncode == 0, table.stderr + js.stderr
+    kib = f"{b.bytes / 1024:.1f} KiB"
+    assert (f"at most {kib} of information could have left the device ({b.numbers} numbers "
+            f"at their admitted precision, {b.choices} enumerated choices)") in table.stdout
+    assert f"all 2 run(s) on this device together: at most {2 * b.bytes / 1024:.1f} KiB" \
+        in table.stdout
+    out = json.loads(js.stdout)
+    assert out["bound"]["bytes"] == out["verdict"]["bound_bytes"] == b.bytes <= 2048
+    assert out["device_bound"] == {"device_id": runs[0].device_id, "runs": 2,
+                                   "bytes": 2 * b.bytes}
+
+
+def test_the_dashboard_privacy_panel_shows_the_bound(tmp_path):
+    """The run page's privacy panel and /api/runs/ID/audit carry the same bound line."""
+    from dashboard import create_app
+    from dashboard.testing import make_client
+
+    url, engine, s, runs = _store_with_bounds(tmp_path)
+    app = create_app(url, engine=engine)
+    with make_client(app) as client:
+        page = client.get(f"/runs/{runs[0].id}")
+        api = client.get(f"/api/runs/{runs[0].id}/audit").json()
+    s.close()
+    engine.dispose()
+    b = information_bound(PAPER)
+    assert api["bound_bytes"] == b.bytes and api["verdict"] == "pass"
+    assert page.status_code == 200
+    assert f'data-bound-bytes="{b.bytes}"' in page.text and api["bound_line"] in page.text
