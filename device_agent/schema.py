@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SLOT_MAX = 1_000_000  # largest number a message slot may hold
+KNOWN_KEYS: set[str] = set()  # every field name of every schema: the only keys a refusal names
 
 
 class Violation(Exception):
@@ -211,13 +212,16 @@ class Obj(Node):
     fields: dict[str, Node]
     required: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        KNOWN_KEYS.update(self.fields)
+
     def admit(self, v: Any, lim: Any, where: str) -> dict[str, Any]:
         if not isinstance(v, dict):
             raise Violation(where, "not an object")
         for k in v:
             if k not in self.fields:
-                shown = repr(k) if isinstance(k, str) and re.fullmatch(r"[a-z_]{1,32}", k) \
-                    else "(not shown)"
+                # A refusal names only keys of the vocabulary: an unknown key is content.
+                shown = repr(k) if k in KNOWN_KEYS else "(not shown)"
                 raise Violation(where, f"unexpected field {shown}")
         out: dict[str, Any] = {}
         for k, node in self.fields.items():
