@@ -264,7 +264,8 @@ def test_termux_agent_is_watched_kept_by_clean_and_stopped_through_the_launcher(
 
 def test_a_planted_photo_in_a_termux_run_folder_is_refused(github, home, tmp_path):
     """Through runas, the egress guard refuses a JPEG planted in the run folder and a JPEG
-    renamed result.json; both refusals are in the ledger."""
+    renamed result.json (Termux's reader sends none of its bytes); both refusals are in the
+    ledger."""
     from orchestrator.devices.adb import Phone
     from orchestrator.devices.address import DeviceAddress
     from orchestrator.egress import EgressGuard, EgressLimits
@@ -290,10 +291,10 @@ def test_a_planted_photo_in_a_termux_run_folder_is_refused(github, home, tmp_pat
                             limits=EgressLimits(epochs=2, classes=("cat", "dog")))
         with pytest.raises(EgressRefused, match="not one of the files"):
             guard.read(f"{run_dir}/cat.1.jpg")
-        with pytest.raises(EgressRefused, match="not JSON text"):
+        with pytest.raises(EgressRefused, match="not ASCII JSON text"):
             guard.read_result()
         ledger = repo.run_transfers(session=s, run_id=run.id)
-    assert [t.direction for t in ledger] == ["refused", "refused"]
+    assert [(t.direction, t.bytes) for t in ledger] == [("refused", 0), ("refused", 0)]
     assert all(t.launcher == "runas" for t in ledger)
 
 
