@@ -123,7 +123,8 @@ class DeviceLink(Protocol):
     def mkdirs(self, device_path: str) -> None: ...
 
     def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool) -> AgentHandle:
-        """Launch `python -u -m device_agent run RUN_DIR [--resume]` detached from the host."""
+        """Launch the agent (`launchers.scripts.agent_argv`: `run RUN_DIR [--resume]`, Python
+        started isolated) detached from the host."""
         ...
 
     def agent_alive(self, run_dir: str) -> bool: ...

@@ -160,7 +160,7 @@ def test_an_agent_shipped_with_a_leak_is_refused_and_the_run_says_so(world, tmp_
     assert run.result == {}
     refused = [r for r in repo.run_transfers(session=session, run_id=run.id)
                if r.direction == "refused"]
-    assert len(refused) == 1 and refused[0].bytes > len(photo)  # the whole result crossed
+    assert len(refused) == 1 and refused[0].bytes > 32 * 46  # the whole result crossed
     audit = _audit(db, run.id)
     out = json.loads(audit.stdout)
     assert audit.returncode != 0 and out["verdict"]["verdict"] == "refused"
@@ -203,7 +203,7 @@ def test_the_agent_starts_isolated_from_its_folder_and_environment(tmp_path):
 @pytest.fixture(scope="module")
 def termux(phones, tmp_path_factory):
     """A virtual stock Pixel 7 with Termux's GitHub build, set up by `orch devices setup`."""
-    phone = phones("termux_pixel7", "privacy-termux")
+    phone = phones("termux_pixel7", name="privacy-termux")
     home = tmp_path_factory.mktemp("privacy-termux-home")
     env = {**os.environ, "ORCH_HOME": str(home)}
     setup = subprocess.run([sys.executable, "-m", "orchestrator", "devices", "setup",
