@@ -13,6 +13,7 @@ from sqlmodel import Session
 from dashboard import views
 from orchestrator.audit import AuditVerdict, audit_verdict
 from orchestrator.store import queries, repo
+from orchestrator.store.lease import mark_orphans
 from orchestrator.store.public import (
     CompareRow,
     DevicePublic,
@@ -87,7 +88,7 @@ def experiment_detail(session: Session, experiment_id: int) -> ExperimentDetail:
 
 
 def run_detail(session: Session, run_id: int) -> RunDetail:
-    run = repo.get_run(session=session, run_id=run_id)
+    (run,) = mark_orphans(session=session, runs=[repo.get_run(session=session, run_id=run_id)])
     device = (repo.get_device(session=session, device_id=run.device_id)
               if run.device_id is not None else None)
     transfers = repo.run_transfers(session=session, run_id=run_id)

@@ -11,7 +11,7 @@ Written by the agent, and the ONLY files the host's egress guard will read back:
 Agent-private, never read by the host:
   cache/            features of the frozen trunk (never leave the phone)
   checkpoint/       trained weights + optimizer state + RNG position, after every epoch
-  agent.pid, agent.log
+  agent.pid, agent.lock, agent.log
 
 Model folder (`<root>/models/<hash>/`), built by `models/` on the host:
   frozen.tflite     image → features at the split. Input `image`: float32 [1, S, S, 3], RGB
@@ -31,6 +31,7 @@ JOB_FILE = "job.json"
 EVENTS_FILE = "events.jsonl"
 RESULT_FILE = "result.json"
 PID_FILE = "agent.pid"
+LOCK_FILE = "agent.lock"  # held by the live agent (flock), names its pid and run key
 LOG_FILE = "agent.log"
 CACHE_DIR = "cache"
 CHECKPOINT_DIR = "checkpoint"
@@ -257,3 +258,4 @@ EXIT_BAD_JOB = 2
 EXIT_DATA = 3
 EXIT_CANCELLED = 4
 EXIT_DISK_FULL = 5
+EXIT_LOCKED = 6  # another live agent holds the run folder (error code "run_locked")

@@ -4,7 +4,8 @@
     ├── BadJob                 (EXIT_BAD_JOB, "bad_job")     job.json or the models are unusable
     ├── DataProblem            (EXIT_DATA, "data")           data root / class folder / too few
     ├── DiskFull               (EXIT_DISK_FULL, "disk_full") ENOSPC writing cache or checkpoint
-    └── Cancelled              (EXIT_CANCELLED, "cancelled") SIGTERM
+    ├── Cancelled              (EXIT_CANCELLED, "cancelled") SIGTERM
+    └── RunLocked              (EXIT_LOCKED, "run_locked")   a live agent holds the folder
 
 Only the code and its numeric slots go to the host (contract.ERRORS); the message stays in
 agent.log on the phone, and never contains an image's file name either.
@@ -20,6 +21,7 @@ from device_agent.contract import (
     EXIT_DATA,
     EXIT_DISK_FULL,
     EXIT_ERROR,
+    EXIT_LOCKED,
 )
 
 
@@ -55,6 +57,15 @@ class DiskFull(AgentError):
 class Cancelled(AgentError):
     code = "cancelled"
     exit_code = EXIT_CANCELLED
+
+
+class RunLocked(AgentError):
+    code = "run_locked"
+    exit_code = EXIT_LOCKED
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 _PATH = re.compile(r"(?<![\w.])~?/[^\s'\"(),;]+")

@@ -44,6 +44,68 @@ def last_seq(path: str) -> tuple[int, bool]:
     return seq, bool(data) and not data.endswith(b"\n")
 
 
+def repair(path: str) -> int:
+    """Keep the valid prefix of an events file; move the rest to `events.discarded`.
+
+    Two agents writing one file at once interleave their lines, and the host's egress guard
+    refuses it from the first line whose seq does not go up. That line and everything after
+    it are moved aside (the agent's own, never read by the host), so a resume goes on from
+    the last checkpoint with a file the guard admits again. Returns the bytes moved aside.
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as f:
+        data = f.read()
+    seq, pos = 0, 0
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break  # a line cut short at the end: EventLog ends it
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            ev = None  # a line cut short by a kill -9, then ended: skipped by the host too
+        if isinstance(ev, dict):
+            s = ev.get("seq")
+            if type(s) is not int or s <= seq:
+                with disk_errors("event log"):
+                    with open(path + ".discarded", "ab") as f:
+                        f.write(data[pos:])
+                    with open(path, "r+b") as f:
+                        f.truncate(pos)
+                return len(data) - pos
+            seq = s
+        pos += len(line)
+    return 0
+
+
+def repair_folder(run_dir: str) -> int:
+    """`device_agent repair RUN_DIR`: run to its end before a resumed agent is launched, so
+    the host reads a repaired events file from its start. Light (no numpy, no interpreter):
+    a phone starts it in a moment. Refused (EXIT_LOCKED) while an agent lives there."""
+    from device_agent import lock
+    from device_agent.contract import EVENTS_FILE, EXIT_BAD_JOB, EXIT_OK
+    from device_agent.errors import AgentError, RunLocked
+
+    run_dir = os.path.abspath(run_dir)
+    if not os.path.isdir(run_dir):
+        sys.stderr.write("error: the run folder does not exist\n")
+        return EXIT_BAD_JOB
+    try:
+        held = lock.acquire(run_dir)
+    except RunLocked as e:
+        sys.stderr.write(f"error: {e.message}\n")
+        return e.exit_code
+    try:
+        moved = repair(os.path.join(run_dir, EVENTS_FILE))
+    except AgentError as e:
+        sys.stderr.write(f"error: {e.message}\n")
+        return e.exit_code
+    finally:
+        os.close(held)
+    sys.stdout.write(json.dumps({"discarded_bytes": moved}) + "\n")
+    return EXIT_OK
+
+
 class EventLog:
     """Writes each event as one line (one write call) to the file, then to stdout, flushed."""
 

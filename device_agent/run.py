@@ -9,6 +9,7 @@ from the last completed epoch with the same outcome as an uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from device_agent import checkpoint, features, runtime
+from device_agent import checkpoint, events, features, lock, runtime
 from device_agent.contract import (
     AGENT_VERSION,
     CACHE_DIR,
@@ -34,7 +35,7 @@ from device_agent.contract import (
     MODEL_META_KEYS,
     RESULT_FILE,
 )
-from device_agent.errors import AgentError, BadJob, Cancelled, redact
+from device_agent.errors import AgentError, BadJob, Cancelled, RunLocked, redact
 from device_agent.events import EventLog
 from device_agent.fsio import read_json
 from device_agent.job import job_digest, load_job
@@ -313,11 +314,24 @@ def run(run_dir: str, *, resume: bool = False, stdout: TextIO | None = None) -> 
         sys.stderr.write("error: the run folder does not exist\n")
         return EXIT_BAD_JOB
     try:
-        agent = Run(run_dir, resume=resume, stdout=stdout)
-    except AgentError as e:  # cannot even open events.jsonl (full disk)
-        sys.stderr.write(f"error: {redact(e.message)}\n")
+        held = lock.acquire(run_dir)
+    except RunLocked as e:  # before touching anything: the live agent owns the folder
+        lock.restore_pid_file(run_dir, e.pid)
+        out = stdout if stdout is not None else sys.stdout
+        out.write(json.dumps({"kind": "error", "code": e.code, "message": e.message}) + "\n")
+        sys.stderr.write(f"error: {e.message}\n")
         return e.exit_code
     try:
-        return agent.execute()
+        try:
+            if resume:
+                events.repair(os.path.join(run_dir, EVENTS_FILE))
+            agent = Run(run_dir, resume=resume, stdout=stdout)
+        except AgentError as e:  # cannot even open events.jsonl (full disk)
+            sys.stderr.write(f"error: {redact(e.message)}\n")
+            return e.exit_code
+        try:
+            return agent.execute()
+        finally:
+            agent.events.close()
     finally:
-        agent.events.close()
+        os.close(held)

@@ -20,7 +20,9 @@ from pydantic import BaseModel
 # Kinds that may be pulled from the phone: aggregate metrics only.
 ALLOWED_PULL_KINDS = frozenset({"metrics", "events", "result"})
 # Directions that move no bytes off the phone.
-INBOUND_DIRECTIONS = frozenset({"push", "refused", "skipped", "removed"})
+# (`discarded`: event lines written by two agents at once, dropped on the phone unread;
+# `removed`: files orch did not push, removed from a staged folder before a launch.)
+INBOUND_DIRECTIONS = frozenset({"push", "refused", "skipped", "discarded", "removed"})
 # A pulled file named like a photo fails the verdict even if its kind claims otherwise.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".heic", ".heif"})
 

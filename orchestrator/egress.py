@@ -284,6 +284,9 @@ class EgressGuard:
         self.last_seq = 0
         self.torn = 0
         self.stream = StreamState()
+        # Byte offset of the first event line whose seq does not go up (two agents wrote the
+        # file at once), once a read was refused for it; runner/recover.py acts on it.
+        self.order_break_at: int | None = None
 
     @property
     def events_path(self) -> str:
@@ -334,6 +337,7 @@ class EgressGuard:
         last, torn = self.last_seq, self.torn
         stream = StreamState(dict(self.stream.stages), dict(self.stream.counts))
         now = round(self.clock())
+        start = after = 0  # where the current line begins in `raw`, where the next does
         try:
             if not raw.startswith(self.tail):
                 raise _Refusal("events.jsonl changed behind its last line (not append-only)")
@@ -342,6 +346,7 @@ class EgressGuard:
                                f"most {LINE_MAX} bytes")
             for n, line in enumerate(raw[:end].splitlines(), start=1):
                 where = f"line {n} after byte {self.events_offset}"
+                start, after = after, after + len(line) + 1
                 if len(line) > LINE_MAX:
                     raise _Refusal(f"{where}: an event line longer than {LINE_MAX} bytes")
                 try:
@@ -353,6 +358,8 @@ class EgressGuard:
                         torn += 1
                         continue
                     raise _Refusal(f"{where}: {r.reason}") from None
+                if isinstance(ev, dict) and type(ev.get("seq")) is int and ev["seq"] <= last:
+                    self.order_break_at = self.events_offset + start
                 try:
                     admitted = check_event(ev, self.limits, last)
                     check_stream(admitted, stream, self.limits)

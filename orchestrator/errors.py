@@ -8,6 +8,7 @@
     │   ├── DeviceNotFound         no attached phone matches (lists what is attached)
     │   ├── DeviceAmbiguous        several phones match
     │   ├── DeviceOffline          the phone went away
+    │   ├── DeviceBusy             another run holds the phone (`--no-wait`): run_id
     │   └── DeviceCommandFailed    returncode, output
     ├── RunError                   (exit 6, RUN)       the agent failed or the run was interrupted
     │   └── RunInterrupted         resumable: `orch run --resume RUN`
@@ -99,6 +100,12 @@ class DeviceAmbiguous(DeviceError):
 
 class DeviceOffline(DeviceError):
     pass
+
+
+class DeviceBusy(DeviceError):
+    def __init__(self, message: str, *, run_id: int | None = None, hint: str | None = None):
+        self.run_id = run_id
+        super().__init__(message, hint=hint)
 
 
 class DeviceCommandFailed(DeviceError):

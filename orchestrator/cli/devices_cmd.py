@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from orchestrator.cli.common import (
     FormatOption,
     OutputFormat,
     console,
+    err_console,
     open_store,
     print_json,
     print_table,
@@ -144,27 +146,37 @@ app.command("set")(launcher_cmd.set_)
 def clean_(
     device: DeviceArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    no_wait: Annotated[bool, typer.Option(
+        "--no-wait", help="Refuse (exit 5) instead of waiting while a run holds the phone.")
+    ] = False,
     db: DbOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
-    """Remove staged agents, models, data sets and runs not in use; report bytes freed."""
+    """Remove staged agents, models, data sets and runs not in use; report bytes freed.
+    Waits while a run holds the phone (one run or command at a time per phone)."""
     from orchestrator.devices.adb import Phone
     from orchestrator.devices.clean import clean
     from orchestrator.devices.resolve import resolve_device
     from orchestrator.launchers.choose import staged_in_use
     from orchestrator.runner.adb_link import DEVICE_ROOT
+    from orchestrator.runner.phone_lease import hold_for_command
     from orchestrator.store import repo
     from orchestrator.sweep.agents import stop_leftovers
 
     said: list[str] = []
     with open_store(db) as s:
         target = resolve_device(device, repo.alias_map(session=s))
-        # Agents of runs that ended while the phone was away go first, and their folders too.
-        dev = repo.find_device(session=s, serial=target.address.serial)
-        stopped = [] if dev is None else stop_leftovers(
-            target.name, session=s, device_id=dev.id, say=said.append, dry_run=dry_run)
-        termux = staged_in_use(target.address, session=s)  # agents running inside Termux
-    plan = clean(Phone(target.address), DEVICE_ROOT, dry_run=dry_run, also_in_use=termux)
+        hold = contextlib.nullcontext() if dry_run else hold_for_command(
+            session=s, serial=target.name, purpose="clean", wait=not no_wait,
+            say=lambda text: err_console.print(text, soft_wrap=True))
+        with hold:
+            # Agents of runs that ended while the phone was away go first, and their folders.
+            dev = repo.find_device(session=s, serial=target.address.serial)
+            stopped = [] if dev is None else stop_leftovers(
+                target.name, session=s, device_id=dev.id, say=said.append, dry_run=dry_run)
+            termux = staged_in_use(target.address, session=s)  # agents running inside Termux
+            plan = clean(Phone(target.address), DEVICE_ROOT, dry_run=dry_run,
+                         also_in_use=termux)
     if format is OutputFormat.json:
         print_json({"device": target.name, "dry_run": dry_run, "bytes_freed": plan.bytes_freed,
                     "removed": [e.path for e in plan.remove],

@@ -12,7 +12,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from orchestrator.cli.common import DbOption, FormatOption, OutputFormat, console, open_store
+from orchestrator.cli.common import (
+    DbOption,
+    FormatOption,
+    OutputFormat,
+    console,
+    err_console,
+    open_store,
+)
 from orchestrator.cli.common import print_json as _print_json
 from orchestrator.errors import DeviceError, OrchError
 
@@ -43,11 +50,15 @@ def doctor(device: DeviceArg, launcher: LauncherOption = None, db: DbOption = No
            format: FormatOption = OutputFormat.table) -> None:
     """Check what a run needs on a phone, for its launcher: one line per check, with fixes."""
     from orchestrator.launchers.doctor import diagnose
+    from orchestrator.runner.phone_lease import hold_for_command
 
     with open_store(db) as s:
         target = _target(s, device)
-        diag = diagnose(target.address, session=s,
-                        launcher=launcher.value if launcher else None)
+        # Its checks start Python on the phone: never while a run is being measured there.
+        with hold_for_command(session=s, serial=target.name, purpose="doctor",
+                              say=lambda text: err_console.print(text, soft_wrap=True)):
+            diag = diagnose(target.address, session=s,
+                            launcher=launcher.value if launcher else None)
     failed = [r for r in diag.results if not r.ok]
     if format is OutputFormat.json:
         _print_json({"device": target.name, "launcher": diag.launcher,

@@ -39,11 +39,16 @@ def list_(
 ) -> None:
     """List runs, newest first."""
     from orchestrator.store.labels import find_device_id
+    from orchestrator.store.lease import ORPHANED, mark_orphans
 
     with open_store(db) as s:
         device_id = find_device_id(session=s, name=device) if device else None
-        runs = repo.list_runs(session=s, experiment=experiment, status=status, limit=limit,
+        runs = repo.list_runs(session=s, experiment=experiment,
+                              status="running" if status == ORPHANED else status, limit=limit,
                               device_id=device_id, variant=variant)
+        runs = mark_orphans(session=s, runs=runs)
+    if status == ORPHANED:
+        runs = [r for r in runs if r.status == ORPHANED]
     if format is TableFormat.json:
         print_json(runs)
         return
@@ -60,6 +65,9 @@ def list_(
                 [(r.id, r.experiment, r.variant, r.device or "local", r.status,
                   fmt_pct(r.accuracy), fmt_s(r.timing.get("train")), r.delegate_used,
                   r.finished.strftime("%Y-%m-%d %H:%M") if r.finished else None) for r in runs])
+    for r in runs:  # what to do about a run no host follows
+        if r.status in (ORPHANED, "interrupted") and r.error:
+            console.print(f"run {r.id} {r.status}: {r.error}", soft_wrap=True)
 
 
 @app.command()

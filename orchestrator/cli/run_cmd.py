@@ -27,6 +27,7 @@ from orchestrator.errors import RunError, SpecError, SpecProblem
 from orchestrator.runner.devices import device_name_of_run, open_link, register_device
 from orchestrator.runner.display import RunDisplay
 from orchestrator.runner.pipeline import run_experiment
+from orchestrator.runner.signals import stop_on_signals
 from orchestrator.settings import get_settings
 from orchestrator.spec import load_spec
 from orchestrator.store import repo
@@ -80,10 +81,14 @@ def run(
     resume: Annotated[int | None, typer.Option(
         "--resume", help="Continue run RUN from its last checkpoint, or reattach to it.",
         show_default=False)] = None,
+    no_wait: Annotated[bool, typer.Option(
+        "--no-wait", help="Refuse (exit 5) instead of waiting when the phone is busy.")] = False,
     db: DbOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
-    """Run an experiment on a phone (or --device local): build, stage, train, collect."""
+    """Run an experiment on a phone (or --device local): build, stage, train, collect.
+    One run at a time per phone: a busy phone is waited for (or refused with --no-wait).
+    SIGTERM or SIGHUP leaves the agent training; `--resume RUN` follows it to the end."""
     settings = get_settings()
     parsed = None
     if resume is None:
@@ -100,10 +105,10 @@ def run(
             raise SpecError([SpecProblem("--device", "missing: `--device local` or a phone")])
         link = open_link(device, settings=settings, session=session)
         dev = register_device(session=session, link=link)
-        with RunDisplay(err_console) as display:
+        with RunDisplay(err_console) as display, stop_on_signals():
             runs = run_experiment(spec=parsed, variants=variants, link=link, session=session,
                                   device=dev, on_progress=display, resume_run_id=resume,
-                                  on_interrupt=_ask_to_stop)
+                                  on_interrupt=_ask_to_stop, wait=not no_wait)
         experiment = parsed.name if parsed else runs[0].experiment
         rows = repo.compare(session=session, experiment=experiment) if experiment else []
     if format is OutputFormat.json:

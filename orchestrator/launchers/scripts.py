@@ -33,14 +33,15 @@ def pid_guard(run_dir: str) -> str:
             "|| exit 1; ")
 
 
-def agent_argv(python: str, agent_dir: str, run_dir: str, resume: bool) -> list[str]:
-    """The agent's command line: Python isolated (-I: no PYTHON* variables, no user site, no
-    current folder; -B: no bytecode written), the staged bundle put first on sys.path by
-    hand. Only the interpreter's own site-packages (Termux's numpy, Pillow, tflite-runtime)
-    come from outside the bundle."""
+def agent_argv(python: str, agent_dir: str, run_dir: str, resume: bool, *,
+               command: str = "run") -> list[str]:
+    """The agent's command line (`run` or `repair`): Python isolated (-I: no PYTHON*
+    variables, no user site, no current folder; -B: no bytecode written), the staged bundle
+    put first on sys.path by hand. Only the interpreter's own site-packages (Termux's numpy,
+    Pillow, tflite-runtime) come from outside the bundle."""
     boot = (f"import sys; sys.path.insert(0, {agent_dir!r}); "
             "from device_agent.__main__ import main; sys.exit(main(sys.argv[1:]))")
-    return [python, "-I", "-B", "-u", "-c", boot, "run", run_dir] + (
+    return [python, "-I", "-B", "-u", "-c", boot, command, run_dir] + (
         ["--resume"] if resume else [])
 
 
@@ -66,12 +67,17 @@ def start(*, python: str, agent_dir: str, run_dir: str, resume: bool) -> str:
 
     setsid + nohup: the agent leaves the session that started it, so it keeps training when
     the cable is pulled. The background job is one simple command, so `$!` is the agent
-    itself (setsid and nohup exec), not a subshell around it.
+    itself (setsid and nohup exec), not a subshell around it. A resume first repairs the
+    events file in the foreground (`device_agent repair`), so the host never reads it
+    before the repair.
     """
     argv = " ".join(q(a) for a in agent_argv(python, agent_dir, run_dir, resume))
     log = q(posixpath.join(run_dir, contract.LOG_FILE))
     pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
-    return (f"cd {q(agent_dir)} || exit 1; "
+    repair = (" ".join(q(a) for a in agent_argv(python, agent_dir, run_dir, False,
+                                                command="repair"))
+              + f" >> {log} 2>&1; " if resume else "")
+    return (f"cd {q(agent_dir)} || exit 1; {repair}"
             f"setsid nohup {argv} >> {log} 2>&1 < /dev/null & "
             f"echo $! > {pidfile} && echo $!")
 

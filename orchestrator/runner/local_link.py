@@ -134,6 +134,11 @@ class LocalLink:
         env = dict(os.environ)
         log = open(Path(run_dir) / contract.LOG_FILE, "ab")
         try:
+            if resume:  # the events file is repaired before the host reads it again
+                subprocess.run(agent_argv(self.python, agent_dir, run_dir, False,
+                                          command="repair"),
+                               cwd=agent_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT, timeout=120)
             proc = subprocess.Popen(cmd, cwd=agent_dir, env=env, stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
@@ -151,9 +156,11 @@ class LocalLink:
 
     def agent_alive(self, run_dir: str) -> bool:
         proc = self._procs.get(run_dir)
-        if proc is not None:
-            return proc.poll() is None
-        # An agent launched by an earlier host process: its pid, if it still runs this job.
+        if proc is not None and proc.poll() is None:
+            return True
+        # An agent launched by an earlier host process (or the live agent that refused the
+        # one this link started, which points the pid file back at itself): the pid file's
+        # pid, if it still runs this job.
         pid = self._pid(run_dir)
         if pid is None:
             return False
@@ -170,7 +177,7 @@ class LocalLink:
 
     def stop_agent(self, run_dir: str) -> None:
         proc = self._procs.get(run_dir)
-        pid = proc.pid if proc is not None else self._pid(run_dir)
+        pid = proc.pid if proc is not None and proc.poll() is None else self._pid(run_dir)
         if pid is None or not self.agent_alive(run_dir):
             return
         for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):

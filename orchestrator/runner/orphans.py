@@ -1,4 +1,5 @@
-"""Agents the store gave up on while their phone was out of reach.
+"""Agents the store gave up on while their phone was out of reach, and agents no host
+follows any more (their host was stopped).
 
 A sweep that moves a run off a phone that went away (or a cancel that cannot reach it)
 ends the run in the store, but its agent may still be training on that phone, using the CPU
@@ -14,8 +15,10 @@ from sqlmodel import Session, col, select
 
 from orchestrator.runner.link import DeviceLink
 from orchestrator.store import repo
+from orchestrator.store.lease import live_run_ids
 from orchestrator.store.tables import Run
 
+DETACHED_CHECKED = 10  # newest open runs of a phone whose agent is looked for
 FLAG = "agent_left_running"  # in Run.progress: the run ended here while its phone was away
 ENDED = ("cancelled", "failed", "finished")
 
@@ -50,3 +53,19 @@ def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | No
         repo.update_run(session=session, run_id=run_id,
                         progress={k: v for k, v in (progress or {}).items() if k != FLAG})
     return stopped
+
+
+def detached_agents(*, link: DeviceLink, session: Session,
+                    device_id: int | None) -> list[tuple[int, str]]:
+    """(run id, variant) of this phone's open runs whose agent still trains while no live
+    host follows it (no lease names the run): the phone is busy with them."""
+    if device_id is None:
+        return []
+    rows = session.exec(
+        select(Run.id, Run.variant, Run.device_run_dir)
+        .where(Run.device_id == device_id, col(Run.status).in_(("running", "interrupted")),
+               col(Run.device_run_dir).is_not(None))
+        .order_by(col(Run.id).desc()).limit(DETACHED_CHECKED)).all()
+    followed = live_run_ids(session=session) if rows else set()
+    return [(run_id, variant) for run_id, variant, run_dir in rows
+            if run_id not in followed and link.agent_alive(run_dir)]

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from device_agent import contract
 from orchestrator.egress import EgressGuard, information_bound, limits_from_params
 from orchestrator.errors import (
+    DeviceBusy,
     DeviceError,
     EgressRefused,
     OrchError,
@@ -39,7 +40,10 @@ from orchestrator.runner.job import make_job, run_params
 from orchestrator.runner.ledger import PushLedger
 from orchestrator.runner.link import DeviceLink
 from orchestrator.runner.local_link import file_sha256
-from orchestrator.runner.orphans import stop_left_running
+from orchestrator.runner.orphans import detached_agents, stop_left_running
+from orchestrator.runner.phone_lease import POLL_S, PhoneHold, hold_phone
+from orchestrator.runner.recover import discard_damaged_tail
+from orchestrator.runner.signals import HostStopped
 from orchestrator.runner.staging import (
     AGENT_PACKAGE,
     BuiltModel,
@@ -89,6 +93,16 @@ class _Ctx:
     on_interrupt: InterruptFn | None
     poll_s: float
     agent_package: Path
+    wait: bool = True  # for a busy phone; False: refuse at once (DeviceBusy)
+    hold: PhoneHold | None = None
+
+    def say(self, variant: str, text: str, run_id: int | None = None) -> None:
+        self.on_progress(Progress(variant, "note", run_id, text=text))
+
+    def hold_phone(self, label: str, run_id: int | None = None):
+        return hold_phone(session=self.session, device=self.device, purpose="run",
+                          label=label, run_id=run_id, wait=self.wait,
+                          say=lambda text: self.say(label, text, run_id))
 
     def ledger(self, run_id: int | None) -> PushLedger:
         return PushLedger(self.session, run_id, self.device.id, self.link.launcher)
@@ -135,20 +149,38 @@ def run_experiment(
     on_interrupt: InterruptFn | None = None,
     agent_package: Path = AGENT_PACKAGE,
     poll_s: float = 0.5,
+    wait: bool = True,
 ) -> list[RunPublic]:
     """Run `variants` of `spec` on the device behind `link` (or resume one run); returns the
-    stored runs. Raises RunInterrupted when the user interrupts or the device goes away."""
+    stored runs. Each holds the phone's lease: a busy phone is waited for (`wait`), else
+    DeviceBusy. Raises RunInterrupted when the user or a signal interrupts, or the device
+    goes away."""
     ctx = _Ctx(link, session, device, on_progress or (lambda _p: None), on_interrupt, poll_s,
-               agent_package)
+               agent_package, wait)
     if resume_run_id is not None:
-        return [_resume(ctx, resume_run_id)]
+        run = repo.get_run(session=session, run_id=resume_run_id)
+        with ctx.hold_phone(run.variant, run.id) as ctx.hold:
+            run = repo.get_run(session=session, run_id=resume_run_id)
+            if run.id in ctx.hold.waited_for and run.status in ENDED:
+                # Another host followed it to its end while this one waited.
+                ctx.say(run.variant, f"run {run.id} was followed to its end by another orch "
+                        f"process: {run.status}", run.id)
+                return [run]
+            return [_resume(ctx, resume_run_id)]
     if spec is None:
         raise ValueError("a spec is needed unless resuming a run")
     if builder is None:
         builder = default_builder()
     exp = repo.upsert_experiment(session=session, name=spec.name,
                                  spec=spec.model_dump(mode="json"), spec_hash=spec_hash(spec))
-    return [_continue_or_fresh(ctx, spec, v, exp.id, builder) for v in variants]
+    out = []
+    for v in variants:
+        with ctx.hold_phone(v) as ctx.hold:
+            out.append(_continue_or_fresh(ctx, spec, v, exp.id, builder))
+    return out
+
+
+ENDED = ("finished", "failed", "cancelled")
 
 
 def _continue_or_fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
@@ -166,6 +198,8 @@ def _continue_or_fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment
         return _fresh(ctx, spec, variant, experiment_id, builder)
     ctx.on_progress(Progress(variant, "note", twin.id, text=f"run {twin.id} was interrupted "
                              "with these settings on this device: resuming it"))
+    if ctx.hold is not None:
+        ctx.hold.attach_run(twin.id)
     return _resume(ctx, twin.id)
 
 
@@ -182,14 +216,16 @@ def run_queued(
     agent_package: Path = AGENT_PACKAGE,
     poll_s: float = 0.5,
 ) -> RunPublic:
-    """Run a Run row created up front (a sweep's queue) on the fresh-run path. `variant` is
-    the spec's key; the row keeps its own variant label and params."""
+    """Run a Run row created up front (a sweep's queue) on the fresh-run path, holding the
+    phone's lease. `variant` is the spec's key; the row keeps its own variant label and
+    params."""
     ctx = _Ctx(link, session, device, on_progress or (lambda _p: None), None, poll_s,
                agent_package)
     if builder is None:
         builder = default_builder()
     queued = repo.get_run(session=session, run_id=run_id)
-    return _fresh(ctx, spec, variant, queued.experiment_id, builder, queued=queued)
+    with ctx.hold_phone(queued.variant, queued.id) as ctx.hold:
+        return _fresh(ctx, spec, variant, queued.experiment_id, builder, queued=queued)
 
 
 # ---------------------------------------------------------------- one fresh run
@@ -198,11 +234,14 @@ def run_queued(
 def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
            builder: Builder, *, queued: RunPublic | None = None) -> RunPublic:
     link = ctx.link
+    _wait_for_detached(ctx, variant)
     params = {**(queued.params if queued else {}), **run_params(spec, variant)}
     if queued is None:
         run = repo.create_run(session=ctx.session, experiment_id=experiment_id,
                               variant=variant, device_id=ctx.device.id, params=params,
                               launcher=link.launcher, delegate_requested=spec.delegate)
+        if ctx.hold is not None:
+            ctx.hold.attach_run(run.id)
     else:
         run = ctx.update(queued.id, device_id=ctx.device.id, params=params,
                          launcher=link.launcher, delegate_requested=spec.delegate)
@@ -275,6 +314,24 @@ def _sha_or_none(folder: Path, name: str) -> str | None:
 # ---------------------------------------------------------------- resume
 
 
+def _wait_for_detached(ctx: _Ctx, variant: str) -> None:
+    """An agent no host follows (its host was stopped) still trains on the phone: wait for
+    it to end, or refuse (`--no-wait`); `orch run --resume RUN` is how to follow it."""
+    said = None
+    while found := detached_agents(link=ctx.link, session=ctx.session,
+                                   device_id=ctx.device.id):
+        run_id, other = found[0]
+        text = (f"{ctx.device.label} is busy: run {run_id} ({other}) still trains on it, "
+                "with no host following it")
+        hint = f"`orch run --resume {run_id}` follows it to its end."
+        if not ctx.wait:
+            raise DeviceBusy(text + ".", run_id=run_id, hint=hint)
+        if text != said:
+            ctx.say(variant, f"{text}; waiting for it ({hint})")
+            said = text
+        time.sleep(POLL_S)
+
+
 def _stop_left_running(ctx: _Ctx, variant: str, run_id: int) -> None:
     """Agents of ended runs still training on this phone would slow this run down."""
     stop_left_running(link=ctx.link, session=ctx.session, device_id=ctx.device.id,
@@ -300,7 +357,17 @@ def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
     else:
         # It may have finished while no host was following: then collect, do not rerun.
         guard = _guard(ctx, run)
-        terminal = _read_all(ctx, run, guard)
+        try:
+            terminal = _read_all(ctx, run, guard)
+        except EgressRefused as e:
+            at = discard_damaged_tail(session=ctx.session, guard=guard, err=e,
+                                      device_id=ctx.device.id)
+            if at is None:
+                raise
+            ctx.say(run.variant, f"{contract.EVENTS_FILE} was written by two agents at once: "
+                    f"its first {at} bytes are kept, the rest discarded (see `orch audit "
+                    f"{run.id}`); training goes on from the last checkpoint", run.id)
+            terminal = None
         if terminal == "finished":
             ctx.on_progress(Progress(run.variant, "launch", run.id,
                                      text="the agent finished while detached: collecting"))
@@ -352,8 +419,8 @@ def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float, *,
                                epochs=_planned_epochs(run.params),
                                on_progress=ctx.on_progress, poll_s=ctx.poll_s)
         result = guard.read_result()
-    except KeyboardInterrupt:
-        _interrupted_by_user(ctx, run, wall)
+    except KeyboardInterrupt as stop:
+        _interrupted_by_user(ctx, run, wall, stop)
     except EgressRefused as e:
         link.stop_agent(run_dir)  # nothing it sends can be admitted any more
         return ctx.update(run.id, status="failed", error=e.one_line(), finished=utcnow(),
@@ -400,8 +467,19 @@ def _verdict(terminal: str | None, exit_code: int | None, result: dict | None,
     return str(result.get("status") or terminal), None
 
 
-def _interrupted_by_user(ctx: _Ctx, run: RunPublic, wall: Callable[[], dict]) -> None:
+def _interrupted_by_user(ctx: _Ctx, run: RunPublic, wall: Callable[[], dict],
+                         why: KeyboardInterrupt) -> None:
     assert run.device_run_dir is not None
+    ctx.session.rollback()  # the interruption may have cut a store write short
+    if isinstance(why, HostStopped):  # no one to ask: the agent keeps training
+        error = (f"the host was stopped ({why.name}); the agent keeps running on the device: "
+                 f"`orch run --resume {run.id}` follows it to the end")
+        ctx.update(run.id, status="interrupted", error=error,
+                   timing={**_timing(ctx, run.id), **wall()})
+        raise RunInterrupted(f"Run {run.id} ({run.variant}) interrupted: the host was "
+                             f"stopped ({why.name}); the agent keeps running on the device.",
+                             run_id=run.id, hint=f"`orch run --resume {run.id}` follows it "
+                                                 "to the end.") from None
     stop = ctx.on_interrupt(run) if ctx.on_interrupt else False
     if stop:
         ctx.link.stop_agent(run.device_run_dir)

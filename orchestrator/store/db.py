@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
+import orchestrator.store.lease  # noqa: F401  (registers the phone leases)
 import orchestrator.store.sweep_tables  # noqa: F401  (registers the sweep tables)
 from orchestrator.errors import StoreError
 from orchestrator.store import tables  # noqa: F401  (registers the tables)

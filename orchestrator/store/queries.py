@@ -18,6 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound
 from orchestrator.store.labels import device_labels, label_of
+from orchestrator.store.lease import mark_orphans
 from orchestrator.store.public import CompareRow, DevicePublic, RunPublic, SamplePublic
 from orchestrator.store.repo import sort_compare_rows
 from orchestrator.store.tables import Device, DeviceSample, Experiment, Metric, Run
@@ -295,8 +296,9 @@ def runs_page(
          .join(Experiment, col(Run.experiment_id) == Experiment.id)
          .join(Device, col(Run.device_id) == Device.id, isouter=True)
          .order_by(*order))
+    runs = _list_rows(session.exec(q).all(), device_labels(session=session))
     return RunPage(total=total, limit=limit, offset=offset,
-                   runs=_list_rows(session.exec(q).all(), device_labels(session=session)))
+                   runs=mark_orphans(session=session, runs=runs))
 
 
 def runs_by_ids(*, session: Session, run_ids: Sequence[int]) -> list[RunPublic]:
@@ -326,9 +328,10 @@ def run_progress(*, session: Session, run_ids: Sequence[int]) -> list[RunProgres
         select(Run.id, Run.status, Run.accuracy, Run.progress, Run.params, Run.events_seen)
         .where(col(Run.id).in_(list(run_ids))).order_by(Run.id)
     ).all()
-    return [RunProgress(id=i, status=s, accuracy=a, progress=p or {}, params=pa or {},
-                        events_seen=e or 0)
-            for i, s, a, p, pa, e in rows]
+    return mark_orphans(session=session, runs=[
+        RunProgress(id=i, status=s, accuracy=a, progress=p or {}, params=pa or {},
+                    events_seen=e or 0)
+        for i, s, a, p, pa, e in rows])
 
 
 # ------------------------------------------------------------------ metrics

@@ -34,6 +34,8 @@ from orchestrator.store.tables import (
 )
 
 RUN_STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelled")
+# Shown, never stored: `orphaned` is a running run no live host follows (store/lease.py).
+DERIVED_STATUSES = ("orphaned",)
 
 # ------------------------------------------------------------------ devices
 

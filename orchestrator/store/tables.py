@@ -46,7 +46,8 @@ class Run(SQLModel, table=True):
     device_id: int | None = Field(default=None, foreign_key="device.id", index=True)
     sweep_id: int | None = Field(default=None, index=True)
     variant: str
-    # queued | running | finished | failed | interrupted | cancelled
+    # queued | running | finished | failed | interrupted | cancelled (shown as orphaned
+    # while running with no live host following it: store/lease.py)
     status: str = Field(default="queued", index=True)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created: datetime = Field(default_factory=utcnow)

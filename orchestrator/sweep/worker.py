@@ -28,6 +28,7 @@ from orchestrator.errors import DeviceError, RunError, RunInterrupted
 from orchestrator.runner.follow import Progress
 from orchestrator.runner.link import DeviceLink, HealthSample
 from orchestrator.runner.orphans import flag_left_running
+from orchestrator.runner.phone_lease import hold_phone
 from orchestrator.runner.pipeline import Builder, run_experiment, run_queued
 from orchestrator.runner.staging import AGENT_PACKAGE
 from orchestrator.spec import ExperimentSpec
@@ -174,6 +175,13 @@ class PhoneWorker(threading.Thread):
                  spec: ExperimentSpec) -> RunPublic | None:
         """One try at the run on this phone: resume what the device holds, else start it
         once the health gates pass (None: they did not)."""
+        # The phone's lease covers the health gates too: no other run starts meanwhile.
+        with hold_phone(session=s, device=self.device, purpose="sweep", label=run.variant,
+                        run_id=run.id, say=self.say, should_stop=self.rt.halted):
+            return self._attempt_held(s, item, run, spec)
+
+    def _attempt_held(self, s: Session, item: SweepItemPublic, run: RunPublic,
+                      spec: ExperimentSpec) -> RunPublic | None:
         link = open_phone_link(self.device.serial, session=s)
         progress = self.rt.progress(self.label, run.variant)
         try:
