@@ -157,7 +157,7 @@ def _agent_pid(run_dir: str) -> int | None:
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"device_agent" in cmd and run_dir.encode() in cmd:
+            if any(b"device_agent" in a for a in cmd) and run_dir.encode() in cmd:
                 return int(proc.name)
     return None
 
