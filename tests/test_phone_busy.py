@@ -287,7 +287,8 @@ def test_an_events_file_damaged_by_two_writers_recovers_on_resume(pixel7, photos
     """Host and agent killed at epoch 3, then the events file gets a second writer's lines
     (seqs going back, as two agents in one folder wrote them). `--resume` keeps the valid
     prefix, records the rest in the ledger as discarded (its byte count), and trains on
-    from the last checkpoint to the undisturbed result; the audit still passes."""
+    from the last checkpoint to the undisturbed result; the audit counts the bytes that
+    crossed in the refused read (not a pass)."""
     known = _folders(pixel7)
     proc = _orch(*_args(pixel7.serial, photos))
     folder = _at_checkpoint(pixel7, proc, known)
