@@ -110,7 +110,8 @@ def run_live(run_id: Id, session: SessionDep) -> Any:
 def run_audit(run_id: Id, session: SessionDep) -> Any:
     """The privacy verdict of a run, computed from its transfer ledger."""
     repo.get_run(session=session, run_id=run_id)
-    return audit_verdict(repo.run_transfers(session=session, run_id=run_id))
+    return audit_verdict(repo.run_transfers(session=session, run_id=run_id),
+                         repo.run_bound(session=session, run_id=run_id))
 
 
 @router.get("/progress", response_model=list[data.LiveRow])

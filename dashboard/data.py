@@ -97,7 +97,9 @@ def run_detail(session: Session, run_id: int) -> RunDetail:
     metrics = queries.metric_series_many(session=session, run_ids=[run_id])[run_id]
     return RunDetail(run=run, device=device, metrics=metrics,
                      samples=repo.run_samples(session=session, run_id=run_id),
-                     transfers=transfers, audit=audit_verdict(transfers))
+                     transfers=transfers,
+                     audit=audit_verdict(transfers, repo.run_bound(session=session,
+                                                                   run_id=run_id)))
 
 
 def run_charts(run: RunPublic, metrics: Series,

@@ -1,6 +1,7 @@
 """The contract between the host and the on-device agent: files, model signatures, events.
 
-The host may import this module (it is plain constants); the agent never imports host code.
+The host may import this module (plain constants and the closed schema of what comes back);
+the agent never imports host code.
 
 Run folder on the device (`<root>/runs/<run_key>/`), written by the host before launch:
   job.json          the job (schema below)
@@ -85,38 +86,172 @@ SIGNATURES = ("embed", "train_head", "infer_head", "train", "infer", "initial_st
 HEAD_ONLY_SIGNATURES = ("train_head", "infer_head", "initial_state")
 STATE_GROUPS = ("upper", "head", "upper_opt", "head_opt", "step")
 
-# events.jsonl: every event has seq (1, 2, …, strictly increasing), t (unix time), kind.
-#   {"kind": "start", "agent_version", "interpreter", "pid"}
-#   {"kind": "stage", "stage": decode|features|embed|train|eval, "done", "total"}
-#   {"kind": "delegate", "requested", "used", "reason", "info": {...}}
-#   {"kind": "epoch", "phase": head|finetune, "epoch": n (1-based over both phases),
-#    "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
-#   {"kind": "checkpoint", "epoch": n}
-#   {"kind": "done", "status": finished|cancelled, "accuracy"}
-#   {"kind": "error", "code": str, "message": str}   a one-line reason, no image names
-EVENT_KINDS = ("start", "stage", "delegate", "epoch", "checkpoint", "done", "error", "log")
+# ---------------------------------------------------------------------------------------------
+# What comes back: a closed schema (device_agent.schema), the single source of what the agent
+# writes and of what the host's egress guard admits. Every key is from a fixed vocabulary,
+# every string from an enumerated set or a short fixed format, every message from a catalogue
+# of templates with numeric slots, every number range-checked and quantized to the precision
+# orch shows. Anything more detailed stays in agent.log on the phone, which is never pulled.
+
+from device_agent.schema import (  # noqa: E402 - the schema follows the constants above
+    Bool,
+    Enum,
+    Fixed,
+    Frac,
+    Int,
+    List,
+    Msg,
+    Obj,
+    Pattern,
+    PerClass,
+    Sig,
+)
+
+PHASES = ("head", "finetune")
+DELEGATES = ("nnapi", "gpu", "xnnpack", "cpu")
+STAGES = ("decode", "features", "embed", "train", "eval")
+STAGE_STEPS = 16  # stage progress is reported in sixteenths of its total
+INTERPRETERS = ("ai_edge_litert", "tflite_runtime")
+
+# Why an agent failed: code → template; {0}, {1} … are numeric slots. One line adds a code.
+ERRORS = {
+    "error": "the agent failed (details in agent.log on the phone)",
+    "internal": "the agent failed unexpectedly (details in agent.log on the phone)",
+    "bad_job": "job.json or the models cannot be used (details in agent.log on the phone)",
+    "data": "the data cannot be used (details in agent.log on the phone)",
+    "data_missing": "the data folder or a class folder is missing on the phone",
+    "data_empty": "a class folder on the phone holds no files",
+    "too_few_images": "a class has {0} usable images; {1} are needed ({2} train + {3} test)",
+    "disk_full": "the phone's storage is full",
+    "cancelled": "cancelled",
+    "no_interpreter": "no TFLite interpreter: install ai-edge-litert, or Termux's "
+                      "python-tflite-runtime",
+    "run_locked": "another live agent holds this run folder",
+    "runtime_too_old": "the TFLite interpreter is older than orch needs (see the result's "
+                       "versions)",
+    "runtime_numpy_abi": "the TFLite interpreter cannot load with this numpy",
+}
+
+# Why a delegate was not used as requested: code → template (numeric slots as above).
+REASONS = {
+    "xnnpack_declined": "XNNPACK did not take the graph",
+    "xnnpack_unknown": "the interpreter cannot show whether XNNPACK ran",
+    "gpu_no_plugin": "no GPU delegate plugin could be loaded",
+    "gpu_refused": "the GPU delegate refused the model",
+    "gpu_no_nodes": "the GPU delegate took no part of the graph",
+    "nnapi_no_plan": "no NNAPI plan",
+    "nnapi_no_binding": "NNAPI binding unavailable",
+    "nnapi_unavailable": "NNAPI library unavailable",
+    "nnapi_plan": "NNAPI plan unusable",
+    "nnapi_model": "NNAPI rejected the plan's model",
+    "nnapi_api29": "choosing an NNAPI device needs Android 10 (API 29)",
+    "nnapi_devices": "no NNAPI device can run the plan (details in agent.log on the phone)",
+    "nnapi_reference": "only NNAPI's CPU reference implementation is present",
+    "nnapi_compile": "NNAPI compilation failed",
+    "nnapi_execute": "NNAPI execution failed",
+    "nnapi_mismatch": "NNAPI output differs from LiteRT CPU",
+    "nnapi_other": "NNAPI could not run the frozen trunk (details in agent.log on the phone)",
+}
+
+# Why a phase was skipped.
+SKIPS = ("head_only",)
+
+VERSION = Pattern(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}(\.?[a-z]{1,4}[0-9]{0,8})?", 24, 37)
+NAME = Pattern(r"[a-z][a-z0-9-]{0,23}", 24, 37)  # an NNAPI device's name
+SECONDS = Fixed(0, 7 * 24 * 3600, 0.001)
+MS = Fixed(0, 100_000, 0.001)
+LOSS = Sig(4)
+NODES = Int(0, 100_000)
+
+# The frozen trunk's record: which delegate ran it, and a closed set of facts about it.
+DELEGATE_INFO = Obj({
+    "xnnpack": Bool(), "threads": Int(1, 64), "library": Enum(
+        ("libtensorflowlite_gpu_delegate.so", "libLiteRtGpuAccelerator.so",
+         "libLiteRtOpenClAccelerator.so", "other")),
+    "device": NAME, "type": Enum(("UNKNOWN", "OTHER", "CPU", "GPU", "ACCELERATOR")),
+    "feature_level": Int(0, 10_000_000), "runtime_feature_level": Int(0, 10_000_000),
+    "fp16": Bool(), "simulated": Bool(), "caching": Bool(),
+    "execution": Enum(("compute", "startCompute")),
+    "ms_per_image_hw": MS, "ms_per_image_driver": MS, "ms_per_image_wall": MS,
+})
+DELEGATE = Obj({"requested": Enum(DELEGATES), "used": Enum(DELEGATES),
+                "reason": Msg(REASONS), "info": DELEGATE_INFO})
+EPOCH = Obj({"phase": Enum(PHASES), "epoch": Int(1, "epochs"), "train_loss": LOSS,
+             "train_acc": Frac("train"), "test_loss": LOSS, "test_acc": Frac("test"),
+             "seconds": SECONDS}, required=("phase", "epoch"))
+GRAPH = Obj({"delegate": Enum(("xnnpack", "nnapi", "gpu", "none")), "delegated_nodes": NODES,
+             "total_nodes": NODES})
 
 # result.json (aggregate metrics only: no file names, no per-image data)
-RESULT_KEYS = (
-    "schema", "run_key", "status", "accuracy", "per_class_accuracy", "epochs", "timing",
-    "peak_memory_mb", "delegate", "versions", "counts", "phases", "data", "delegation",
-)
-# epochs: [{phase, epoch, train_loss, train_acc, test_loss, test_acc, seconds}]
-# timing: {decode, features, train, eval, total} seconds, train_per_epoch: [..]
-#   (the agent also reports embed and checkpoint seconds; decode is the time the feature
-#   pass waited for decoded images, features the trunk's: decoding ahead on other cores
-#   overlaps the trunk and is not counted twice)
-# delegate: {requested, used, reason, info}
-# versions: {agent, interpreter, interpreter_version, python, numpy, pillow}
-# delegation: {frozen: {delegate: xnnpack|nnapi|gpu|none, delegated_nodes, total_nodes},
-#              train: {...}}  what a delegate actually took of each model, as the runtime
-#   logged it (delegated_nodes null where the runtime cannot tell)
-# counts: {train, test, skipped_corrupt, skipped_too_large, skipped_unsupported,
-#          per_class_train, per_class_test}  (numbers only)
-# data: {decode: fast|exact, orientation: exif|ignore, max_pixels: int}  as the job asked
-# phases: {head: {epochs, ran}, finetune: {epochs, ran, skipped: str|null}}  epochs planned
-#   and run per phase; head-only builds (method 1) skip the fine-tune phase and say why.
+RESULT = Obj({
+    "schema": Int(JOB_SCHEMA, JOB_SCHEMA),
+    "run_key": Enum(()),  # checked against the run's own key by the host
+    "status": Enum(("finished", "cancelled", "failed")),
+    "accuracy": Frac("test"),
+    "per_class_accuracy": PerClass(Frac("test_per_class")),
+    "epochs": List(EPOCH, "epochs"),
+    "timing": Obj({**{k: SECONDS for k in ("decode", "features", "embed", "train", "eval",
+                                            "checkpoint", "total")},
+                   "train_per_epoch": List(SECONDS, "epochs")}),
+    "peak_memory_mb": Fixed(0, 1_000_000, 0.1),
+    "delegate": DELEGATE,
+    "delegation": Obj({"frozen": GRAPH, "train": GRAPH}),
+    "versions": Obj({"agent": Enum((AGENT_VERSION,)), "interpreter": Enum(INTERPRETERS),
+                     "interpreter_version": VERSION, "python": VERSION, "numpy": VERSION,
+                     "pillow": VERSION}),
+    "data": Obj({"decode": Enum(("fast", "exact")), "orientation": Enum(("exif", "ignore")),
+                 "max_pixels": Int(0, 1 << 31)}),
+    "counts": Obj({"train": Int(0, "train"), "test": Int(0, "test"),
+                   "skipped_corrupt": Int(0, 10_000_000),
+                   "skipped_too_large": Int(0, 10_000_000),
+                   "skipped_unsupported": Int(0, 10_000_000),
+                   "per_class_train": PerClass(Int(0, "train_per_class")),
+                   "per_class_test": PerClass(Int(0, "test_per_class"))}),
+    "phases": Obj({"head": Obj({"epochs": Int(0, "epochs"), "ran": Int(0, "epochs")}),
+                   "finetune": Obj({"epochs": Int(0, "epochs"), "ran": Int(0, "epochs"),
+                                    "skipped": Enum(SKIPS)})}),
+}, required=("schema", "status"))  # run_key: checked by the host
+RESULT_KEYS = tuple(RESULT.fields)
 # status: finished | cancelled | failed (the reason of a failure is the `error` event)
+# phases: epochs planned and run per phase; head-only builds (method 1) skip the fine-tune
+#   phase and say why.
+
+# events.jsonl: every event has seq (1, 2, …, strictly increasing), t (unix time; the host
+# keeps its own clock instead), kind, and the fields of its kind:
+EVENTS = {
+    "start": Obj({"agent_version": Enum((AGENT_VERSION,)), "interpreter": Enum(INTERPRETERS),
+                  "pid": Int(0, 1 << 22)}),
+    "stage": Obj({"stage": Enum(STAGES), "done": Int(0, "images"), "total": Int(0, "images")},
+                 required=("stage", "done", "total")),
+    "delegate": DELEGATE,
+    "epoch": EPOCH,
+    "checkpoint": Obj({"epoch": Int(0, "epochs")}, required=("epoch",)),
+    "done": Obj({"status": Enum(("finished", "cancelled")), "accuracy": Frac("test")},
+                required=("status",)),
+    "error": Msg(ERRORS),  # {code, args}
+}
+EVENT_KINDS = tuple(EVENTS)
+EVENT_BASE = ("seq", "t", "kind")
+STARTS_MAX = 4  # agent starts (a run and its resumes) one run may report
+LINE_MAX = 2048  # longest event line the schema allows, in bytes
+
+
+def event_budget(kind: str, epochs: int) -> int:
+    """Most events of a kind one run may send (the host refuses more)."""
+    per_start = {"start": 1, "delegate": 1, "done": 1, "error": 1,
+                 "stage": len(STAGES) * (STAGE_STEPS + 1)}
+    if kind in per_start:
+        return STARTS_MAX * per_start[kind]
+    return epochs + STARTS_MAX  # epoch, checkpoint: an interrupted epoch may run again
+
+
+def stage_step(done: int, total: int) -> int:
+    """Stage progress on its grid of STAGE_STEPS: what the agent reports, what the host keeps."""
+    if total <= 0 or done >= total:
+        return max(done, total) if total > 0 else 0
+    k = done * STAGE_STEPS // total
+    return -(-k * total // STAGE_STEPS)  # the first whole number at or above k/16 of total
+
 
 # The oldest interpreter versions that load orch's models (tested); the agent refuses older
 # ones at start (error code runtime_too_old) and `orch devices doctor` warns.

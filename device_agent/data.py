@@ -92,8 +92,10 @@ def check_enough(listings: list[ClassListing], train: int, test: int) -> None:
     short = [f"class {x.name!r} has {len(x.files)} images" for x in listings
              if len(x.files) < need]
     if short:
+        fewest = min(len(x.files) for x in listings)
         raise DataProblem(f"{'; '.join(short)}; {need} needed per class "
-                          f"({train} train + {test} test)", code="too_few_images")
+                          f"({train} train + {test} test)", code="too_few_images",
+                          args=(fewest, need, train, test))
 
 
 def sample_order(n: int, seed: int, class_index: int) -> np.ndarray:
@@ -130,7 +132,8 @@ def _too_few(listing: ClassListing, counts: SampleCounts, k: int, train: int,
         what = "could not be decoded"
     return DataProblem(
         f"class {listing.name!r}: {bad} of its {n} files {what}, leaving {n - bad} images; "
-        f"{train + test} needed ({train} train + {test} test)", code="too_few_images")
+        f"{train + test} needed ({train} train + {test} test)", code="too_few_images",
+        args=(n - bad, train + test, train, test))
 
 
 def iter_samples(

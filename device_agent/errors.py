@@ -7,7 +7,8 @@
     ├── Cancelled              (EXIT_CANCELLED, "cancelled") SIGTERM
     └── RunLocked              (EXIT_LOCKED, "run_locked")   a live agent holds the folder
 
-Messages never contain an image's file name: they are sent to the host.
+Only the code and its numeric slots go to the host (contract.ERRORS); the message stays in
+agent.log on the phone, and never contains an image's file name either.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ class AgentError(Exception):
     code = "error"
     exit_code = EXIT_ERROR
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, args: tuple[int, ...] = ()) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = message  # for agent.log on the phone; the host gets code and args
+        self.args_ = tuple(args)  # the numeric slots of the code's template (contract.ERRORS)
         if code is not None:
             self.code = code
 

@@ -23,13 +23,13 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from device_agent import data, decode_pool, trunk
+from device_agent.contract import stage_step
 from device_agent.errors import BadJob, Cancelled
 from device_agent.events import EventLog
 from device_agent.fsio import atomic_open, disk_errors, read_json, write_json_atomic
 from device_agent.job import job_digest
 
 MANIFEST = "manifest.json"
-PROGRESS_EVERY_S = 2.0
 
 
 @dataclass
@@ -138,7 +138,7 @@ def _extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: 
     counts = data.SampleCounts(list(d["classes"]))
     labels: dict[str, list[int]] = {"train": [], "test": []}
     timing = {"decode": 0.0, "features": 0.0}
-    total, done, last = n_train + n_test, 0, 0.0
+    total, done, last = n_train + n_test, 0, 0
     events.emit("stage", stage="features", done=0, total=total)
     with contextlib.ExitStack() as stack:
         out = {
@@ -167,9 +167,10 @@ def _extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: 
                 out[s.split].write(feat)
             labels[s.split].append(s.label)
             done += 1
-            if done == total or time.monotonic() - last >= PROGRESS_EVERY_S:
-                last = time.monotonic()
-                events.emit("stage", stage="features", done=done, total=total)
+            step = stage_step(done, total)
+            if step > last:  # progress on the contract's grid: sixteenths of the total
+                last = step
+                events.emit("stage", stage="features", done=step, total=total)
     for split in ("train", "test"):
         with atomic_open(os.path.join(cache_dir, f"{split}_y.npy"), "feature cache") as f:
             np.save(f, np.asarray(labels[split], dtype=np.int32))

@@ -6,9 +6,10 @@ import os
 from typing import Any
 
 from device_agent import runtime
-from device_agent.contract import JOB_SCHEMA, RESULT_FILE
+from device_agent.contract import JOB_SCHEMA, RESULT, RESULT_FILE
 from device_agent.events import clean
 from device_agent.fsio import write_json_atomic
+from device_agent.schema import conform
 
 
 def peak_memory_mb(status: str = "/proc/self/status") -> float | None:
@@ -37,7 +38,8 @@ def all_versions() -> dict[str, Any]:
 
 def write_result(run_dir: str, **fields: Any) -> dict[str, Any]:
     """Write result.json from the given RESULT_KEYS fields; returns what was written."""
-    result = clean({"schema": JOB_SCHEMA, "peak_memory_mb": peak_memory_mb(),
-                    "versions": all_versions(), **fields})
+    result = conform(RESULT, clean({"schema": JOB_SCHEMA, "peak_memory_mb": peak_memory_mb(),
+                                    "versions": all_versions(), **fields}))
+    result["run_key"] = fields.get("run_key")
     write_json_atomic(os.path.join(run_dir, RESULT_FILE), result, "result")
     return result

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import signal
 import sys
@@ -26,6 +25,7 @@ from device_agent.contract import (
     AGENT_VERSION,
     CACHE_DIR,
     CHECKPOINT_DIR,
+    ERRORS,
     EVENTS_FILE,
     EXIT_BAD_JOB,
     EXIT_CANCELLED,
@@ -41,6 +41,7 @@ from device_agent.fsio import read_json
 from device_agent.job import job_digest, load_job
 from device_agent.model import TrainModel
 from device_agent.result import write_result
+from device_agent.schema import message as message_of
 from device_agent.training import Evaluation, evaluate, train_epoch, training_rng
 
 HEAD_ONLY_REASON = "head-only build (method 1): nothing above the split to fine-tune"
@@ -112,14 +113,13 @@ class Run:
     def execute(self) -> int:
         self.stop.install()
         self.events.emit("start", agent_version=AGENT_VERSION,
-                         interpreter=runtime.INTERPRETER_NAME, pid=os.getpid(),
-                         python=platform.python_version())
+                         interpreter=runtime.INTERPRETER_NAME, pid=os.getpid())
         try:
             accuracy = self._train()
         except Cancelled:
             return self._finish("cancelled", EXIT_CANCELLED)
         except AgentError as e:
-            return self._fail(e.code, e.message, e.exit_code)
+            return self._fail(e.code, e.message, e.exit_code, e.args_)
         except Exception as e:  # an agent bug: the traceback stays on the phone, in agent.log
             self._log_traceback()
             return self._fail("internal", f"{type(e).__name__}: {e}", EXIT_ERROR)
@@ -283,7 +283,7 @@ class Run:
         return {
             "head": {"epochs": self.plan["head"], "ran": ran["head"]},
             "finetune": {"epochs": self.plan["finetune"], "ran": ran["finetune"],
-                         "skipped": self.finetune_skipped},
+                         "skipped": "head_only" if self.finetune_skipped else None},
         }
 
     def _finish(self, status: str, code: int) -> int:
@@ -291,13 +291,14 @@ class Run:
         try:
             self._write_result(status, accuracy)
         except AgentError as e:
-            return self._fail(e.code, e.message, e.exit_code)
+            return self._fail(e.code, e.message, e.exit_code, e.args_)
         self.events.emit("done", status=status, accuracy=accuracy, best_effort=True)
         return code
 
-    def _fail(self, code: str, message: str, exit_code: int) -> int:
+    def _fail(self, code: str, message: str, exit_code: int, args: tuple[int, ...] = ()) -> int:
         line = redact(message)
-        self.events.emit("error", code=code, message=line, best_effort=True)
+        # The host gets a catalogue code and its numbers; the message stays in agent.log.
+        self.events.emit("error", best_effort=True, **message_of(ERRORS, code, *args))
         if self.job is not None:
             try:
                 self._write_result("failed", None)

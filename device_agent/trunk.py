@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from device_agent import delegation, runtime
+from device_agent.contract import DELEGATE_INFO, REASONS
 from device_agent.errors import BadJob, redact
+from device_agent.schema import conform, message
 
 # GPU delegate plugins a phone may have (the TFLite GPU delegate, LiteRT's accelerator);
 # ORCH_AGENT_GPU_DELEGATE names another one.
@@ -75,9 +77,50 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+# A fallback's reason text (kept in agent.log) → its catalogue code (sent to the host).
+_REASON_CODES = (
+    ("XNNPACK did not take", "xnnpack_declined"),
+    ("the interpreter cannot show", "xnnpack_unknown"),
+    ("no GPU delegate plugin", "gpu_no_plugin"), ("the GPU delegate refused", "gpu_refused"),
+    ("the GPU delegate took no", "gpu_no_nodes"), ("no NNAPI plan", "nnapi_no_plan"),
+    ("NNAPI binding unavailable", "nnapi_no_binding"),
+    ("NNAPI library unavailable", "nnapi_unavailable"), ("NNAPI plan unusable", "nnapi_plan"),
+    ("the NNAPI plan takes", "nnapi_plan"), ("NNAPI rejected", "nnapi_model"),
+    ("choosing NNAPI device", "nnapi_api29"), ("only NNAPI's CPU reference", "nnapi_reference"),
+    ("NNAPI compilation failed", "nnapi_compile"), ("NNAPI execution", "nnapi_execute"),
+    ("NNAPI output", "nnapi_mismatch"), ("no NNAPI device", "nnapi_devices"),
+    ("listing NNAPI devices", "nnapi_devices"), ("the NNAPI runtime reports no", "nnapi_devices"),
+)
+
+
+def reason_code(reason: str) -> dict[str, Any]:
+    """The catalogue message (contract.REASONS) for a fallback reason."""
+    code = next((c for prefix, c in _REASON_CODES if prefix in reason), None)
+    return message(REASONS, code or "nnapi_other")
+
+
+def _flat_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The record's facts in the contract's closed vocabulary (DELEGATE_INFO)."""
+    flat = {**info, **(info.get("nnapi") or {})}
+    if flat.get("library"):
+        lib = os.path.basename(str(flat["library"]))
+        flat["library"] = lib if lib in DELEGATE_INFO.fields["library"].choices else "other"
+    return conform(DELEGATE_INFO, flat)
+
+
 def _report(requested: str, used: str, reason: str | None, **info: Any) -> dict[str, Any]:
+    if reason is not None:
+        _log_reason(requested, reason)
     return {"requested": requested, "used": used,
-            "reason": None if reason is None else redact(reason), "info": compact(info)}
+            "reason": None if reason is None else reason_code(reason),
+            "info": _flat_info(info)}
+
+
+def _log_reason(requested: str, reason: str) -> None:
+    """The full reason goes to agent.log (stderr) on the phone, never to the host."""
+    import sys
+
+    sys.stderr.write(f"delegate {requested}: {redact(reason)}\n")
 
 
 class Trunk:
@@ -97,7 +140,7 @@ class Trunk:
     def close(self) -> dict[str, Any]:
         """Free the accelerator; the delegate record, with timings measured over the run."""
         if self._final_info is not None:
-            self.report["info"] = compact({**self.report["info"], **self._final_info()})
+            self.report["info"] = _flat_info({**self.report["info"], **self._final_info()})
             self._final_info = None
         if self._close is not None:
             close, self._close = self._close, None

@@ -1,9 +1,12 @@
 """The privacy verdict of a run, computed from its transfer ledger alone (pure; no I/O).
 
 The privacy contract lets only the run's aggregate outputs come back from the phone: its
-events and result files (kinds `metrics`, `events`, `result`). Any other pull, whatever its
-size, breaks the contract. Refused reads are the egress guard doing its job: they are listed,
-and do not fail the verdict. The dashboard and `orch audit RUN` share this code.
+events and result files (kinds `metrics`, `events`, `result`), as the egress guard admits
+them. Any other pull, whatever its size, breaks the contract (fail). A refused read whose
+bytes had already crossed is not a pass either: those bytes were destroyed on the host, and
+the verdict says how many (refused). With the run's information bound, the verdict also
+states the most information its admitted data could hold. The dashboard and
+`orch audit RUN` share this code.
 """
 
 from __future__ import annotations
@@ -17,12 +20,21 @@ from pydantic import BaseModel
 # Kinds that may be pulled from the phone: aggregate metrics only.
 ALLOWED_PULL_KINDS = frozenset({"metrics", "events", "result"})
 # Directions that move no bytes off the phone.
-# (`discarded`: event lines written by two agents at once, dropped on the phone unread.)
-INBOUND_DIRECTIONS = frozenset({"push", "refused", "skipped", "discarded"})
+# (`discarded`: event lines written by two agents at once, dropped on the phone unread;
+# `removed`: files orch did not push, removed from a staged folder before a launch.)
+INBOUND_DIRECTIONS = frozenset({"push", "refused", "skipped", "discarded", "removed"})
 # A pulled file named like a photo fails the verdict even if its kind claims otherwise.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".heic", ".heif"})
 
-Verdict = Literal["pass", "fail", "empty"]
+Verdict = Literal["pass", "refused", "fail", "empty"]
+
+
+class BoundEntry(Protocol):
+    """What the verdict reads of a run's information bound (BoundPublic has it)."""
+
+    bytes: int
+    numbers: int
+    choices: int
 
 
 class LedgerEntry(Protocol):
@@ -56,8 +68,9 @@ class Violation(BaseModel):
 
 
 class AuditVerdict(BaseModel):
-    verdict: Verdict  # pass | fail | empty (nothing recorded: the run cannot be vouched for)
-    headline: str  # e.g. "0 image bytes left the device"
+    # pass | refused (bytes crossed and were refused) | fail | empty (nothing recorded)
+    verdict: Verdict
+    headline: str  # e.g. "only schema data crossed: 0 image bytes left the device"
     bytes_pushed: int
     bytes_pulled: int
     pushed_by_kind: list[KindTotal]
@@ -66,6 +79,11 @@ class AuditVerdict(BaseModel):
     skipped: int  # pushes skipped because the phone already had the same bytes
     violations: list[Violation]
     leaked_bytes: int  # bytes of pulls that broke the contract
+    refused_bytes: int = 0  # bytes that crossed in reads the guard refused
+    bound_bytes: int | None = None  # the most information the admitted data could hold
+    bound_numbers: int | None = None
+    bound_choices: int | None = None
+    bound_line: str | None = None  # "at most 1.1 KiB of information could have left …"
 
     @property
     def ok(self) -> bool:
@@ -103,9 +121,21 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"  # pragma: no cover - the loop always returns
 
 
-def audit_verdict(transfers: Iterable[LedgerEntry]) -> AuditVerdict:
+def kib(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} KiB"
+
+
+def bound_line(bound: BoundEntry) -> str:
+    return (f"at most {kib(bound.bytes)} of information could have left the device "
+            f"({bound.numbers} numbers at their admitted precision, {bound.choices} "
+            "enumerated choices)")
+
+
+def audit_verdict(transfers: Iterable[LedgerEntry],
+                  bound: BoundEntry | None = None) -> AuditVerdict:
     """Summarise a run's ledger and decide whether only aggregate metrics left the phone."""
     rows = list(transfers)
+    refused_bytes = sum(max(0, int(e.bytes or 0)) for e in rows if e.direction == "refused")
     pushed = [e for e in rows if e.direction == "push"]
     pulled = [e for e in rows if e.direction == "pull"]
     violations = [
@@ -119,10 +149,14 @@ def audit_verdict(transfers: Iterable[LedgerEntry]) -> AuditVerdict:
         n = len(violations)
         headline = (f"{_human_bytes(leaked)} left the device outside the contract "
                     f"({n} transfer{'s' if n != 1 else ''})")
+    elif refused_bytes:
+        verdict = "refused"
+        headline = (f"{refused_bytes:,} bytes crossed and were refused and destroyed on the "
+                    "host")
     elif not rows:
         verdict, headline = "empty", "No transfers recorded: this run cannot be audited"
     else:
-        verdict, headline = "pass", "0 image bytes left the device"
+        verdict, headline = "pass", "0 image bytes left the device: only schema data crossed"
     return AuditVerdict(
         verdict=verdict,
         headline=headline,
@@ -135,4 +169,9 @@ def audit_verdict(transfers: Iterable[LedgerEntry]) -> AuditVerdict:
         skipped=sum(1 for e in rows if e.direction == "skipped"),
         violations=violations,
         leaked_bytes=leaked,
+        refused_bytes=refused_bytes,
+        bound_bytes=None if bound is None else bound.bytes,
+        bound_numbers=None if bound is None else bound.numbers,
+        bound_choices=None if bound is None else bound.choices,
+        bound_line=None if bound is None else bound_line(bound),
     )

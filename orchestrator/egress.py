@@ -1,14 +1,14 @@
 """The egress guard: the ONLY code that reads anything back from a device.
 
 It admits the run's own `events.jsonl` and `result.json` (contract.EGRESS_ALLOWED) and
-nothing else, admits them only as small UTF-8 JSON of the contract's shape carrying aggregate
-metrics, and writes every read and every refusal to the transfer ledger. What smuggled data
-would look like, and is refused: binary bytes (an image renamed to result.json), long
-strings of base64 or hex, file names of images or paths into the phone's storage, arrays or
-dicts longer than the run's epochs or classes can explain (a feature map, per-image
-predictions), deep nesting, more numbers than the run's aggregates need, stage progress
-that goes back or changes its total within a stage, and a flood of log lines.
-Refusal reasons name the field and the rule, never the refused content.
+nothing else, and admits them only as the contract's closed schema (`contract.RESULT`,
+`contract.EVENTS`): known keys, enumerated strings or short fixed formats, catalogue
+messages with numeric slots, numbers in range. Numbers are quantized to the precision orch
+shows and only the admitted values are handed on to be stored, so what a run can carry out
+is bounded (`information_bound`). Each file is read once per poll, bounded in size and
+never through a symlink (`orchestrator.read_once`); every read is in the transfer ledger
+with the bytes that crossed, refused or not. Refusal reasons name the field and the rule,
+never the refused content.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import math
 import posixpath
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from sqlmodel import Session
 
 from device_agent import contract
+from device_agent.schema import Msg, Tally, Violation
 from orchestrator.errors import EgressRefused
 from orchestrator.store import repo
 
@@ -32,26 +34,12 @@ if TYPE_CHECKING:
     from orchestrator.runner.link import DeviceLink
 
 EVENTS_CHUNK = 256 * 1024  # most bytes pulled from events.jsonl per read
-LINE_MAX = 8 * 1024  # longest admissible event line
-TORN_MAX = 16  # event lines cut short by a killed agent that a run may skip
-_TORN_RE = re.compile(rb'^\{\s*"seq"\s*:\s*\d+\s*[,}]')
-SNIFF = 64  # bytes read first, so a binary file is refused after a few bytes, not all of it
-TEXT_MAX = 300  # longest admissible free text (a reason, an error message)
-WORD_MAX = 64  # longest admissible short text (a version, an interpreter name)
-
-# Platform folders whose paths say nothing about the user (e.g. a missing NNAPI library).
-SYSTEM_PREFIXES = ("/system/", "/vendor/", "/apex/", "/product/", "/odm/", "/proc/", "/sys/",
-                   "/dev/")
-_MEDIA_EXT = ("jpg", "jpeg", "jpe", "jfif", "png", "gif", "bmp", "webp", "heic", "heif", "tif",
-              "tiff", "dng", "raw", "avif", "jxl", "mp4", "mov", "m4v", "3gp", "mkv", "webm",
-              "npy", "npz", "pkl", "pickle")
-_FILE_NAME_RE = re.compile(r"[^\s/\\'\"]+\.(?:" + "|".join(_MEDIA_EXT) + r")(?!\w)", re.IGNORECASE)
-_ABS_PATH_RE = re.compile(r"(?<![\w.])~?/[^\s'\"(),;]+")
-_MEDIA_DIR_RE = re.compile(r"\b(?:DCIM|sdcard|Pictures|Camera|Download|Screenshots|WhatsApp|"
-                           r"emulated|storage)/")
-_BLOB_RE = re.compile(r"[A-Za-z0-9+/_=-]{40,}")
-_IDENT_RE = re.compile(r"^[A-Za-z0-9_.:+-]{1,48}$")
-_HASH_RE = re.compile(r"^[0-9a-f]{8,64}$")
+LINE_MAX = contract.LINE_MAX  # longest admissible event line
+TORN_MAX = contract.STARTS_MAX  # lines cut short by a killed agent that a run may skip
+# A line cut short by a killed agent: the start of an event, printable ASCII only; the
+# unfinished last line: printable ASCII from its "{".
+_TORN_RE = re.compile(rb'\{ ?"seq" ?: ?\d+[ -~]*')
+_TAIL_RE = re.compile(rb'(\{[ -~]*)?')
 
 
 class _Refusal(Exception):
@@ -62,335 +50,179 @@ class _Refusal(Exception):
 
 @dataclass(frozen=True)
 class EgressLimits:
-    """What one run can legitimately send back: its epochs and classes bound every array."""
+    """What one run can legitimately send back: its epochs, classes and images bound it."""
 
     epochs: int
     classes: tuple[str, ...]
-    allowed_prefixes: tuple[str, ...] = ()  # device folders a message may name (orch's root)
+    allowed_prefixes: tuple[str, ...] = ()  # kept for callers; no text names a path any more
+    head_epochs: int | None = None  # phase of each epoch, when known
+    train_per_class: int = 10_000
+    test_per_class: int = 10_000
 
     @property
-    def max_numbers(self) -> int:
-        """Numbers a result may hold: per-epoch metrics, per-class figures, a few totals."""
-        return 64 + 12 * self.epochs + 8 * len(self.classes)
+    def train(self) -> int:
+        return self.train_per_class * max(1, len(self.classes))
+
+    @property
+    def test(self) -> int:
+        return self.test_per_class * max(1, len(self.classes))
+
+    @property
+    def images(self) -> int:
+        return self.train + self.test
+
+    @property
+    def result_cap(self) -> int:
+        """Bytes a result.json of this run can need (generous; the schema bounds its content)."""
+        need = 8192 + 320 * self.epochs + 160 * len(self.classes)
+        return min(need, contract.EGRESS_ALLOWED[contract.RESULT_FILE])
 
 
 # ---------------------------------------------------------------------------------------------
-# Content rules (pure)
+# The information bound (pure)
 
 
-@dataclass
-class _Checker:
-    limits: EgressLimits
-    max_numbers: int
-    numbers: int = field(default=0)
+@dataclass(frozen=True)
+class Bound:
+    """The most information admissible events + result of one run could hold."""
 
-    def fail(self, where: str, rule: str) -> NoReturn:
-        raise _Refusal(f"{where}: {rule}")
+    bits: float
+    numbers: int  # numbers at their admitted precision
+    choices: int  # enumerated choices (and short fixed-format strings)
 
-    def count(self, where: str) -> None:
-        self.numbers += 1
-        if self.numbers > self.max_numbers:
-            self.fail(where, f"more than {self.max_numbers} numbers (not aggregate metrics)")
+    @property
+    def bytes(self) -> int:
+        return math.ceil(self.bits / 8)
 
-    def num(self, v: Any, where: str, *, lo: float | None = None, hi: float | None = None,
-            null: bool = True, nan: bool = False) -> None:
-        if v is None:
-            if not null:
-                self.fail(where, "required number is null")
-            return
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.fail(where, "not a number")
-        self.count(where)
-        if not math.isfinite(v):
-            if not nan:
-                self.fail(where, "not a finite number")
-            return
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            self.fail(where, f"out of range [{lo}, {hi}]")
 
-    def int_(self, v: Any, where: str, *, lo: int = 0, hi: int | None = None,
-             null: bool = False) -> None:
-        if v is None and null:
-            return
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(where, "not an integer")
-        self.num(v, where, lo=lo, hi=hi)
-
-    def text(self, v: Any, where: str, *, max_len: int = TEXT_MAX, null: bool = True) -> None:
-        if v is None:
-            if not null:
-                self.fail(where, "required text is null")
-            return
-        if not isinstance(v, str):
-            self.fail(where, "not a string")
-        if len(v) > max_len:
-            self.fail(where, f"text longer than {max_len} characters")
-        if not v.isprintable():
-            self.fail(where, "control characters in text")
-        if _FILE_NAME_RE.search(v):
-            self.fail(where, "text names an image or array file")
-        if _MEDIA_DIR_RE.search(v):
-            self.fail(where, "text names a media folder")
-        allowed = SYSTEM_PREFIXES + tuple(p.rstrip("/") + "/" for p in self.limits.allowed_prefixes)
-        for m in _ABS_PATH_RE.finditer(v):
-            if not (m.group(0) + "/").startswith(allowed):
-                self.fail(where, "text names a path outside orch's folders")
-        # Split allowed paths into their parts, so only a blob inside one is caught below.
-        for m in _BLOB_RE.finditer(_ABS_PATH_RE.sub(lambda m: m.group(0).replace("/", " "), v)):
-            tok = m.group(0)
-            hexlike = re.fullmatch(r"[0-9a-fA-F]+", tok) is not None
-            mixed = (any(c.isdigit() for c in tok) and any(c.isupper() for c in tok)
-                     and any(c.islower() for c in tok))
-            if hexlike or mixed or len(tok) > 80:
-                self.fail(where, "text carries an encoded blob")
-
-    def ident(self, v: Any, where: str, *, null: bool = False) -> None:
-        if v is None and null:
-            return
-        if not isinstance(v, str) or not _IDENT_RE.match(v):
-            self.fail(where, "not a short identifier")
-
-    def enum(self, v: Any, where: str, choices: tuple[str, ...], *, null: bool = False) -> None:
-        if v is None and null:
-            return
-        if v not in choices:
-            self.fail(where, f"not one of {', '.join(choices)}")
-
-    def obj(self, v: Any, where: str, allowed: tuple[str, ...],
-            required: tuple[str, ...] = ()) -> dict:
-        if not isinstance(v, dict):
-            self.fail(where, "not an object")
-        extra = [k for k in v if k not in allowed]
-        if extra:
-            self.fail(where, f"unexpected field {extra[0]!r}" if _IDENT_RE.match(str(extra[0]))
-                      else "unexpected field")
-        missing = [k for k in required if k not in v]
-        if missing:
-            self.fail(where, f"missing field {missing[0]!r}")
-        return v
-
-    def seq(self, v: Any, where: str, max_len: int) -> list:
-        if not isinstance(v, list):
-            self.fail(where, "not an array")
-        if len(v) > max_len:
-            self.fail(where, f"array of {len(v)} items, more than this run's {max_len}")
-        return v
-
-    def per_class(self, v: Any, where: str, item: Callable[[Any, str], None]) -> None:
-        """Per-class figures: {class: x} over the run's classes, or a list of one per class."""
-        if isinstance(v, dict):
-            for k, x in v.items():
-                if k not in self.limits.classes:
-                    self.fail(where, "key is not one of the run's classes")
-                item(x, f"{where}.{k}")
+def information_bound(limits: EgressLimits) -> Bound:
+    """log2 of the number of distinct admissible (events, result) a run can send, bounded
+    from above field by field: result, plus each event kind at its budget, plus the choice of
+    kind for every event slot. Stage progress counts as which of its grid points were
+    reported (a subset), per stage and agent start."""
+    total = contract.RESULT.tally(limits)
+    slots = 0
+    for kind, node in contract.EVENTS.items():
+        n = contract.event_budget(kind, limits.epochs)
+        slots += n
+        if kind == "stage":
+            starts_stages = contract.STARTS_MAX * len(contract.STAGES)
+            per = math.log2(limits.images + 2) + contract.STAGE_STEPS + 1
+            total = total + Tally(per * starts_stages, numbers=2 * n, choices=n)
         else:
-            for i, x in enumerate(self.seq(v, where, len(self.limits.classes))):
-                item(x, f"{where}[{i}]")
-
-    def free(self, v: Any, where: str, depth: int = 0) -> None:
-        """Small free-form diagnostics (delegate info): scalars, short lists, shallow dicts."""
-        if isinstance(v, (dict, list)) and depth > 2:
-            self.fail(where, "nested too deeply")
-        if isinstance(v, dict):
-            if len(v) > 32:
-                self.fail(where, "more than 32 fields")
-            for k, x in v.items():
-                self.ident(k, f"{where} key")
-                if k.endswith("hash") and isinstance(x, str) and _HASH_RE.match(x):
-                    continue  # a model or plan hash names host-built bytes, nothing of the user
-                self.free(x, f"{where}.{k}", depth + 1)
-        elif isinstance(v, list):
-            for i, x in enumerate(self.seq(v, where, 16)):
-                self.free(x, f"{where}[{i}]", depth + 1)
-        elif isinstance(v, str):
-            self.text(v, where)
-        elif v is not None and not isinstance(v, bool):
-            self.num(v, where, nan=True)
+            total = total + node.tally(limits).times(n)
+    total = total + Tally(slots * math.log2(len(contract.EVENTS) + 1))
+    return Bound(bits=total.bits, numbers=total.numbers, choices=total.choices)
 
 
-PHASES = ("head", "finetune")
-DELEGATES = ("nnapi", "gpu", "xnnpack", "cpu")
-DELEGATION_FIELDS = ("delegate", "delegated_nodes", "total_nodes")
-MAX_NODES = 100_000
-EPOCH_FIELDS = ("phase", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+def limits_from_params(params: dict[str, Any]) -> EgressLimits:
+    """A run's limits from its stored parameters (the job it was given)."""
+    head = int(params.get("head_epochs", 0))
+    return EgressLimits(epochs=head + int(params.get("finetune_epochs", 0)),
+                        classes=tuple(params.get("classes", ())), head_epochs=head,
+                        train_per_class=int(params.get("train_per_class", 10_000)),
+                        test_per_class=int(params.get("test_per_class", 10_000)))
 
 
-def _check_epoch_fields(c: _Checker, e: dict, where: str) -> None:
-    c.enum(e.get("phase"), f"{where}.phase", PHASES)
-    c.int_(e.get("epoch"), f"{where}.epoch", lo=1, hi=c.limits.epochs)
-    for k in ("train_loss", "test_loss"):
-        c.num(e.get(k), f"{where}.{k}", lo=0, nan=True)
-    for k in ("train_acc", "test_acc"):
-        c.num(e.get(k), f"{where}.{k}", lo=0, hi=1)
-    c.num(e.get("seconds"), f"{where}.seconds", lo=0)
+# ---------------------------------------------------------------------------------------------
+# Admission (pure)
 
 
-def _check_delegate(c: _Checker, d: dict, where: str) -> None:
-    c.enum(d.get("requested"), f"{where}.requested", DELEGATES, null=True)
-    c.ident(d.get("used"), f"{where}.used", null=True)
-    c.text(d.get("reason"), f"{where}.reason")
-    c.free(d.get("info"), f"{where}.info")
+def _phase_rule(e: dict, limits: EgressLimits, where: str) -> None:
+    if limits.head_epochs is None:
+        return
+    want = "head" if e["epoch"] <= limits.head_epochs else "finetune"
+    if e["phase"] != want:
+        raise _Refusal(f"{where}.phase: epoch {e['epoch']} belongs to the {want} phase")
 
 
-def check_event(ev: Any, limits: EgressLimits, last_seq: int) -> None:
-    """Refuse an event that is not the contract's shape or carries more than progress."""
-    c = _Checker(limits, max_numbers=64)
-    base = ("seq", "t", "kind")
+def check_event(ev: Any, limits: EgressLimits, last_seq: int) -> dict[str, Any]:
+    """The admitted event (quantized; `t` dropped: the host keeps its own clock), or a
+    refusal when it is not the contract's shape."""
     if not isinstance(ev, dict):
-        c.fail("event", "not an object")
-    for k in base:
+        raise _Refusal("event: not an object")
+    for k in contract.EVENT_BASE:
         if k not in ev:
-            c.fail("event", f"missing field {k!r}")
-    if isinstance(ev["seq"], bool) or not isinstance(ev["seq"], int) or ev["seq"] <= last_seq:
-        c.fail("event.seq", f"not an integer above the previous seq {last_seq}")
-    c.num(ev["t"], "event.t", lo=0, null=False)
+            raise _Refusal(f"event: missing field {k!r}")
+    seq = ev["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq <= last_seq:
+        raise _Refusal(f"event.seq: not an integer above the previous seq {last_seq}")
+    t = ev["t"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        raise _Refusal("event.t: not a time")
     kind = ev["kind"]
-    c.enum(kind, "event.kind", contract.EVENT_KINDS)
-    w = f"{kind} event"
-    if kind == "start":
-        c.obj(ev, w, (*base, "agent_version", "interpreter", "pid", "python"))
-        c.text(ev.get("agent_version"), f"{w}.agent_version", max_len=WORD_MAX)
-        c.text(ev.get("interpreter"), f"{w}.interpreter", max_len=WORD_MAX)
-        c.text(ev.get("python"), f"{w}.python", max_len=WORD_MAX)
-        c.int_(ev.get("pid"), f"{w}.pid", null=True)
-    elif kind == "stage":
-        c.obj(ev, w, (*base, "stage", "done", "total"), required=("stage",))
-        c.ident(ev["stage"], f"{w}.stage")
-        c.int_(ev.get("done"), f"{w}.done", null=True)
-        c.int_(ev.get("total"), f"{w}.total", null=True)
-        if isinstance(ev.get("done"), int) and isinstance(ev.get("total"), int) \
-                and ev["done"] > ev["total"]:
-            c.fail(w, "done exceeds total")
-    elif kind == "delegate":
-        c.obj(ev, w, (*base, "requested", "used", "reason", "info"))
-        _check_delegate(c, ev, w)
-    elif kind == "epoch":
-        c.obj(ev, w, (*base, *EPOCH_FIELDS), required=("phase", "epoch"))
-        _check_epoch_fields(c, ev, w)
-    elif kind == "checkpoint":
-        c.obj(ev, w, (*base, "epoch"), required=("epoch",))
-        c.int_(ev["epoch"], f"{w}.epoch", lo=0, hi=limits.epochs)
-    elif kind == "done":
-        c.obj(ev, w, (*base, "status", "accuracy"), required=("status",))
-        c.enum(ev["status"], f"{w}.status", ("finished", "cancelled"))
-        c.num(ev.get("accuracy"), f"{w}.accuracy", lo=0, hi=1)
-    elif kind == "error":
-        c.obj(ev, w, (*base, "code", "message"), required=("message",))
-        c.ident(ev.get("code"), f"{w}.code", null=True)
-        c.text(ev["message"], f"{w}.message", null=False)
-    elif kind == "log":
-        c.obj(ev, w, (*base, "level", "message"), required=("message",))
-        c.ident(ev.get("level"), f"{w}.level", null=True)
-        c.text(ev["message"], f"{w}.message", null=False)
-
-
-LOG_EVENTS_MAX = 256  # free-text log lines a run may send (the agent sends none today)
+    if not isinstance(kind, str) or kind not in contract.EVENTS:
+        raise _Refusal(f"event.kind: not one of {', '.join(contract.EVENT_KINDS)}")
+    node = contract.EVENTS[kind]
+    body = {k: v for k, v in ev.items() if k not in contract.EVENT_BASE}
+    try:
+        admitted = node.admit(body, limits, f"{kind} event")
+    except Violation as v:
+        raise _Refusal(str(v)) from None
+    if kind == "stage" and admitted["done"] > admitted["total"]:
+        raise _Refusal("stage event: done exceeds total")
+    if kind == "epoch":
+        _phase_rule(admitted, limits, "epoch event")
+    return {"seq": seq, "kind": kind, **admitted}
 
 
 @dataclass
 class StreamState:
-    """What the events so far allow next: progress only moves forward within a stage, so a
-    long stream of stage events carries progress, not a payload in its numbers."""
+    """What the events so far allow next: each kind within its budget, stage progress only
+    forward on its grid, so a long stream of events carries progress, not a payload."""
 
-    stages: dict[str, tuple[int | None, int]] = field(default_factory=dict)  # total, done
-    logs: int = 0
+    stages: dict[str, tuple[int, int]] = field(default_factory=dict)  # total, done
+    counts: dict[str, int] = field(default_factory=dict)
 
 
-def check_stream(ev: dict, state: StreamState) -> None:
-    """Rules across events (after `check_event`); updates `state`. An agent (re)start begins
-    its stages afresh."""
+def check_stream(ev: dict, state: StreamState, limits: EgressLimits) -> None:
+    """Rules across admitted events; updates `state`. An agent (re)start begins its stages
+    afresh."""
     kind = ev["kind"]
     w = f"{kind} event"
+    n = state.counts.get(kind, 0) + 1
+    budget = contract.event_budget(kind, limits.epochs)
+    if n > budget:
+        raise _Refusal(f"{w}: more than the {budget} a run may send")
+    state.counts[kind] = n
     if kind == "start":
         state.stages.clear()
     elif kind == "stage":
-        total, done = ev.get("total"), ev.get("done") or 0
+        total, done = ev["total"], ev["done"]
+        if done != contract.stage_step(done, total):
+            raise _Refusal(f"{w}.done: not on the stage's progress grid")
         seen = state.stages.get(ev["stage"])
         if seen is not None:
             if total != seen[0]:
                 raise _Refusal(f"{w}.total: changed within the stage")
-            if done < seen[1]:
-                raise _Refusal(f"{w}.done: went back within the stage")
+            if done <= seen[1]:
+                raise _Refusal(f"{w}.done: did not move forward within the stage")
         state.stages[ev["stage"]] = (total, done)
-    elif kind == "log":
-        state.logs += 1
-        if state.logs > LOG_EVENTS_MAX:
-            raise _Refusal(f"{w}: more than {LOG_EVENTS_MAX} log lines in one run")
 
 
-def check_result(res: Any, limits: EgressLimits, run_key: str) -> None:
-    """Refuse a result that is not the contract's shape or carries more than aggregates."""
-    c = _Checker(limits, max_numbers=limits.max_numbers)
-    c.obj(res, "result", contract.RESULT_KEYS, required=("schema", "run_key", "status"))
-    c.int_(res["schema"], "result.schema", lo=1, hi=100)
+def check_result(res: Any, limits: EgressLimits, run_key: str) -> dict[str, Any]:
+    """The admitted result (quantized, only the schema's fields), or a refusal."""
+    if not isinstance(res, dict):
+        raise _Refusal("result: not an object")
+    if "run_key" not in res:
+        raise _Refusal("result: missing field 'run_key'")
     if res["run_key"] != run_key:
-        c.fail("result.run_key", "belongs to another run")
-    c.enum(res["status"], "result.status", ("finished", "cancelled", "failed"))
-    c.num(res.get("accuracy"), "result.accuracy", lo=0, hi=1)
-    if res.get("per_class_accuracy") is not None:
-        c.per_class(res["per_class_accuracy"], "result.per_class_accuracy",
-                    lambda x, w: c.num(x, w, lo=0, hi=1))
-    for i, e in enumerate(c.seq(res.get("epochs") or [], "result.epochs", limits.epochs)):
-        c.obj(e, f"result.epochs[{i}]", EPOCH_FIELDS, required=("phase", "epoch"))
-        _check_epoch_fields(c, e, f"result.epochs[{i}]")
-    timing = res.get("timing") or {}
-    if not isinstance(timing, dict) or len(timing) > 16:
-        c.fail("result.timing", "not an object of at most 16 timings")
-    for k, v in timing.items():
-        c.ident(k, "result.timing key")
-        if k == "train_per_epoch":
-            for i, x in enumerate(c.seq(v, "result.timing.train_per_epoch", limits.epochs)):
-                c.num(x, f"result.timing.train_per_epoch[{i}]", lo=0)
-        else:
-            c.num(v, f"result.timing.{k}", lo=0)
-    c.num(res.get("peak_memory_mb"), "result.peak_memory_mb", lo=0)
-    if res.get("delegate") is not None:
-        c.obj(res["delegate"], "result.delegate", ("requested", "used", "reason", "info"))
-        _check_delegate(c, res["delegate"], "result.delegate")
-    delegation = res.get("delegation")
-    if delegation is not None:
-        c.obj(delegation, "result.delegation", ("frozen", "train"))
-        for model, d in delegation.items():
-            w = f"result.delegation.{model}"
-            c.obj(d, w, DELEGATION_FIELDS, required=("delegate",))
-            c.enum(d["delegate"], f"{w}.delegate", ("xnnpack", "nnapi", "gpu", "none"))
-            for k in DELEGATION_FIELDS[1:]:
-                c.int_(d.get(k), f"{w}.{k}", hi=MAX_NODES, null=True)
-    versions = res.get("versions") or {}
-    if not isinstance(versions, dict) or len(versions) > 8:
-        c.fail("result.versions", "not an object of at most 8 versions")
-    for k, v in versions.items():
-        c.ident(k, "result.versions key")
-        c.text(v, f"result.versions.{k}", max_len=WORD_MAX)
-    phases = res.get("phases")
-    if phases is not None:
-        c.obj(phases, "result.phases", PHASES)
-        for name, ph in phases.items():
-            w = f"result.phases.{name}"
-            c.obj(ph, w, ("epochs", "ran", "skipped"))
-            c.int_(ph.get("epochs"), f"{w}.epochs", hi=limits.epochs, null=True)
-            c.int_(ph.get("ran"), f"{w}.ran", hi=limits.epochs, null=True)
-            c.text(ph.get("skipped"), f"{w}.skipped")
-    counts = res.get("counts")
-    if counts is not None:
-        skips = ("skipped_corrupt", "skipped_too_large", "skipped_unsupported")
-        c.obj(counts, "result.counts", ("train", "test", *skips, "per_class_train",
-                                        "per_class_test"))
-        for k in ("train", "test", *skips):
-            c.int_(counts.get(k), f"result.counts.{k}", null=True)
-        for k in ("per_class_train", "per_class_test"):
-            if counts.get(k) is not None:
-                c.per_class(counts[k], f"result.counts.{k}",
-                            lambda x, w: c.int_(x, w, null=True))
+        raise _Refusal("result.run_key: belongs to another run")
+    try:
+        admitted = contract.RESULT.admit({**res, "run_key": None}, limits, "result")
+    except Violation as v:
+        raise _Refusal(str(v)) from None
+    for i, e in enumerate(admitted.get("epochs", [])):
+        if e["epoch"] != i + 1:
+            raise _Refusal(f"result.epochs[{i}].epoch: not epoch {i + 1}")
+        _phase_rule(e, limits, f"result.epochs[{i}]")
+    return {"run_key": run_key, **admitted}
 
 
-    data = res.get("data")
-    if data is not None:
-        c.obj(data, "result.data", ("decode", "orientation", "max_pixels"))
-        c.enum(data.get("decode"), "result.data.decode", ("fast", "exact"), null=True)
-        c.enum(data.get("orientation"), "result.data.orientation", ("exif", "ignore"),
-               null=True)
-        c.int_(data.get("max_pixels"), "result.data.max_pixels", lo=1, null=True)
+def render(catalogue_node: Msg, msg: dict | None) -> str | None:
+    from device_agent.schema import render as _render
+
+    return _render(catalogue_node.catalogue, msg)
 
 
 def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict:
@@ -402,27 +234,15 @@ def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict:
     return out
 
 
-def _depth(v: Any) -> int:
-    if isinstance(v, dict):
-        return 1 + max((_depth(x) for x in v.values()), default=0)
-    if isinstance(v, list):
-        return 1 + max((_depth(x) for x in v), default=0)
-    return 0
-
-
 def parse_json(raw: bytes) -> Any:
-    """Decode admitted bytes: UTF-8 text, one JSON value, no duplicate keys, shallow."""
+    """Decode admitted bytes: ASCII JSON text (the schema has no other characters), one
+    value, no duplicate keys."""
+    if not raw.isascii():
+        raise _Refusal("not ASCII JSON text (binary content?)")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Refusal("not UTF-8 text") from None
-    try:
-        value = json.loads(text, object_pairs_hook=_strict_pairs)
-    except ValueError:
+        return json.loads(raw.decode("ascii"), object_pairs_hook=_strict_pairs)
+    except (ValueError, RecursionError):
         raise _Refusal("not valid JSON") from None
-    if _depth(value) > 6:
-        raise _Refusal("JSON nested too deeply")
-    return value
 
 
 def _sha(data: bytes) -> str:
@@ -446,6 +266,7 @@ class EgressGuard:
         run_key: str,
         limits: EgressLimits,
         device_id: int | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         runs = posixpath.join(link.root, "runs")
         if posixpath.normpath(run_dir) != run_dir or posixpath.dirname(run_dir) != runs:
@@ -457,7 +278,9 @@ class EgressGuard:
         self.run_dir = run_dir
         self.run_key = run_key
         self.limits = limits
+        self.clock = clock
         self.events_offset = 0
+        self.tail = b""  # the unfinished last line read so far (read again with the next)
         self.last_seq = 0
         self.torn = 0
         self.stream = StreamState()
@@ -473,6 +296,10 @@ class EgressGuard:
     def result_path(self) -> str:
         return posixpath.join(self.run_dir, contract.RESULT_FILE)
 
+    @property
+    def bound(self) -> Bound:
+        return information_bound(self.limits)
+
     # -------------------------------------------------------------- public reads
 
     def read(self, device_path: str) -> Any:
@@ -485,32 +312,38 @@ class EgressGuard:
         raise AssertionError("unreachable: every other path is refused")
 
     def read_result(self) -> dict | None:
-        """result.json, checked; None when the agent has not written it."""
+        """result.json, admitted; None when the agent has not written it."""
         path = self.result_path
-        raw = self._fetch(path, 0, contract.EGRESS_ALLOWED[contract.RESULT_FILE])
+        raw = self._fetch(path, 0, self.limits.result_cap)
         if raw is None:
             return None
         try:
-            value = parse_json(raw)
-            check_result(value, self.limits, self.run_key)
+            value = check_result(parse_json(raw), self.limits, self.run_key)
         except _Refusal as r:
             self._refuse(path, "metrics", len(raw), _sha(raw), r.reason)
         self._record("pull", path, len(raw), _sha(raw))
         return value
 
     def read_events(self) -> list[dict]:
-        """The events appended since the last read (complete lines only), checked."""
+        """The events appended since the last read (complete lines only), admitted. The
+        unfinished last line is checked too, before its bytes are recorded."""
         path = self.events_path
         raw = self._fetch(path, self.events_offset, EVENTS_CHUNK)
         if not raw:
             return []
         end = raw.rfind(b"\n") + 1
+        tail = raw[end:]
         events: list[dict] = []
         last, torn = self.last_seq, self.torn
+        stream = StreamState(dict(self.stream.stages), dict(self.stream.counts))
+        now = round(self.clock())
         start = after = 0  # where the current line begins in `raw`, where the next does
         try:
-            if end == 0 and len(raw) >= LINE_MAX:
-                raise _Refusal(f"an event line longer than {LINE_MAX} bytes")
+            if not raw.startswith(self.tail):
+                raise _Refusal("events.jsonl changed behind its last line (not append-only)")
+            if len(tail) > LINE_MAX or _TAIL_RE.fullmatch(tail) is None:
+                raise _Refusal(f"the unfinished last line is not the start of an event of at "
+                               f"most {LINE_MAX} bytes")
             for n, line in enumerate(raw[:end].splitlines(), start=1):
                 where = f"line {n} after byte {self.events_offset}"
                 start, after = after, after + len(line) + 1
@@ -520,27 +353,30 @@ class EgressGuard:
                     ev = parse_json(line)
                 except _Refusal as r:
                     # A killed agent can leave a cut line; on resume it ends it and goes on.
-                    if r.reason == "not valid JSON" and _TORN_RE.match(line) and torn < TORN_MAX:
+                    if r.reason == "not valid JSON" and _TORN_RE.fullmatch(line) \
+                            and torn < TORN_MAX:
                         torn += 1
                         continue
                     raise _Refusal(f"{where}: {r.reason}") from None
                 if isinstance(ev, dict) and type(ev.get("seq")) is int and ev["seq"] <= last:
                     self.order_break_at = self.events_offset + start
                 try:
-                    check_event(ev, self.limits, last)
-                    check_stream(ev, self.stream)
+                    admitted = check_event(ev, self.limits, last)
+                    check_stream(admitted, stream, self.limits)
                 except _Refusal as r:
                     raise _Refusal(f"{where}: {r.reason}") from None
-                last = ev["seq"]
-                events.append(ev)
+                last = admitted["seq"]
+                events.append({**admitted, "t": now})
         except _Refusal as r:
             self._refuse(path, "metrics", len(raw), _sha(raw), r.reason)
-        # Every byte that crossed counts, the partial last line included (it is read again).
+        # Every byte that crossed counts, the unfinished line included (it is read again).
         note = f"{torn - self.torn} cut-short event line(s) skipped" if torn > self.torn else None
         self._record("pull", path, len(raw), _sha(raw), note)
         self.torn = torn
         self.events_offset += end
+        self.tail = tail
         self.last_seq = last
+        self.stream = stream
         return events
 
     # -------------------------------------------------------------- internals
@@ -555,33 +391,26 @@ class EgressGuard:
         return None
 
     def _fetch(self, path: str, offset: int, max_bytes: int) -> bytes | None:
-        """Checked raw read: path, file type, symlinks and size first, then the bytes."""
+        """One bounded, no-follow read of an allowed path; None when the file is absent."""
         problem = self._path_problem(path)
-        kind = "other" if problem else "metrics"
         if problem:
-            self._refuse(path, kind, 0, None, problem)
-        st = self.link.stat(path)
-        if st is None:
-            return None
-        if st.is_symlink:
-            self._refuse(path, kind, 0, None, "a symlink")
-        if not st.is_file:
-            self._refuse(path, kind, 0, None, "not a regular file")
-        if st.real_path != path:
-            self._refuse(path, kind, 0, None, "reached through a symlinked folder")
+            self._refuse(path, "other", 0, None, problem)
         cap = contract.EGRESS_ALLOWED[posixpath.basename(path)]
-        if st.size > cap:
-            self._refuse(path, kind, 0, None, f"{st.size} bytes, over its {cap}-byte cap")
-        want = min(max_bytes, st.size - offset)
-        if want <= 0:
-            return b""
-        head = self.link.read_file(path, min(SNIFF, want), offset)
-        if head.lstrip()[:1] not in (b"{", b""):
-            self._refuse(path, kind, len(head), _sha(head), "not JSON text (binary content?)")
-        rest = b""
-        if len(head) == SNIFF and want > SNIFF:
-            rest = self.link.read_file(path, want - len(head), offset + len(head))
-        return head + rest
+        if posixpath.basename(path) == contract.RESULT_FILE:
+            cap = self.limits.result_cap
+        got = self.link.read_once(path, offset, max_bytes, cap)
+        if got.status == "none":
+            return None
+        if got.status != "ok":
+            reason = {"link": "a symlink (the file or a folder on its way)",
+                      "other": "not a regular file",
+                      "big": f"{got.size} bytes, over its {cap}-byte cap",
+                      "binary": "not ASCII JSON text (binary content?), not sent by the phone",
+                      }.get(
+                got.status, f"unreadable ({got.status})")
+            data = got.data
+            self._refuse(path, "metrics", len(data), _sha(data) if data else None, reason)
+        return got.data
 
     def _record(self, direction: str, path: str, nbytes: int, sha: str | None,
                 reason: str | None = None, kind: str = "metrics") -> None:

@@ -23,6 +23,7 @@ from orchestrator.devices.clean import clean
 from orchestrator.devices.doctor import gather, run_checks
 from orchestrator.errors import DeviceOffline
 from orchestrator.runner.adb_link import AdbLink
+from orchestrator.runner.link import OnceRead
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,17 +117,16 @@ def test_many_small_files_share_one_sync_session(link, pixel, tmp_path):
                for i, p in zip(infos, files, strict=True))
 
 
-def test_read_file_returns_only_the_asked_bytes(link, pixel):
-    """Offset and length are honoured on the phone; a missing file is a command failure."""
+def test_read_once_returns_only_the_asked_bytes(link, pixel):
+    """Offset and length are honoured on the phone, in one read; a missing file says so."""
     path = f"{link.root}/runs/r1/{contract.EVENTS_FILE}"
     host = pixel.host_path(path)
     host.parent.mkdir(parents=True)
     host.write_bytes(b'{"seq": 1}\n{"seq": 2}\n')
-    assert link.read_file(path, 10, 0) == b'{"seq": 1}'
-    assert link.read_file(path, 100, 11) == b'{"seq": 2}\n'
-    assert link.read_file(path, 5, 100) == b""
-    with pytest.raises(Exception, match="read"):
-        link.read_file(path + ".missing", 5)
+    assert link.read_once(path, 0, 10, 1000).data == b'{"seq": 1}'
+    assert link.read_once(path, 11, 100, 1000).data == b'{"seq": 2}\n'
+    assert link.read_once(path, 100, 5, 1000) == OnceRead("ok", 22, b"")
+    assert link.read_once(path + ".missing", 0, 5, 1000).status == "none"
 
 
 def test_stat_tells_files_symlinks_and_absence(link, pixel):

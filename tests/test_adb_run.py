@@ -210,8 +210,8 @@ def test_a_second_run_pushes_no_model_or_image_again(pixel7, photos, home):
 
 def test_planted_jpeg_and_oversized_result_are_refused_over_adb(pixel7, photos, home):
     """In a run folder on the phone: a planted JPEG, a JPEG renamed result.json and an
-    oversized result are refused; each refusal is in the ledger, no photo bytes come back
-    beyond the 64-byte sniff that tells a JPEG from JSON."""
+    oversized result are refused; each refusal is in the ledger, and no photo byte comes
+    back: the phone's reader sends nothing that is not ASCII text."""
     link = AdbLink(pixel7.serial)
     run_dir = f"{link.root}/runs/planted-{os.getpid()}"
     folder = pixel7.host_path(run_dir)
@@ -227,7 +227,7 @@ def test_planted_jpeg_and_oversized_result_are_refused_over_adb(pixel7, photos, 
         with pytest.raises(EgressRefused, match="not one of the files"):
             guard.read(f"{run_dir}/cat.1.jpg")
         (folder / contract.RESULT_FILE).write_bytes(jpeg)
-        with pytest.raises(EgressRefused, match="not JSON text"):
+        with pytest.raises(EgressRefused, match="not ASCII JSON text"):
             guard.read_result()
         (folder / contract.RESULT_FILE).write_text(
             '{"schema": 1, "pad": "' + "x" * (300 * 1024) + '"}')
@@ -235,8 +235,7 @@ def test_planted_jpeg_and_oversized_result_are_refused_over_adb(pixel7, photos, 
             guard.read_result()
         ledger = repo.run_transfers(session=s, run_id=run.id)
     assert [t.direction for t in ledger] == ["refused"] * 3
-    assert [t.bytes for t in ledger] == [0, 64, 0]
-    assert ledger[1].sha256 == hashlib.sha256(jpeg[:64]).hexdigest()
+    assert [t.bytes for t in ledger] == [0, 0, 0]  # the phone's reader sent none of them
     verdict = orch("audit", str(run.id), "--format", "json")
     assert verdict.returncode == 0 and len(json.loads(verdict.stdout)["verdict"]["refused"]) == 3
 
@@ -279,7 +278,7 @@ def _agent_host_pid(run_dir: str) -> int | None:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"device_agent" in cmd and run_dir.encode() in cmd:
+        if any(b"device_agent" in a for a in cmd) and run_dir.encode() in cmd:
             return int(proc.name)
     return None
 

@@ -78,7 +78,7 @@ def test_run_detail_has_metrics_ledger_and_verdict(env):
     assert len(body["transfers"]) == len(repo.run_transfers(session=s, run_id=run_id))
     assert len(body["samples"]) == len(repo.run_samples(session=s, run_id=run_id))
     assert body["audit"]["verdict"] == "pass"
-    assert body["audit"]["headline"] == "0 image bytes left the device"
+    assert body["audit"]["headline"] == "0 image bytes left the device: only schema data crossed"
     assert body["device"]["serial"] == repo.get_device(session=s,
                                                        device_id=body["run"]["device_id"]).serial
 

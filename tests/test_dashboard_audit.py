@@ -37,7 +37,7 @@ def test_metrics_only_ledger_passes_with_totals_by_kind():
     rows = _clean_ledger()
     v = audit_verdict(rows)
     assert v.verdict == "pass" and v.ok
-    assert v.headline == "0 image bytes left the device"
+    assert v.headline == "0 image bytes left the device: only schema data crossed"
     pushed = {t.kind: (t.files, t.bytes) for t in v.pushed_by_kind}
     expected_models = [r.bytes for r in rows if r.direction == "push" and r.kind == "model"]
     assert pushed["model"] == (len(expected_models), sum(expected_models))

@@ -21,7 +21,8 @@ def epoch(seq: int, n: int, phase: str, acc: float) -> dict:
 
 EVENTS = [
     ev(1, "start", agent_version="0.1.0", interpreter="ai_edge_litert", pid=10),
-    ev(2, "delegate", requested="nnapi", used="cpu", reason="no NNAPI plan", info={"threads": 2}),
+    ev(2, "delegate", requested="nnapi", used="cpu", reason={"code": "nnapi_no_plan"},
+       info={"threads": 2}),
     ev(3, "stage", stage="features", done=16, total=16),
     epoch(4, 1, "head", 0.6),
     ev(5, "checkpoint", epoch=1),
@@ -65,14 +66,14 @@ def test_events_read_twice_are_stored_once(store):
 
 
 def test_error_event_fails_the_run_and_keeps_metrics(store):
-    """An error event marks the run failed with a one-line reason; earlier epochs stay."""
+    """An error event marks the run failed with its catalogue message; earlier epochs stay."""
     session, run_id, _ = store
     out = ingest_events(session=session, run_id=run_id, events=[
-        *EVENTS[:4], ev(5, "error", code="disk_full", message="no space left for the cache")])
+        *EVENTS[:4], ev(5, "error", code="disk_full")])
 
     assert out.terminal == "failed"
     run = repo.get_run(session=session, run_id=run_id)
-    assert run.status == "failed" and run.error == "disk_full: no space left for the cache"
+    assert run.status == "failed" and run.error == "disk_full: the phone's storage is full"
     assert run.progress["terminal"] == "failed"  # kept even if the status is overwritten later
     assert len(repo.run_metrics(session=session, run_id=run_id, key="test_acc")) == 1
 
@@ -95,7 +96,8 @@ def test_result_sets_accuracy_timing_and_fills_missing_epochs(store):
                          for e in (EVENTS[3], EVENTS[5])],
               "timing": {"train": 3.0, "total": 9.0},
               "versions": {"agent": "0.1.0", "interpreter": "ai_edge_litert"},
-              "delegate": {"requested": "nnapi", "used": "cpu", "reason": "no NNAPI plan"}}
+              "delegate": {"requested": "nnapi", "used": "cpu",
+                           "reason": {"code": "nnapi_no_plan"}}}
 
     run = ingest_result(session=session, run_id=run_id, result=result,
                         host_timing={"wall": 12.5})

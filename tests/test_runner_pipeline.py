@@ -220,7 +220,8 @@ def test_an_agent_error_fails_the_run_with_its_reason(env, builder):
 
     (r,) = run(env, spec, ["method1"], builder)
 
-    assert r.status == "failed" and "data folder does not exist" in r.error
+    assert r.status == "failed" and r.error == ("data_missing: the data folder or a class "
+                                                "folder is missing on the phone")
     rows = repo.run_transfers(session=session, run_id=r.id)
     assert not [t for t in rows if t.kind == "images"]  # device: data is never staged
 
@@ -243,7 +244,7 @@ import json, os, sys, time
 run_dir = sys.argv[2]
 job = json.load(open(os.path.join(run_dir, "job.json")))
 with open(os.path.join(run_dir, "events.jsonl"), "a") as f:
-    f.write(json.dumps({"seq": 1, "t": time.time(), "kind": "start", "agent_version": "x"}) + "\\n")
+    f.write(json.dumps({"seq": 1, "t": time.time(), "kind": "start"}) + "\\n")
     f.write(json.dumps({"seq": 2, "t": time.time(), "kind": "done", "status": "finished"}) + "\\n")
 fmap = [[[0.5] * 8] * 5] * 5
 json.dump({"schema": 1, "run_key": job["run_key"], "status": "finished", "accuracy": 0.9,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,15 +207,18 @@ def sh(script: str) -> subprocess.CompletedProcess:
 
 
 def test_scripts_quote_odd_paths_and_read_exact_ranges(tmp_path):
-    """stat / read_range / sha256 / exists on a file whose name has spaces and quotes."""
+    """stat / read_once / sha256 / exists on a file whose name has spaces and quotes."""
     target = tmp_path / "it's a \"file\".json"
     target.write_bytes(b"0123456789")
     link = tmp_path / "link"
     link.symlink_to(target)
     path = str(target)
 
-    assert sh(scripts.read_range(path, 3, 4)).stdout == b"3456"
-    assert sh(scripts.read_range(str(tmp_path / "missing"), 0, 4)).returncode == 2
+    assert sh(scripts.read_once(sys.executable, path, 3, 4, 100)).stdout == b"ok 10 4\n3456"
+    assert sh(scripts.read_once(sys.executable, path, 0, 4, 9)).stdout == b"big 10\n"
+    assert sh(scripts.read_once(sys.executable, str(tmp_path / "missing"), 0, 4, 9)
+              ).stdout == b"none\n"
+    assert sh(scripts.read_once(sys.executable, str(link), 0, 4, 99)).stdout == b"link\n"
     kind, size, real = sh(scripts.stat(path)).stdout.decode().strip().split(" ", 2)
     assert (kind, size, real) == ("file", "10", path)
     assert sh(scripts.stat(str(link))).stdout.decode().strip().endswith(path)  # resolved

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from orchestrator.errors import DeviceCommandFailed, DeviceError
 from orchestrator.launchers import scripts
-from orchestrator.runner.link import AgentHandle, FileStat
+from orchestrator.runner.link import AgentHandle, FileStat, OnceRead, parse_once
 
 LAUNCHERS = ("direct", "runas", "ssh")
 _SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *]?(.+)$")
@@ -68,17 +68,19 @@ class AgentControl:
         self.shell.run_rc(scripts.stop(run_dir, grace_s), timeout=grace_s + 30,
                           what="stop agent")
 
-    def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
-        if max_bytes <= 0:
-            return b""
-        sftp = getattr(self.shell, "read_range", None)  # ssh reads by SFTP
-        if sftp is not None:
-            return sftp(device_path, offset, max_bytes)[:max_bytes]
-        rc, data = self.shell.read_bytes(scripts.read_range(device_path, offset, max_bytes),
-                                         what="read")
+    def read_once(self, device_path: str, offset: int, max_bytes: int, cap: int) -> OnceRead:
+        """One bounded read that follows no symlink, by the phone's own Python started
+        isolated (`orchestrator.read_once`); every launcher reads the same way."""
+        rc, data = self.shell.read_bytes(
+            scripts.read_once(self.python, device_path, offset, max_bytes, cap), what="read")
         if rc != 0:
-            raise DeviceCommandFailed(f"read {device_path}", rc, "")
-        return data[:max_bytes]
+            return OnceRead("error", 0, data)
+        return parse_once(data, max_bytes)
+
+    def prune(self, folder: str, keep: list[str]) -> int:
+        """Remove what orch did not push from a staged folder; how many entries went."""
+        out = self.run(scripts.prune(folder, keep), what="prune")
+        return check_pruned(folder, keep, out)
 
     def stat(self, device_path: str) -> FileStat | None:
         rc, out = self.shell.run_rc(scripts.stat(device_path), what="stat")
@@ -104,6 +106,25 @@ class AgentControl:
 
     def remove(self, device_path: str) -> None:
         self.run(f"rm -rf {scripts.q(device_path)}", what="rm")
+
+
+def check_pruned(folder: str, keep: list[str], out: str) -> int:
+    """Entries removed, from the prune script's output; a DeviceError when anything but the
+    pushed files (and their folders) is left, or any of them is a symlink."""
+    lines = out.strip().splitlines()
+    last = lines[-1].split() if lines else []
+    dirs = {d for p in keep for d in _parents(p)}
+    if len(last) != 3 or last[0] != "left" or not last[1].isdigit() \
+            or int(last[1]) > len(set(keep) | dirs) or last[2] != "0":
+        raise DeviceError(f"The staged folder {folder} holds files orch did not push and they "
+                          "could not be removed, so the agent is not started.",
+                          hint="Remove the folder (`orch devices clean DEV`) and run again.")
+    return sum(1 for line in lines if line == "removed")
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def unknown_launcher(name: str) -> DeviceError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from pathlib import Path
 
 from device_agent import contract
 
@@ -32,6 +33,36 @@ def pid_guard(run_dir: str) -> str:
             "|| exit 1; ")
 
 
+def agent_argv(python: str, agent_dir: str, run_dir: str, resume: bool, *,
+               command: str = "run", standby_s: float | None = None) -> list[str]:
+    """The agent's command line (`run` or `repair`): Python isolated (-I: no PYTHON*
+    variables, no user site, no current folder; -B: no bytecode written), the staged bundle
+    put first on sys.path by hand. Only the interpreter's own site-packages (Termux's numpy,
+    Pillow, tflite-runtime) come from outside the bundle."""
+    boot = (f"import sys; sys.path.insert(0, {agent_dir!r}); "
+            "from device_agent.__main__ import main; sys.exit(main(sys.argv[1:]))")
+    return [python, "-I", "-B", "-u", "-c", boot, command, run_dir] + (
+        ["--resume"] if resume else []) + (
+        ["--standby", f"{standby_s:g}"] if standby_s is not None else [])
+
+
+def prune(folder: str, keep: list[str]) -> str:
+    """Remove every entry of `folder` that is not in `keep` (relative paths of the files orch
+    pushed, and their folders); prints `removed` per entry, then `left N LINKS`."""
+    dirs = {posixpath.dirname(p) for p in keep}
+    for d in list(dirs):
+        while d:
+            dirs.add(d)
+            d = posixpath.dirname(d)
+    names = sorted(set(keep) | (dirs - {""}))
+    patterns = "|".join(q("./" + n) for n in names) or "''"
+    return (f"cd {q(folder)} 2>/dev/null || {{ echo 'left 0 0'; exit 0; }}; "
+            "find . -mindepth 1 -depth | while IFS= read -r f; do case \"$f\" in "
+            f"{patterns}) [ -L \"$f\" ] || continue;; esac; rm -rf -- \"$f\" && echo removed; "
+            "done; "
+            "echo \"left $(find . -mindepth 1 | wc -l) $(find . -mindepth 1 -type l | wc -l)\"")
+
+
 def start(*, python: str, agent_dir: str, run_dir: str, resume: bool,
           standby_s: float | None = None) -> str:
     """Launch the agent detached; prints its pid. `standby_s`: a warm agent that waits that
@@ -43,16 +74,15 @@ def start(*, python: str, agent_dir: str, run_dir: str, resume: bool,
     events file in the foreground (`device_agent repair`), so the host never reads it
     before the repair.
     """
-    args = f"-u -m device_agent run {q(run_dir)}" + (" --resume" if resume else "")
-    if standby_s is not None:
-        args += f" --standby {standby_s:g}"
+    argv = " ".join(q(a) for a in agent_argv(python, agent_dir, run_dir, resume,
+                                             standby_s=standby_s))
     log = q(posixpath.join(run_dir, contract.LOG_FILE))
     pidfile = q(posixpath.join(run_dir, contract.PID_FILE))
-    env = f"PYTHONPATH={q(agent_dir)} PYTHONDONTWRITEBYTECODE=1"
-    repair = (f"{env} {q(python)} -m device_agent repair {q(run_dir)} >> {log} 2>&1; "
-              if resume else "")
-    return (f"cd {q(agent_dir)} || exit 1; {repair}{env} "
-            f"setsid nohup {q(python)} {args} >> {log} 2>&1 < /dev/null & "
+    repair = (" ".join(q(a) for a in agent_argv(python, agent_dir, run_dir, False,
+                                                command="repair"))
+              + f" >> {log} 2>&1; " if resume else "")
+    return (f"cd {q(agent_dir)} || exit 1; {repair}"
+            f"setsid nohup {argv} >> {log} 2>&1 < /dev/null & "
             f"echo $! > {pidfile} && echo $!")
 
 
@@ -69,10 +99,22 @@ def stop(run_dir: str, grace_s: float) -> str:
             "i=$((i+1)); done; kill -KILL -\"$pid\" 2>/dev/null; exit 0")
 
 
-def read_range(path: str, offset: int, max_bytes: int) -> str:
-    """At most `max_bytes` of a regular file from `offset`; exit 2 when it is not one."""
-    return (f"test -f {q(path)} || exit 2; "
-            f"tail -c +{offset + 1} {q(path)} 2>/dev/null | head -c {max_bytes}")
+def _reader_source() -> str:
+    """orchestrator/read_once.py without its docstring: what the phone's Python runs."""
+    from orchestrator import read_once as module
+
+    text = Path(module.__file__).read_text()
+    return text.split('"""', 2)[2].strip() + "\n"
+
+
+_READER = _reader_source()
+
+
+def read_once(python: str, path: str, offset: int, max_bytes: int, cap: int) -> str:
+    """One bounded no-follow read of `path` (header line, then the bytes), by `python`
+    started isolated and without site: nothing of the agent's folder or environment runs."""
+    return (f"{q(python)} -I -S -c {q(_READER)} {q(path)} {int(offset)} {int(max_bytes)} "
+            f"{int(cap)}")
 
 
 def stat(path: str) -> str:

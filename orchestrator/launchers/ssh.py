@@ -2,18 +2,18 @@
 
 Works with any Termux build (F-Droid and Play ones are not debuggable, so run-as cannot
 enter them). Commands run through exec channels with Termux's environment; the run's files
-come back by SFTP byte ranges. paramiko is an optional dependency: `pip install 'orch[ssh]'`.
+come back like every launcher's, by one no-follow read of Termux's Python (never SFTP,
+which follows symlinks). paramiko is an optional dependency: `pip install 'orch[ssh]'`.
 A dropped link is a DeviceOffline, so `orch run --resume` picks the run up as over adb.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 from typing import Any
 
 from orchestrator.devices.adb import Phone, adb_errors
-from orchestrator.errors import DeviceCommandFailed, DeviceError, DeviceOffline
+from orchestrator.errors import DeviceError, DeviceOffline
 from orchestrator.launchers.keys import KeyStore
 from orchestrator.launchers.termux_env import SSHD_PORT, prelude
 
@@ -160,22 +160,6 @@ class SshShell:
 
     def read_bytes(self, script: str, *, what: str) -> tuple[int, bytes]:
         return self._exec(script, timeout=None, what=what, combine=False)
-
-    def read_range(self, path: str, offset: int, max_bytes: int) -> bytes:
-        """At most `max_bytes` of a file from `offset`, by SFTP."""
-        paramiko = paramiko_module()
-        try:
-            if self._sftp is None:
-                self._sftp = self.connect().open_sftp()
-            with self._sftp.open(path, "rb") as f:
-                f.seek(offset)
-                return f.read(max_bytes)
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.EACCES, errno.EISDIR):  # the file, not the link
-                raise DeviceCommandFailed(f"read {path}", 2, str(e)) from None
-            raise self._lost("sftp read", e) from None
-        except (paramiko.SSHException, EOFError) as e:
-            raise self._lost("sftp read", e) from None
 
 
 class HostKeyChanged(Exception):

@@ -20,7 +20,14 @@ from orchestrator.launchers import scripts
 from orchestrator.launchers.base import AgentControl, AgentShell
 from orchestrator.launchers.termux_env import ORCH_DIR, PREFIX
 from orchestrator.runner.adb_link import DEVICE_ROOT, AdbLink
-from orchestrator.runner.link import AgentHandle, DeviceFacts, FileStat, HealthSample, TransferInfo
+from orchestrator.runner.link import (
+    AgentHandle,
+    DeviceFacts,
+    FileStat,
+    HealthSample,
+    OnceRead,
+    TransferInfo,
+)
 from orchestrator.runner.local_link import file_sha256
 
 STAGED = ("agent", "models", "data")  # folders under the root that live in the staging area
@@ -108,9 +115,13 @@ class TermuxLink:
         self.ensure_layout()
         self.agent.mkdirs(device_path)
 
-    def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
+    def read_once(self, device_path: str, offset: int, max_bytes: int, cap: int) -> OnceRead:
         """Only `orchestrator.egress` calls this: a run's events and result, via Termux."""
-        return self.agent.read_file(device_path, max_bytes, offset)
+        return self.agent.read_once(device_path, offset, max_bytes, cap)
+
+    def prune(self, folder: str, keep: list[str]) -> int:
+        staged = self.staged_path(folder)
+        return self.stage.prune(staged, keep) if staged else self.agent.prune(folder, keep)
 
     def stat(self, device_path: str) -> FileStat | None:
         staged = self.staged_path(device_path)

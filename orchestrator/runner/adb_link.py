@@ -28,6 +28,7 @@ from orchestrator.runner.link import (
     DeviceFacts,
     FileStat,
     HealthSample,
+    OnceRead,
     TransferInfo,
 )
 from orchestrator.runner.local_link import file_sha256
@@ -146,9 +147,15 @@ class AdbLink:
             self._dirs.add(device_path)
             device_path = posixpath.dirname(device_path)
 
-    def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
-        """At most `max_bytes` from `offset`: only those bytes cross the cable."""
-        return self.agent.read_file(device_path, max_bytes, offset)
+    def read_once(self, device_path: str, offset: int, max_bytes: int, cap: int) -> OnceRead:
+        """One bounded no-follow read by the phone's Python: only those bytes cross."""
+        return AgentControl(AdbShell(self.phone), self.python).read_once(
+            device_path, offset, max_bytes, cap)
+
+    def prune(self, folder: str, keep: list[str]) -> int:
+        # Hashes of what was there are read again after this.
+        self._listed = {f for f in self._listed if f != folder and not f.startswith(folder + "/")}
+        return AgentControl(AdbShell(self.phone), "").prune(folder, keep)
 
     def stat(self, device_path: str) -> FileStat | None:
         return self.agent.stat(device_path)

@@ -1,4 +1,6 @@
-"""Ingestion: admitted events and results → the store, idempotently.
+"""Ingestion: admitted events and results (as the egress guard quantized them) → the store,
+idempotently. Catalogue messages (errors, delegate reasons) are stored as the host renders
+them; the agent sends only their codes and numbers.
 
 `Run.events_seen` is the highest event seq ingested, so reading the same events again (a
 resumed run re-reads its events file from the start) stores nothing twice; metrics are also
@@ -14,6 +16,8 @@ from typing import Any
 
 from sqlmodel import Session
 
+from device_agent import contract
+from device_agent.schema import render
 from orchestrator.runner.link import HealthSample
 from orchestrator.store import repo
 from orchestrator.store.public import RunPublic
@@ -81,7 +85,8 @@ def ingest_events(
             progress.update(stage=ev["stage"], done=ev.get("done"), total=ev.get("total"))
         elif kind == "delegate":
             fields.update(delegate_requested=ev.get("requested"), delegate_used=ev.get("used"),
-                          delegate_reason=ev.get("reason"), delegate_info=ev.get("info") or {})
+                          delegate_reason=render(contract.REASONS, ev.get("reason")),
+                          delegate_info=ev.get("info") or {})
         elif kind == "epoch":
             metrics += epoch_metrics(ev)
             epochs.append(int(ev["epoch"]))
@@ -96,9 +101,9 @@ def ingest_events(
                 fields["accuracy"] = ev["accuracy"]
         elif kind == "error":
             out.terminal = progress["terminal"] = "failed"
-            code = ev.get("code")
+            code = ev["code"]
             fields.update(status="failed", finished=_when(ev["t"]),
-                          error=f"{code}: {ev['message']}" if code else ev["message"])
+                          error=f"{code}: {render(contract.ERRORS, ev)}")
     if not out.new:
         out.run = run
         return out
@@ -138,7 +143,7 @@ def ingest_result(
     if delegate:
         fields.update(delegate_requested=delegate.get("requested") or run.delegate_requested,
                       delegate_used=delegate.get("used") or run.delegate_used,
-                      delegate_reason=delegate.get("reason"),
+                      delegate_reason=render(contract.REASONS, delegate.get("reason")),
                       delegate_info=delegate.get("info") or run.delegate_info)
     status = result.get("status")
     if status in ("finished", "cancelled", "failed"):

@@ -40,6 +40,15 @@ class PushLedger:
         if len(self._pending) >= BATCH_ROWS:
             self._flush()
 
+    def removed(self, folder: str, kind: str, entries: int) -> None:
+        """Entries orch did not push, removed from a staged folder before a launch."""
+        if self.session is not None:
+            repo.record_transfer(session=self.session, direction="removed", kind=kind,
+                                 device_path=folder, nbytes=0, sha256=None, run_id=self.run_id,
+                                 device_id=self.device_id, launcher=self.launcher,
+                                 reason=f"{entries} entr{'y' if entries == 1 else 'ies'} orch "
+                                        "did not push, removed before the launch")
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Commit rows in groups (one commit per file costs more than pushing a photo); the

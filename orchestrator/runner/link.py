@@ -2,12 +2,13 @@
 
 The pipeline never touches a phone (or the local device folder) except through this
 interface, so `LocalLink` (this host) and an adb link are interchangeable. Device paths are
-POSIX strings under `root`. Reading a file back is `read_file`, and only the egress guard
+POSIX strings under `root`. Reading a file back is `read_once`, and only the egress guard
 (`orchestrator.egress`) may call it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,6 +34,35 @@ class FileStat:
     is_file: bool
     is_symlink: bool
     real_path: str
+
+
+@dataclass(frozen=True)
+class OnceRead:
+    """One bounded, no-follow read (`orchestrator.read_once`): status ok | none | link |
+    other | big | binary | error, the file's size, and the bytes that crossed."""
+
+    status: str
+    size: int = 0
+    data: bytes = b""
+
+
+_HEADER = re.compile(rb"(ok|none|link|other|big|binary|error)(?: (\d{1,20}))?(?: (\d{1,20}))?")
+
+
+def parse_once(out: bytes, max_bytes: int) -> OnceRead:
+    """The reader's output: its header line, then the bytes it read. Anything else that came
+    back (a malformed header, more bytes than asked) is kept as crossed, under `error`."""
+    head, nl, data = out.partition(b"\n")
+    m = _HEADER.fullmatch(head) if nl else None
+    if m is None:
+        return OnceRead("error", 0, out)
+    status = m.group(1).decode()
+    size = int(m.group(2) or 0)
+    if status == "ok" and (int(m.group(3) or -1) != len(data) or len(data) > max_bytes):
+        return OnceRead("error", size, out)
+    if status != "ok" and data:
+        return OnceRead("error", size, out)
+    return OnceRead(status, size, data)
 
 
 @dataclass(frozen=True)
@@ -94,8 +124,9 @@ class DeviceLink(Protocol):
 
     def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
                     standby_s: float | None = None) -> AgentHandle:
-        """Launch `python -u -m device_agent run RUN_DIR [--resume] [--standby S]` detached
-        from the host (`standby_s`: warm, waiting that long for job.json)."""
+        """Launch the agent (`launchers.scripts.agent_argv`: `run RUN_DIR [--resume]
+        [--standby S]`, Python started isolated) detached from the host (`standby_s`: warm,
+        waiting that long for job.json)."""
         ...
 
     def agent_alive(self, run_dir: str) -> bool: ...
@@ -106,11 +137,18 @@ class DeviceLink(Protocol):
 
     def stop_agent(self, run_dir: str) -> None: ...
 
-    def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
-        """At most `max_bytes` from `offset`. Only `orchestrator.egress` may call this."""
+    def read_once(self, device_path: str, offset: int, max_bytes: int, cap: int) -> OnceRead:
+        """At most `max_bytes` from `offset` of a regular file no bigger than `cap`, in one
+        read that follows no symlink. Only `orchestrator.egress` may call this."""
         ...
 
     def stat(self, device_path: str) -> FileStat | None: ...
+
+    def prune(self, folder: str, keep: list[str]) -> int:
+        """Remove every entry of a staged folder that is not one of `keep` (relative paths of
+        pushed files) or a folder of one; returns how many went. Raises DeviceError if any
+        other entry, or a symlink, is left."""
+        ...
 
     def remove(self, device_path: str) -> None: ...
 

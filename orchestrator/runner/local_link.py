@@ -17,12 +17,16 @@ import time
 from pathlib import Path
 
 from device_agent import contract
+from orchestrator.launchers.scripts import agent_argv
+from orchestrator.read_once import read_once
 from orchestrator.runner.link import (
     AgentHandle,
     DeviceFacts,
     FileStat,
     HealthSample,
+    OnceRead,
     TransferInfo,
+    parse_once,
 )
 
 
@@ -82,19 +86,29 @@ class LocalLink:
     def mkdirs(self, device_path: str) -> None:
         Path(device_path).mkdir(parents=True, exist_ok=True)
 
-    def read_file(self, device_path: str, max_bytes: int, offset: int = 0) -> bytes:
-        fd = os.open(device_path, os.O_RDONLY | os.O_NOFOLLOW)
-        try:
-            os.lseek(fd, offset, os.SEEK_SET)
-            out = bytearray()
-            while len(out) < max_bytes:
-                chunk = os.read(fd, max_bytes - len(out))
-                if not chunk:
-                    break
-                out += chunk
-            return bytes(out)
-        finally:
-            os.close(fd)
+    def prune(self, folder: str, keep: list[str]) -> int:
+        root = Path(folder)
+        if not root.is_dir() or root.is_symlink():
+            return 0
+        wanted = set(keep) | {str(Path(p).parent) for p in keep}
+        wanted |= {str(parent) for p in keep for parent in Path(p).parents}
+        removed = 0
+        for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+            for name in filenames + dirnames:
+                path = Path(dirpath) / name
+                rel = path.relative_to(root).as_posix()
+                if rel in wanted and not path.is_symlink():
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed += 1
+        return removed
+
+    def read_once(self, device_path: str, offset: int, max_bytes: int, cap: int) -> OnceRead:
+        header, data = read_once(device_path, offset, max_bytes, cap)
+        return parse_once(header.encode() + b"\n" + data, max_bytes)
 
     def stat(self, device_path: str) -> FileStat | None:
         try:
@@ -116,18 +130,14 @@ class LocalLink:
 
     def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
                     standby_s: float | None = None) -> AgentHandle:
-        cmd = [self.python, "-u", "-m", "device_agent", "run", run_dir]
-        if resume:
-            cmd.append("--resume")
-        if standby_s is not None:
-            cmd += ["--standby", f"{standby_s:g}"]
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        # The staged bundle, not the repository, is what runs: as on a phone.
-        env.update(PYTHONPATH=agent_dir, PYTHONDONTWRITEBYTECODE="1")
+        # The staged bundle, not the repository, is what runs, started isolated: as on a phone.
+        cmd = agent_argv(self.python, agent_dir, run_dir, resume, standby_s=standby_s)
+        env = dict(os.environ)
         log = open(Path(run_dir) / contract.LOG_FILE, "ab")
         try:
             if resume:  # the events file is repaired before the host reads it again
-                subprocess.run([self.python, "-m", "device_agent", "repair", run_dir],
+                subprocess.run(agent_argv(self.python, agent_dir, run_dir, False,
+                                          command="repair"),
                                cwd=agent_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                stderr=subprocess.STDOUT, timeout=120)
             proc = subprocess.Popen(cmd, cwd=agent_dir, env=env, stdin=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import Session
 
 from device_agent import contract
-from orchestrator.egress import EgressGuard, EgressLimits
+from orchestrator.egress import EgressGuard, information_bound, limits_from_params
 from orchestrator.errors import (
     DeviceBusy,
     DeviceError,
@@ -135,11 +135,12 @@ def _planned_epochs(params: dict[str, Any]) -> int:
 
 
 def _guard(ctx: _Ctx, run: RunPublic) -> EgressGuard:
-    p = run.params
     assert run.device_run_dir is not None
-    prefixes = (ctx.link.root,) + ((p["data_root"],) if p.get("data_root") else ())
-    limits = EgressLimits(epochs=_epochs(p), classes=tuple(p.get("classes", ())),
-                          allowed_prefixes=prefixes)
+    limits = limits_from_params(run.params)
+    bound = information_bound(limits)
+    repo.record_bound(session=ctx.session, run_id=run.id, device_id=ctx.device.id,
+                      bits=round(bound.bits, 1), nbytes=bound.bytes, numbers=bound.numbers,
+                      choices=bound.choices)
     return EgressGuard(link=ctx.link, session=ctx.session, run_id=run.id,
                        run_dir=run.device_run_dir,
                        run_key=posixpath.basename(run.device_run_dir), limits=limits,

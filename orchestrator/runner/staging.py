@@ -113,12 +113,24 @@ def _push_all(link: DeviceLink, ledger: PushLedger, tally: StageTally, base: str
             tally.add(info, kind)
 
 
+def prune_folder(link: DeviceLink, ledger: PushLedger, folder: str, keep: list[str],
+                 kind: str) -> int:
+    """The folder holds exactly what orch pushed: anything else (a planted sitecustomize.py,
+    a .pth file, a package) is removed before a launch, and the removal is in the ledger."""
+    removed = link.prune(folder, keep)
+    if removed:
+        ledger.removed(folder, kind, removed)
+    return removed
+
+
 def stage_agent(link: DeviceLink, ledger: PushLedger, tally: StageTally,
                 package: Path = AGENT_PACKAGE) -> tuple[str, str]:
-    """Push the agent bundle to `<root>/agent/<hash>/`; returns (agent dir, bundle hash)."""
+    """Push the agent bundle to `<root>/agent/<hash>/`, leaving nothing else in it; returns
+    (agent dir, bundle hash)."""
     files = agent_files(package)
     digest = tree_hash([(rel, file_sha256(p)) for rel, p in files])
     agent_dir = posixpath.join(link.root, "agent", digest)
+    prune_folder(link, ledger, agent_dir, [rel for rel, _ in files], "agent")
     _push_all(link, ledger, tally, agent_dir, files, "agent")
     return agent_dir, digest
 
@@ -129,6 +141,7 @@ def stage_model(link: DeviceLink, ledger: PushLedger, tally: StageTally,
     model_dir = posixpath.join(link.root, "models", build.hash)
     files = [(name, Path(build.dir) / name) for name in MODEL_FILES
              if (Path(build.dir) / name).is_file()]
+    prune_folder(link, ledger, model_dir, [name for name, _ in files], "model")
     _push_all(link, ledger, tally, model_dir, files, "model")
     present = {name for name, _ in files}
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.launchers.termux_env import DATA, PACKAGE, PREFIX, prelude
+from orchestrator.launchers.termux_env import DATA, PACKAGE, prelude
 from orchestrator.runtimes import LITERT
 from orchestrator.sim import termux_pkg
 from orchestrator.sim.app_ports import PORTS
@@ -56,18 +56,39 @@ def _script(path: Path, text: str) -> None:
     path.chmod(0o755)
 
 
-def python_wrapper(profile: Profile) -> str:
-    """Termux's `python`: the host's interpreter, with LiteRT aliased as tflite_runtime, or
-    the Python of the profile's own runtime (a real tflite-runtime wheel)."""
+SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+
+
+def python_install(prefix: Path, templates: Path, profile: Profile) -> None:
+    """Termux's Python on a virtual phone (simulated): installed at $PREFIX as a virtual
+    environment (a link to the interpreter and a pyvenv.cfg), so its own site-packages are
+    $PREFIX/lib/pythonX.Y/site-packages as on a real Termux, and a Python started isolated
+    (-I) still finds them. With the `litert` runtime it is the host's interpreter and
+    site-packages, LiteRT aliased as tflite_runtime; with a real wheel it sees only that
+    runtime's environment (the wheel, the numpy it needs, Pillow). A module imports only once
+    its Termux package is installed (site-packages/sitecustomize.py, the gate)."""
     own = runtime_python(profile)
-    sites = [f"{PREFIX}/lib/orch-sim", *([] if own else python_dirs()[1])]
-    what = "the host's interpreter" if own is None else \
-        f"the host's interpreter with the real {profile.runtime} wheel"
-    return (f"#!/bin/sh\n# Termux's Python on a virtual phone (simulated): {what}; a module "
-            "imports\n# only once its Termux package is installed "
-            "(lib/orch-sim/sitecustomize.py).\n"
-            f'PYTHONPATH="{":".join(sites)}${{PYTHONPATH:+:$PYTHONPATH}}" '
-            f'exec {own or sys.executable} "$@"\n')
+    real = os.path.realpath(own or sys.executable)
+    (prefix / "pyvenv.cfg").write_text(
+        f"home = {os.path.dirname(real)}\n"
+        f"include-system-site-packages = {'false' if own else 'true'}\n"
+        f"version = {'.'.join(map(str, sys.version_info[:3]))}\n")
+    link = templates / "python"
+    if os.path.lexists(link):
+        link.unlink()
+    link.symlink_to(real)
+    site = prefix / SITE
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text((HERE / "termux_gate.py").read_text())
+    alias = site / "tflite_runtime"
+    shutil.rmtree(alias, ignore_errors=True)
+    if profile.runtime == LITERT:
+        alias.mkdir()
+        (alias / "__init__.py").write_text((HERE / "termux_tflite.py").read_text())
+        extra = python_dirs()[1]  # agent dependencies outside the host interpreter's prefix
+    else:  # the real wheel in the runtime's environment answers `import tflite_runtime`
+        extra = [str(Path(own).parent.parent / SITE)]
+    (site / "orch-sim-host.pth").write_text("".join(f"{d}\n" for d in extra))
 
 
 def _tools(bin_dir: Path) -> None:
@@ -86,7 +107,7 @@ def install(storage: Path, profile: Profile) -> AppRecord | None:
     data = storage / DATA.lstrip("/")
     prefix = data / "files" / "usr"
     for sub in ("bin", "etc", "tmp", "var/run", "var/log", "share/orch-sim",
-                "lib/orch-sim/tflite_runtime", termux_pkg.INSTALLED):
+                termux_pkg.INSTALLED):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     (data / "files" / "home").mkdir(exist_ok=True)
     (data / "cache").mkdir(exist_ok=True)
@@ -98,15 +119,8 @@ def install(storage: Path, profile: Profile) -> AppRecord | None:
     shebang = f"#!{sys.executable}"
     _script(prefix / "bin" / "pkg", f"{shebang} -IS\n{Path(termux_pkg.__file__).read_text()}")
     templates = prefix / termux_pkg.TEMPLATES
-    _script(templates / "python", python_wrapper(profile))
+    python_install(prefix, templates, profile)
     _script(templates / "sshd", f"{shebang}\n" + (HERE / "termux_sshd.py").read_text())
-    gate = prefix / "lib" / "orch-sim"
-    (gate / "sitecustomize.py").write_text((HERE / "termux_gate.py").read_text())
-    alias = gate / "tflite_runtime"
-    if profile.runtime == LITERT:
-        (alias / "__init__.py").write_text((HERE / "termux_tflite.py").read_text())
-    else:  # the real wheel in the runtime's environment answers `import tflite_runtime`
-        shutil.rmtree(alias)
     # An sshd does not outlive a restart: forget its port and pid.
     shutil.rmtree(prefix / PORTS, ignore_errors=True)
     (prefix / "var" / "run" / "sshd.pid").unlink(missing_ok=True)

@@ -31,6 +31,17 @@ COMMANDS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+def _place(template: Path, target: Path) -> None:
+    """A command from its template: a link stays a link (Python is one, to the host's)."""
+    if os.path.lexists(target):
+        target.unlink()
+    if template.is_symlink():
+        target.symlink_to(os.readlink(template))
+        return
+    shutil.copyfile(template, target)
+    target.chmod(0o755)
+
+
 def installed(prefix: Path) -> list[str]:
     folder = prefix / INSTALLED
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -58,9 +69,7 @@ def install(prefix: Path, names: list[str]) -> list[str]:
     (prefix / INSTALLED).mkdir(parents=True, exist_ok=True)
     for name in new:
         for command, template in COMMANDS.get(name, ()):
-            target = prefix / "bin" / command
-            shutil.copyfile(prefix / TEMPLATES / template, target)
-            target.chmod(0o755)
+            _place(prefix / TEMPLATES / template, prefix / "bin" / command)
         (prefix / INSTALLED / name).touch()
     return new
 
@@ -70,9 +79,7 @@ def refresh_commands(prefix: Path) -> None:
     rewrote them: the host's Python may have moved)."""
     for name in installed(prefix):
         for command, template in COMMANDS.get(name, ()):
-            target = prefix / "bin" / command
-            shutil.copyfile(prefix / TEMPLATES / template, target)
-            target.chmod(0o755)
+            _place(prefix / TEMPLATES / template, prefix / "bin" / command)
 
 
 def uninstall(prefix: Path, names: list[str]) -> list[str]:

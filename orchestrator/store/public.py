@@ -88,6 +88,23 @@ class SamplePublic(_Public):
     time: datetime
 
 
+class BoundPublic(_Public):
+    run_id: int
+    device_id: int | None
+    bits: float
+    bytes: int
+    numbers: int
+    choices: int
+
+
+class DeviceBoundTotal(BaseModel):
+    """The sum of the bounds of every run on one device."""
+
+    device_id: int | None
+    runs: int
+    bytes: int
+
+
 class TransferPublic(_Public):
     id: int
     run_id: int | None

@@ -13,7 +13,9 @@ from orchestrator.errors import NotFound
 from orchestrator.store.ids import valid_id
 from orchestrator.store.labels import device_labels
 from orchestrator.store.public import (
+    BoundPublic,
     CompareRow,
+    DeviceBoundTotal,
     DevicePublic,
     ExperimentPublic,
     MetricPublic,
@@ -24,6 +26,7 @@ from orchestrator.store.public import (
 from orchestrator.store.tables import (
     Device,
     DeviceSample,
+    EgressBound,
     Experiment,
     Metric,
     Run,
@@ -304,6 +307,31 @@ def record_transfers(*, session: Session, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         session.add(Transfer(**{("bytes" if k == "nbytes" else k): v for k, v in r.items()}))
     session.commit()
+
+
+def record_bound(*, session: Session, run_id: int, device_id: int | None, bits: float,
+                 nbytes: int, numbers: int, choices: int) -> BoundPublic:
+    """Store (or replace) a run's information bound."""
+    row = session.get(EgressBound, run_id) or EgressBound(run_id=run_id)
+    row.device_id, row.bits, row.bytes = device_id, bits, nbytes
+    row.numbers, row.choices = numbers, choices
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return BoundPublic.model_validate(row)
+
+
+def run_bound(*, session: Session, run_id: int) -> BoundPublic | None:
+    row = session.get(EgressBound, run_id)
+    return None if row is None else BoundPublic.model_validate(row)
+
+
+def device_bound(*, session: Session, device_id: int | None) -> DeviceBoundTotal:
+    """The bounds of every run of a device, summed: the most that could have left it."""
+    q = select(func.count(), func.coalesce(func.sum(EgressBound.bytes), 0)).where(
+        EgressBound.device_id == device_id)
+    runs, total = session.exec(q).one()
+    return DeviceBoundTotal(device_id=device_id, runs=int(runs), bytes=int(total))
 
 
 def run_transfers(*, session: Session, run_id: int) -> list[TransferPublic]:

@@ -98,6 +98,18 @@ class DeviceSample(SQLModel, table=True):
     time: datetime = Field(default_factory=utcnow)
 
 
+class EgressBound(SQLModel, table=True):
+    """The most information a run's admissible events + result could carry off the phone,
+    computed by the egress guard from the closed schema and the run's job."""
+
+    run_id: int = Field(foreign_key="run.id", primary_key=True)
+    device_id: int | None = Field(default=None, foreign_key="device.id", index=True)
+    bits: float = 0.0
+    bytes: int = 0
+    numbers: int = 0  # numbers at their admitted precision
+    choices: int = 0  # enumerated choices and short fixed-format strings
+
+
 class Transfer(SQLModel, table=True):
     """The audit ledger: every byte that crossed the cable, in either direction."""
 
