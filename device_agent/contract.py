@@ -127,9 +127,10 @@ ERRORS = {
     "no_interpreter": "no TFLite interpreter: install ai-edge-litert, or Termux's "
                       "python-tflite-runtime",
     "run_locked": "another live agent holds this run folder",
-    "runtime_too_old": "the TFLite interpreter is older than orch needs (see the result's "
-                       "versions)",
-    "runtime_numpy_abi": "the TFLite interpreter cannot load with this numpy",
+    "runtime_too_old": "the TFLite interpreter is older than orch needs (its version is in the "
+                       "result; Termux: pkg upgrade python-tflite-runtime)",
+    "runtime_numpy_abi": "the TFLite interpreter cannot load with this numpy (a numpy ABI "
+                         "mismatch: install the numpy it was built for)",
 }
 
 # Why a delegate was not used as requested: code → template (numeric slots as above).

@@ -600,10 +600,9 @@ def test_numpy_abi_mismatch_is_named(tmp_path, tiny_models, photos):
 
     err = [e for e in _events(run_dir) if e["kind"] == "error"]
     assert proc.returncode != EXIT_OK and len(err) == 1
-    assert err[0]["code"] == "runtime_numpy_abi", err[0]
-    assert "numpy ABI" in err[0]["message"] and "numpy<2" in err[0]["message"]
+    assert err[0]["code"] == "runtime_numpy_abi", err[0]  # the host's line: its catalogue text
     ours = [x for x in proc.stderr.decode().splitlines() if x.startswith("error: ")]
-    assert ours == [f"error: {err[0]['message']}"]
+    assert len(ours) == 1 and "numpy ABI" in ours[0] and "numpy<2" in ours[0]  # agent.log
 
 
 def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos):
@@ -620,7 +619,7 @@ def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos):
 
     events = _events(run_dir)
     assert proc.returncode != EXIT_OK and [e["kind"] for e in events] == ["start", "error"]
-    assert events[-1]["code"] == "runtime_too_old"
-    assert "tflite_runtime 2.13.1 is too old" in events[-1]["message"]
-    assert "2.14 or newer" in events[-1]["message"]
-    assert proc.stderr.decode().splitlines()[-1] == f"error: {events[-1]['message']}"
+    assert events[-1]["code"] == "runtime_too_old"  # the host's line: its catalogue text
+    last = proc.stderr.decode().splitlines()[-1]  # the detail stays in agent.log
+    assert last.startswith("error: ") and "tflite_runtime 2.13.1 is too old" in last
+    assert "2.14 or newer" in last
