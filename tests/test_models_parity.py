@@ -290,10 +290,14 @@ def test_train_step_equals_keras_adam_step(which, request):
                 assert np.abs(state1[key] - state0[key]).max() > 1e-4, f"{key} did not train"
             np.testing.assert_allclose(keras_layout(key), var.numpy(), atol=STEP_ATOL,
                                        err_msg=key)
-            for slot, want in (("m", m.numpy()), ("v", v.numpy())):
+            # From A the gradient crosses 27 layers in float32, summed in another order than
+            # TensorFlow's: the bottom layers' agree to ~6e-6 of their largest value (measured),
+            # so 4× the bound there. v holds the squared gradient: twice its relative error.
+            rtol = SLOT_RTOL * (4 if which == "from_a" else 1)
+            for slot, want, tol in (("m", m.numpy(), rtol), ("v", v.numpy(), 2 * rtol)):
                 np.testing.assert_allclose(
                     keras_layout(f"adam_{slot}_{key}"), want,
-                    atol=SLOT_RTOL * np.abs(want).max(), err_msg=f"{slot} of {key}")
+                    atol=tol * np.abs(want).max(), err_msg=f"{slot} of {key}")
 
 
 def test_train_head_step_equals_keras_sgd_momentum_step(head_only):
