@@ -663,6 +663,9 @@ def test_run_from_a_trains_everything_and_claims_no_delegate(tmp_path, model_a, 
     assert rec["reason"] == EMPTY_TRUNK_REASON
     assert res["delegation"]["frozen"]["delegate"] == "none"
     assert res["delegation"]["frozen"]["delegated_nodes"] == 0
+    train = res["delegation"]["train"]  # conv1's slices and matmuls are XNNPACK's too
+    assert train["delegate"] == "xnnpack"
+    assert train["total_nodes"] >= train["delegated_nodes"] >= 0.8 * train["total_nodes"] > 0
     delegate_events = [e for e in _events(run_dir) if e["kind"] == "delegate"]
     assert delegate_events and all(e["used"] == "cpu" for e in delegate_events)
     _guard_checks(run_dir, 2, ("cat", "dog"))
