@@ -152,6 +152,8 @@ REASONS = {
     "nnapi_execute": "NNAPI execution failed",
     "nnapi_mismatch": "NNAPI output differs from LiteRT CPU",
     "nnapi_other": "NNAPI could not run the frozen trunk (details in agent.log on the phone)",
+    "trunk_empty": "no frozen layers (fine-tuning from A, the first layer): the trunk only "
+                   "scales the image, so no delegate has anything to run",
 }
 
 # Why a phase was skipped.

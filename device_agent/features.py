@@ -113,12 +113,22 @@ def extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: E
             return [s.pixels for s in it]
         return []
 
-    run_trunk = trunk.open_trunk(job, probe_images=probe_images, cache_dir=cache_dir)
+    run_trunk = trunk.open_trunk(job, probe_images=probe_images, cache_dir=cache_dir,
+                                 empty=nothing_frozen(meta))
     events.emit("delegate", **run_trunk.report)
     try:
         return _extract(job, meta, cache_dir, events, should_stop, listings, run_trunk)
     finally:
         run_trunk.close()
+
+
+def nothing_frozen(meta: dict[str, Any]) -> bool:
+    """Whether the build freezes no layer: its features are the (scaled) image itself.
+
+    Then the cache holds S×S×3 floats per image (300 KB at 160), never leaving the phone.
+    """
+    size = int(meta["input_size"])
+    return [int(d) for d in meta["feature_shape"]] == [size, size, 3]
 
 
 def _pool(d: dict[str, Any], size: int, workers: int | None = None) -> decode_pool.DecodePool:

@@ -3,6 +3,8 @@ which one ran and why: `{"requested", "used", "reason", "info"}`.
 
 cpu / xnnpack → LiteRT's CPU path (XNNPACK when it takes the graph); gpu → a GPU delegate
 plugin if one loads, else CPU; nnapi → `device_agent.nnapi.open_nnapi_runner`, else CPU.
+A trunk with no frozen layer (fine-tuning from the first one) only scales the image: it runs
+on LiteRT's plain CPU kernels, whatever was requested, and the record says why.
 """
 
 from __future__ import annotations
@@ -25,16 +27,19 @@ GPU_DELEGATE_LIBRARIES = ("libtensorflowlite_gpu_delegate.so", "libLiteRtGpuAcce
                           "libLiteRtOpenClAccelerator.so")
 
 TrunkFn = Callable[[np.ndarray], np.ndarray]
+EMPTY_TRUNK_REASON = ("no frozen layers (fine-tuning from the first one): the trunk only "
+                      "scales the image, so no delegate has anything to run")
 
 
 class CpuTrunk:
     """frozen.tflite in the LiteRT interpreter: one image [S,S,3] → features (no batch dim)."""
 
     def __init__(self, path: str, *, threads: int, delegates: list[Any] | None = None,
-                 explicit: str | None = None) -> None:
+                 explicit: str | None = None, default_delegates: bool = True) -> None:
         try:
-            self.interpreter = runtime.make_interpreter(path, threads=threads,
-                                                        delegates=delegates, explicit=explicit)
+            self.interpreter = runtime.make_interpreter(
+                path, threads=threads, delegates=delegates, explicit=explicit,
+                default_delegates=default_delegates)
         except (ValueError, RuntimeError) as e:
             raise BadJob(f"frozen.tflite cannot be loaded: {e}") from e
         inp = self.interpreter.get_input_details()
@@ -79,6 +84,7 @@ def _label(value: Any) -> str:
 
 # A fallback's reason text (kept in agent.log) → its catalogue code (sent to the host).
 _REASON_CODES = (
+    ("no frozen layers", "trunk_empty"),
     ("XNNPACK did not take", "xnnpack_declined"),
     ("the interpreter cannot show", "xnnpack_unknown"),
     ("no GPU delegate plugin", "gpu_no_plugin"), ("the GPU delegate refused", "gpu_refused"),
@@ -238,12 +244,25 @@ def _nnapi(job: dict[str, Any], threads: int, probe_images: Callable[[], list[np
                              "total_nodes": total})
 
 
+def _scaling_only(path: str, requested: str, threads: int) -> Trunk:
+    """The trunk of a build with nothing frozen: plain CPU kernels, no delegate claimed."""
+    trunk = CpuTrunk(path, threads=threads, default_delegates=False)
+    return Trunk(trunk, _report(requested, "cpu", EMPTY_TRUNK_REASON, frozen_layers=0,
+                                threads=threads),
+                 delegation=trunk.interpreter.orch_delegation)
+
+
 def open_trunk(job: dict[str, Any], *, probe_images: Callable[[], list[np.ndarray]],
-               cache_dir: str) -> Trunk:
-    """The frozen trunk for the job's delegate, with its record for events and result."""
+               cache_dir: str, empty: bool = False) -> Trunk:
+    """The frozen trunk for the job's delegate, with its record for events and result.
+
+    `empty`: the build freezes no layer (its features are the scaled image itself).
+    """
     requested = job["delegate"]["requested"]
     threads = int(job["threads"])
     path = job["models"]["frozen"]
+    if empty:
+        return _scaling_only(path, requested, threads)
     if requested == "gpu":
         return _gpu(path, threads)
     if requested == "nnapi":

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from device_agent import contract
-from models.layers import SPLIT_LAYERS
+from models.layers import LAYER_CHOICES, SPLIT_LAYERS
 from models.native_log import native_log_to
 from models.weights import fingerprint
 from orchestrator.errors import BuildError
@@ -53,7 +53,7 @@ class ModelConfig:
                                     "more (128–224 for ImageNet weights)"),
             (self.finetune_from is None or self.finetune_from in SPLIT_LAYERS,
              f"unknown layer {self.finetune_from!r}; expected None (head only) or a MobileNet "
-             "V1 layer conv_dw_1 … conv_dw_13 / conv_pw_1 … conv_pw_13"),
+             f"V1 layer {LAYER_CHOICES}"),
             (self.num_classes >= 2, f"num_classes {self.num_classes}: expected 2 or more"),
             (0.0 <= self.dropout < 1.0, f"dropout {self.dropout}: expected 0 ≤ rate < 1"),
             (self.batch_size >= 1, f"batch size {self.batch_size}: expected 1 or more"),

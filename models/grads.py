@@ -4,7 +4,8 @@ TensorFlow's own gradients of these layers need Flex ops (Conv2DBackpropFilter,
 DepthwiseConv2dNativeBackprop*, Relu6Grad, SparseSoftmaxCrossEntropyWithLogits), which no
 phone-side Python interpreter links. Every function here uses only ops that convert to
 TFLite builtins, with static shapes (a dynamic batch brings BroadcastGradientArgs).
-Layouts: activations NHWC; depthwise kernel [3, 3, C, 1] (as Keras); pointwise kernel
+Layouts: activations NHWC; first-layer kernel [3, 3, 3, C] and depthwise kernel [3, 3, C, 1]
+(as Keras); pointwise kernel
 [1, Cout, Cin] (a 1×1 convolution is a matmul over the B·H·W positions, stored the way
 LiteRT's BATCH_MATMUL packs it fastest and without a reshape of the weights); dense [D, K].
 Choices made for speed were measured with `perf` on the alpha-1.0 training step.
@@ -154,6 +155,57 @@ def depthwise_backward(
     dkernel = tf.reshape(tf.stack(taps, axis=0), kernel.shape)
     dbias = tf.reduce_sum(dy, axis=[0, 1, 2])
     return dx, dkernel, dbias
+
+
+# --- the first layer: a full 3×3 stride-2 convolution of the image (Keras conv1) ----------
+# Keras pads it "same": for an even size one zero row/column at the bottom/right only.
+# Its input is the image, so no input gradient is needed: the filter gradient is the nine
+# shifted strided windows of the input (as one [·, 27] patch matrix) times the output gradient.
+
+
+def _same_pads(size: int) -> tuple[int, int]:
+    out = -(-size // 2)
+    total = max(2 * (out - 1) + 3 - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_patches(x: Tensor) -> Tensor:
+    """[n, h, w, c] → [1, n·ho·wo, 9·c]: the 3×3 stride-2 windows, tap-major (Keras kernel order).
+
+    Stride 2 splits rows, then columns, into (position, parity) pairs, so every window is a
+    plain slice of at most 4 dimensions (as in _taps), joined by one CONCATENATION.
+    """
+    n, h, w, c = x.shape
+    ho, wo = -(-h // 2), -(-w // 2)
+    (t, _), (left, _) = _same_pads(h), _same_pads(w)
+    wp = 2 * wo + 2
+    xp = tf.pad(x, [[0, 0], [t, 2 * ho + 2 - h - t], [left, wp - w - left], [0, 0]])
+    pairs = tf.reshape(xp, [n, ho + 1, 2, wp * c])
+    windows = []
+    for i in range(3):
+        row = tf.reshape(tf.slice(pairs, [0, i // 2, i % 2, 0], [n, ho, 1, wp * c]),
+                         [n * ho, wo + 1, 2, c])
+        windows += [tf.slice(row, [0, j // 2, j % 2, 0], [n * ho, wo, 1, c]) for j in range(3)]
+    return tf.reshape(tf.concat(windows, axis=3), [1, n * ho * wo, 9 * c])
+
+
+def conv_forward(patches: Tensor, kernel: Tensor, bias: Tensor,
+                 out_shape: list[int]) -> Tensor:
+    """y = patches · W + b; kernel [3, 3, Cin, Cout] (as Keras), out_shape [n, ho, wo, Cout]."""
+    k = tf.reshape(kernel, [1, -1, kernel.shape[3]])
+    return tf.reshape(_bmm(patches, k) + bias, out_shape)
+
+
+def conv_backward(dy: Tensor, patches: Tensor, kernel: Tensor) -> tuple[Tensor, Tensor]:
+    """Return (dkernel [3, 3, Cin, Cout], dbias); the image needs no gradient."""
+    dy3 = tf.reshape(dy, [1, -1, dy.shape[3]])
+    dkernel = tf.reshape(_bmm(patches, dy3, adj_a=True), kernel.shape)
+    return dkernel, tf.reduce_sum(dy3, axis=[0, 1])
+
+
+def conv_out_shape(x_shape: tf.TensorShape, cout: int) -> list[int]:
+    n, h, w, _ = x_shape
+    return [n, -(-h // 2), -(-w // 2), cout]
 
 
 # --- ReLU6 ----------------------------------------------------------------------------------

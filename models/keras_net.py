@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.layers import SPLIT_LAYERS
+from models.layers import FIRST_LAYER, SPLIT_LAYERS
 from models.weights import fetch_imagenet, load_h5_by_name
 from orchestrator.errors import BuildError
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 STRIDE_2_BLOCKS = (2, 4, 6, 12)
 BN_EPSILON = 1e-3  # Keras MobileNet's BatchNormalization default
 HEAD_POOL, HEAD_DROPOUT, HEAD_DENSE = "head_pool", "head_dropout", "head_dense"
+SCALE = "scale"  # the input scaling 0…255 → −1…1: all that is frozen when conv1 trains
 INIT_SEED = 0  # random init (weights none, the head) is the same in every build
 
 
@@ -30,10 +31,11 @@ INIT_SEED = 0  # random init (weights none, the head) is the same in every build
 class UpperLayer:
     """One convolution above the split, BatchNorm folded in, followed by ReLU6."""
 
-    name: str  # conv_dw_N / conv_pw_N
-    kind: str  # "dw" (depthwise 3×3) or "pw" (pointwise 1×1)
+    name: str  # conv1 / conv_dw_N / conv_pw_N
+    kind: str  # "conv" (conv1, full 3×3), "dw" (depthwise 3×3) or "pw" (pointwise 1×1)
     stride: int
-    kernel: np.ndarray  # dw: [3, 3, C, 1] (as Keras); pw: [1, Cout, Cin] (see models.grads)
+    kernel: np.ndarray  # conv: [3, 3, 3, C] and dw: [3, 3, C, 1] (as Keras);
+    #                     pw: [1, Cout, Cin] (see models.grads)
     bias: np.ndarray
 
 
@@ -53,6 +55,8 @@ def feature_layer_name(finetune_from: str | None) -> str:
     """The Keras layer whose output is the frozen trunk's output."""
     if finetune_from is None:
         return HEAD_POOL
+    if finetune_from == FIRST_LAYER:
+        return SCALE
     n = block_of(finetune_from)
     if finetune_from.startswith("conv_pw_"):
         return f"conv_dw_{n}_relu"
@@ -71,7 +75,7 @@ def build_keras_model(config: ModelConfig) -> Any:
                          "expected 32 or more (128–224 for ImageNet weights).")
     keras.utils.set_random_seed(INIT_SEED)
     image = keras.Input((config.input_size, config.input_size, 3), name="image")
-    scaled = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(image)
+    scaled = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name=SCALE)(image)
     try:
         base = keras.applications.MobileNet(
             input_tensor=scaled, alpha=config.alpha, include_top=False, weights=None)
@@ -129,7 +133,9 @@ def _fold(model: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     kernel = model.get_layer(name).get_weights()[0]
     gamma, beta, mean, var = model.get_layer(f"{name}_bn").get_weights()
     scale = gamma / np.sqrt(var + BN_EPSILON)
-    if name.startswith("conv_dw_"):
+    if name == FIRST_LAYER:
+        folded = kernel * scale[None, None, None, :]
+    elif name.startswith("conv_dw_"):
         folded = kernel * scale[None, None, :, None]
     else:
         folded = keras_to_pointwise(kernel) * scale[None, :, None]
@@ -153,12 +159,19 @@ def upper_plan(config: ModelConfig, model: Any) -> UpperPlan:
         start = SPLIT_LAYERS.index(config.finetune_from)
         for name in SPLIT_LAYERS[start:]:
             kernel, bias = _fold(model, name)
-            stride = 2 if name.startswith("conv_dw_") and block_of(name) in STRIDE_2_BLOCKS else 1
-            layers.append(UpperLayer(name, name[5:7], stride, kernel, bias))
+            layers.append(UpperLayer(name, *_kind_stride(name), kernel, bias))
     feature = model.get_layer(feature_layer_name(config.finetune_from)).output
     head_kernel, head_bias = model.get_layer(HEAD_DENSE).get_weights()
     return UpperPlan(tuple(int(d) for d in feature.shape[1:]), tuple(layers),
                      head_kernel.astype(np.float32), head_bias.astype(np.float32))
+
+
+def _kind_stride(name: str) -> tuple[str, int]:
+    if name == FIRST_LAYER:
+        return "conv", 2
+    if name.startswith("conv_dw_"):
+        return "dw", 2 if block_of(name) in STRIDE_2_BLOCKS else 1
+    return "pw", 1
 
 
 def count_params(model: Any, names: list[str] | None = None) -> int:

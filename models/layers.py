@@ -1,22 +1,30 @@
 """Names of MobileNet V1 split points, and the paper's aliases for them (no TensorFlow here).
 
 `finetune_from: L` means layer L and everything above it train; the frozen trunk ends just
-before L. The paper names two split points in MobileNet V1:
-  - "A": `conv_pw_7`, the first 1×1×512×512 pointwise convolution of the 5× block;
-  - "B": `conv_pw_11`, the last 1×1×512×512 pointwise convolution of the 5× block
-    (the paper's method 2 fine-tunes from B to the output).
+before L. The paper's MobileNet table (Fig. 2) labels two of its rows:
+  - "A": the first row, `conv1` (Conv / s2, 3×3×3×32 at alpha 1, on the 224×224×3 input):
+    the bottom of the network. Fine-tuning from A trains every layer and freezes none; the
+    frozen trunk is then the input scaling only, no delegate has anything to run, and the
+    feature cache holds the scaled images themselves (S×S×3 floats per image);
+  - "B": `conv_pw_11`, the 1×1×512×512 pointwise row of the 5× block, read as its last
+    repetition (the paper's method 2 fine-tunes from B to the output).
 """
 
 from __future__ import annotations
 
 NUM_BLOCKS = 13
 
-LAYER_ALIASES: dict[str, str] = {"A": "conv_pw_7", "B": "conv_pw_11"}
+FIRST_LAYER = "conv1"  # the full 3×3 stride-2 convolution on the image
 
-# Split points in network order: every depthwise and pointwise convolution of blocks 1–13.
-SPLIT_LAYERS: tuple[str, ...] = tuple(
+LAYER_ALIASES: dict[str, str] = {"A": FIRST_LAYER, "B": "conv_pw_11"}
+
+# Split points in network order: the first convolution, then every depthwise and pointwise
+# convolution of blocks 1–13.
+SPLIT_LAYERS: tuple[str, ...] = (FIRST_LAYER, *(
     name for i in range(1, NUM_BLOCKS + 1) for name in (f"conv_dw_{i}", f"conv_pw_{i}")
-)
+))
+
+LAYER_CHOICES = "conv1, conv_dw_1 … conv_dw_13 / conv_pw_1 … conv_pw_13"
 
 HEAD_ONLY_WORDS = {None, "none", "null", "head", ""}
 
@@ -36,6 +44,6 @@ def resolve_split(name: str | None) -> str | None:
     if name in SPLIT_LAYERS:
         return name
     raise ValueError(
-        f"unknown layer {name!r}; expected A, B, null (head only), or a MobileNet V1 layer "
-        f"conv_dw_1 … conv_dw_13 / conv_pw_1 … conv_pw_13"
+        f"unknown layer {name!r}; expected A (conv1), B (conv_pw_11), null (head only), or a "
+        f"MobileNet V1 layer {LAYER_CHOICES}"
     )

@@ -10,6 +10,10 @@ The plan replays the Keras trunk in NNAPI's terms (file format: device_agent/nna
   weight and bias (in float64), ReLU/ReLU6 fused;
 - GlobalAveragePooling2D as MEAN (or AVERAGE_POOL_2D + RESHAPE), Reshape/Flatten as RESHAPE,
   Dropout dropped (inference).
+An empty trunk (fine-tuning from conv1, the paper's A, freezes no layer) is the input scaling
+alone, MUL + ADD; a trunk with no layer at all becomes one RESHAPE to its own shape, since an
+NNAPI model needs an operation and may not hand its input back as its output. The agent runs
+neither through NNAPI (device_agent/trunk.py: nothing for a delegate to do).
 NNAPI layouts: conv filter [Cout, kh, kw, Cin] = Keras kernel.transpose(3, 0, 1, 2);
 depthwise filter [1, kh, kw, C·m] = Keras kernel [kh, kw, C, m] reshaped.
 """
@@ -298,6 +302,8 @@ def plan_from_keras(model, *, pool: str = "mean") -> tuple[dict, dict[str, np.nd
     for layer in _flatten(model):
         walker.add(layer)
     walker._flush_pad()
+    if not walker.nodes:  # the identity: one operation, as NNAPI wants
+        walker.nodes.append(_Node("RESHAPE", "identity", list(in_shape)))
     out_shape = [1, *(int(d) for d in model.output_shape[1:])]
     if walker.shape != out_shape:
         raise BuildError(f"plan output {walker.shape} differs from the model's {out_shape}")

@@ -27,7 +27,10 @@ def build_folded_keras(
     mask = keras.Input((plan.head_kernel.shape[0],), batch_size=batch_size, name="mask")
     x, layers = features, []
     for layer in plan.layers:
-        if layer.kind == "dw":
+        if layer.kind == "conv":  # conv1: Keras's own "same" 3×3 stride-2 convolution
+            conv = keras.layers.Conv2D(layer.kernel.shape[3], 3, strides=layer.stride,
+                                       padding="same", name=layer.name)
+        elif layer.kind == "dw":
             if layer.stride == 2:
                 x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
             conv = keras.layers.DepthwiseConv2D(

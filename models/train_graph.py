@@ -98,7 +98,11 @@ class TrainGraph(tf.Module):
         caches = []
         for layer in self.plan.layers:
             k, b = w[f"{layer.name}_kernel"], w[f"{layer.name}_bias"]
-            if layer.kind == "dw":
+            if layer.kind == "conv":  # caches the image's patches, not the image
+                out_shape = grads.conv_out_shape(x.shape, k.shape[3])
+                x = grads.conv_patches(x)
+                z = grads.conv_forward(x, k, b, out_shape)
+            elif layer.kind == "dw":
                 z = grads.depthwise_forward(x, k, b, layer.stride)
             else:
                 z = grads.pointwise_forward(x, k, b)
@@ -113,7 +117,10 @@ class TrainGraph(tf.Module):
             x, z = caches[i]
             dz = grads.relu6_backward(dy, z)
             k = w[f"{layer.name}_kernel"]
-            if layer.kind == "dw":
+            if layer.kind == "conv":  # the first layer (conv1): its input is the image
+                dx = None
+                dk, db = grads.conv_backward(dz, x, k)
+            elif layer.kind == "dw":
                 dx, dk, db = grads.depthwise_backward(dz, x, k, layer.stride)
             else:
                 dx, dk, db = grads.pointwise_backward(dz, x, k)

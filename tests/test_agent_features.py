@@ -93,3 +93,29 @@ def test_built_trunk_matches_keras_mobilenet_with_reference_weights(images, tmp_
     for img in images:
         x = keras.applications.mobilenet.preprocess_input(_keras_pixels(img)[None])
         _close(trunk(decode_image(str(img), SIZE)), ref(x, training=False).numpy()[0])
+
+
+@pytest.mark.parametrize("requested", ["xnnpack", "gpu", "cpu"])
+def test_scaling_only_trunk_claims_no_delegate(images, tmp_path, requested):
+    """Nothing frozen (from conv1): whatever is asked for, the scaling runs on plain CPU
+    kernels and the record says cpu, with the reason, and that no delegate took a node."""
+    from device_agent.features import nothing_frozen
+    from device_agent.trunk import open_trunk
+
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    model = keras.Model(inp, keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp))
+    path = tmp_path / "frozen.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    meta = {"input_size": SIZE, "feature_shape": [SIZE, SIZE, 3]}
+    assert nothing_frozen(meta) and not nothing_frozen({**meta, "feature_shape": [48, 48, 8]})
+    job = {"delegate": {"requested": requested}, "threads": 1,
+           "models": {"frozen": str(path), "nnapi_plan": None}}
+
+    trunk = open_trunk(job, probe_images=list, cache_dir=str(tmp_path), empty=True)
+    pixels = decode_image(str(images[0]), SIZE)
+    np.testing.assert_allclose(trunk(pixels), pixels / 127.5 - 1.0, atol=1e-6)
+    record = trunk.close()
+
+    assert record["requested"] == requested and record["used"] == "cpu"
+    assert record["reason"]["code"] == "trunk_empty"
+    assert trunk.delegation["delegate"] == "none" and trunk.delegation["delegated_nodes"] == 0

@@ -623,3 +623,49 @@ def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos):
     last = proc.stderr.decode().splitlines()[-1]  # the detail stays in agent.log
     assert last.startswith("error: ") and "tflite_runtime 2.13.1 is too old" in last
     assert "2.14 or newer" in last
+
+
+
+# --- fine-tuning from A (conv1): nothing frozen ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def model_a(tmp_path_factory):
+    """A build that fine-tunes from A = conv1: every layer trains, the trunk only scales."""
+    build = pytest.importorskip("models.build")
+    weights = str(WEIGHTS_025) if WEIGHTS_025.is_file() else "none"
+    return build.build(build.ModelConfig(alpha=0.25, input_size=96, weights=weights,
+                                         finetune_from="conv1", batch_size=4, dropout=0.2),
+                       cache_dir=tmp_path_factory.mktemp("model-cache-a"))
+
+
+def test_run_from_a_trains_everything_and_claims_no_delegate(tmp_path, model_a, photos,
+                                                              fake_lib):
+    """From A with NNAPI requested (and a driver there): the run finishes, fine-tunes every
+    layer, and records the CPU with the reason that nothing is frozen, never NNAPI."""
+    plan = model_a.dir / "nnapi_plan.json"
+    assert plan.is_file(), "a build from conv1 still writes a plan (the input scaling)"
+    env = {**os.environ, "ORCH_NNAPI_LIB": str(fake_lib)}
+    for knob in [k for k in env if k.startswith("FAKE_NNAPI_")]:
+        env.pop(knob)
+    run_dir = _job_dir(tmp_path, {"fromA": model_a}, photos, variant="fromA", name="a",
+                       head_epochs=1, finetune_epochs=1, delegate="nnapi",
+                       nnapi_plan=str(plan))
+    proc = _agent(run_dir, env=env, timeout=300)
+    assert proc.returncode == EXIT_OK, proc.stderr.decode()
+
+    res = _result(run_dir)
+    assert res["status"] == "finished"
+    assert [(e["phase"], e["epoch"]) for e in res["epochs"]] == [("head", 1), ("finetune", 2)]
+    assert res["phases"]["finetune"] == {"epochs": 1, "ran": 1, "skipped": None}
+    rec = res["delegate"]
+    assert rec["requested"] == "nnapi" and rec["used"] == "cpu"
+    assert rec["reason"]["code"] == "trunk_empty"
+    assert res["delegation"]["frozen"]["delegate"] == "none"
+    assert res["delegation"]["frozen"]["delegated_nodes"] == 0
+    train = res["delegation"]["train"]  # conv1's slices and matmuls are XNNPACK's too
+    assert train["delegate"] == "xnnpack"
+    assert train["total_nodes"] >= train["delegated_nodes"] >= 0.8 * train["total_nodes"] > 0
+    delegate_events = [e for e in _events(run_dir) if e["kind"] == "delegate"]
+    assert delegate_events and all(e["used"] == "cpu" for e in delegate_events)
+    _guard_checks(run_dir, 2, ("cat", "dog"))

@@ -23,6 +23,30 @@ def test_validate_paper_spec_exits_zero():
     assert "method2" in r.stdout
 
 
+def test_validate_plans_every_shipped_sweep_without_phones():
+    """`orch validate` of a sweep file checks every point; the split sweep includes A = conv1."""
+    for path in sorted((REPO / "experiments").glob("sweep_*.yaml")):
+        r = orch("validate", str(path.relative_to(REPO)), "--format", "json")
+        assert r.returncode == 0, (path.name, r.stdout, r.stderr)
+        assert json.loads(r.stdout)["valid"] is True
+    r = orch("validate", "experiments/sweep_split_layers.yaml", "--format", "json")
+    points = json.loads(r.stdout)["points"]
+    assert "method2(conv1,nnapi)" in points and "method2(conv_pw_11,cpu)" in points
+
+
+def test_validate_bad_sweep_point_names_its_line(tmp_path):
+    """A sweep point no spec takes exits 2 naming the grid entry and its line."""
+    (tmp_path / "paper_table1.yaml").write_text(
+        (REPO / "experiments" / "paper_table1.yaml").read_text())
+    bad = tmp_path / "sweep.yaml"
+    bad.write_text("base: paper_table1.yaml\ngrid:\n  finetune_from: [A, conv_pw_99]\n"
+                   "devices: all\n")
+    r = orch("validate", str(bad))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "grid.finetune_from" in r.stdout and "conv_pw_99" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
 def test_validate_bad_override_exits_spec_code():
     """A bad --set is refused with the field named and exit code 2 (SPEC)."""
     r = orch("validate", "experiments/paper_table1.yaml", "--set", "training.batch_size=0")

@@ -40,7 +40,8 @@ def write_h5(path: Path, alpha: float) -> Path:
 
 
 @pytest.mark.parametrize(("split", "layer"), [
-    (None, "head_pool"), ("conv_dw_1", "conv1_relu"), ("conv_pw_1", "conv_dw_1_relu"),
+    (None, "head_pool"), ("conv1", "scale"), ("conv_dw_1", "conv1_relu"),
+    ("conv_pw_1", "conv_dw_1_relu"),
     ("conv_dw_12", "conv_pw_11_relu"), ("conv_pw_11", "conv_dw_11_relu"),
 ])
 def test_frozen_trunk_ends_just_before_the_split(split, layer):

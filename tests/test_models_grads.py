@@ -78,6 +78,27 @@ def test_depthwise_stride2_matches_keras_padding_autodiff(size):
         np.testing.assert_allclose(got.numpy(), want, **TOL)
 
 
+
+@pytest.mark.parametrize("size", [8, 7, 6])
+def test_first_conv_stride2_matches_keras_same_padding_autodiff(size):
+    """conv1 (full 3×3, stride 2, Keras 'same'): forward, dkernel and dbias equal Conv2D's."""
+    x, k, b = rand(2, size, size, 3), rand(3, 3, 3, 4), rand(4)
+
+    def keras_way(x, k, b):
+        return tf.nn.conv2d(x, k, 2, "SAME") + b
+
+    out_shape = keras_way(x, k, b).shape
+    dy = rand(*out_shape)
+    patches = grads.conv_patches(x)
+
+    assert grads.conv_out_shape(x.shape, 4) == list(out_shape)
+    np.testing.assert_allclose(grads.conv_forward(patches, k, b, list(out_shape)),
+                               keras_way(x, k, b), **TOL)
+    ours = grads.conv_backward(dy, patches, k)
+    ref = autodiff(keras_way, [x, k, b], dy)[1:]  # the image needs no gradient
+    for got, want in zip(ours, ref, strict=True):
+        np.testing.assert_allclose(got.numpy(), want, **TOL)
+
 def test_relu6_matches_autodiff():
     """ReLU6 passes the gradient only where 0 < z < 6."""
     z = rand(3, 4, 4, 8, scale=5.0)

@@ -104,7 +104,7 @@ def test_odd_input_size_keeps_keras_padding():
 
 
 def test_every_split_point_exports_and_matches_keras():
-    """All 26 split layers and head-only export, and each plan computes Keras's features."""
+    """All 27 split layers and head-only export, and each plan computes Keras's features."""
     from models import keras_net
     from models.build import ModelConfig
     from models.layers import SPLIT_LAYERS
@@ -121,6 +121,28 @@ def test_every_split_point_exports_and_matches_keras():
 
         np.testing.assert_allclose(got, np.asarray(trunk(x, training=False)), **TOL,
                                    err_msg=f"split {split}")
+
+
+def test_empty_trunks_export_a_plan_of_the_scaling_or_one_reshape():
+    """From conv1 (A, nothing frozen) the plan is the input scaling, MUL + ADD; a trunk with
+    no layer at all is one RESHAPE (NNAPI wants an operation); both compute the trunk."""
+    import keras
+
+    from models import keras_net
+    from models.build import ModelConfig
+
+    config = ModelConfig(alpha=0.25, input_size=32, weights="none", finetune_from="conv1")
+    trunk = keras_net.build_frozen_keras(config)
+    x = images(2, seed=5, size=32)
+    spec, tensors = plan_from_keras(trunk)
+    assert [op["type"] for op in spec["operations"]] == ["MUL", "ADD"]
+    np.testing.assert_allclose(run_plan((spec, tensors), x), x / 127.5 - 1.0, **TOL)
+
+    image = keras.Input((32, 32, 3))
+    spec, tensors = plan_from_keras(keras.Model(image, image, name="identity"))
+    assert [op["type"] for op in spec["operations"]] == ["RESHAPE"]
+    assert spec["outputs"] != spec["inputs"]
+    np.testing.assert_array_equal(run_plan((spec, tensors), x), x)
 
 
 def test_a_changed_tensor_or_op_breaks_the_hash(split_trunk, tmp_path):

@@ -51,6 +51,15 @@ def test_paper_spec_is_valid():
     assert spec.variants["method2"].finetune_from == "conv_pw_11"  # layer B
 
 
+@pytest.mark.parametrize("name, layer", [("A", "conv1"), ("B", "conv_pw_11"),
+                                         ("conv1", "conv1"), ("conv_pw_7", "conv_pw_7")])
+def test_paper_aliases_name_the_rows_of_its_mobilenet_table(imgs, name, layer):
+    """A is the table's first row (conv1: nothing frozen), B its 512×512 pointwise row."""
+    spec = load_spec_text(GOOD.replace("finetune_from: B", f"finetune_from: {name}"),
+                          base_dir=imgs)
+    assert spec.variants["method2"].finetune_from == layer
+
+
 def test_relative_host_path_is_relative_to_the_spec_file(imgs):
     """host: paths in a file resolve against that file's folder."""
     spec = load_spec_text(GOOD, base_dir=imgs)

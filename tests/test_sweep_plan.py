@@ -62,7 +62,7 @@ def test_finetune_from_shorthand_makes_one_run_per_layer(folder):
 
     assert [(r.label, r.variant, r.spec.variants[r.variant].finetune_from) for r in runs] == [
         ("method1(head)", "method1", None),
-        ("method2(conv_pw_7)", "method2", "conv_pw_7"),
+        ("method2(conv1)", "method2", "conv1"),  # A: the paper's first row
         ("method2(conv_pw_9)", "method2", "conv_pw_9")]
 
 
@@ -149,7 +149,8 @@ def test_shipped_sweeps_plan():
 
     assert {"sweep_table1_all_phones", "sweep_split_layers", "sweep_demo"} <= set(plans)
     split = plans["sweep_split_layers"]
-    assert len({r.label for r in split}) == len(split) == 12
+    assert len({r.label for r in split}) == len(split) == 14  # 7 splits (A too) × 2 delegates
+    assert {"method2(conv1,nnapi)", "method2(conv1,cpu)"} <= {r.label for r in split}
     table1 = plans["sweep_table1_all_phones"]
     assert [r.label for r in table1].count("method2") == 3  # three repetitions
 
