@@ -227,15 +227,21 @@ def test_an_agent_error_fails_the_run_with_its_reason(env, builder):
 
 
 def test_too_few_host_images_fail_before_anything_is_staged(env, synth_data, builder):
-    """A class smaller than train + test fails the run up front with a DataError line."""
+    """A class smaller than train + test is a DataError before any run is stored, any model
+    built or any photo pushed."""
+    from sqlmodel import select
+
+    from orchestrator.errors import DataError
+    from orchestrator.store.tables import Run, Transfer
+
     _, session, _ = env
     spec = make_spec(f"host:{synth_data}", train=50)
 
-    (r,) = run(env, spec, ["method1"], builder)
+    with pytest.raises(DataError, match="has 10 images"):
+        run(env, spec, ["method1"], builder)
 
-    assert r.status == "failed" and "has 10 images" in r.error
-    assert not [t for t in repo.run_transfers(session=session, run_id=r.id)
-                if t.kind == "images"]
+    assert not session.exec(select(Run)).all()
+    assert not session.exec(select(Transfer)).all()
 
 
 HOSTILE_AGENT = '''
