@@ -190,7 +190,10 @@ def test_two_runs_at_once_take_turns(pixel7, photos, home, undisturbed):
     assert refused.returncode == 5, refused.stderr
     busy = re.search(r"is busy: run (\d+) \(method2\)", refused.stderr)
     assert busy, refused.stderr  # whichever of the two holds the phone by then
-    assert clean.returncode == 5 and "is busy: run" in clean.stderr, clean.stderr
+    # Refused while a run holds the phone; on a fast machine both runs may be over by the
+    # time the clean starts, and then it may clean.
+    assert clean.returncode in (0, 5), clean.stderr
+    assert clean.returncode == 0 or "is busy: run" in clean.stderr, clean.stderr
     assert [rc for rc, _, _ in results] == [0, 0], [err[-500:] for _, _, err in results]
     runs = [json.loads(out)["runs"][0] for _, out, _ in results]
     assert int(busy.group(1)) in {r["id"] for r in runs}

@@ -87,6 +87,7 @@ STEPS: tuple[Step, ...] = (
     Step(2, "sweep workers and their queue claims",
          (add_table("worker"), add_column("sweepitem", "worker_id"))),
     Step(3, "phone leases (one run at a time per phone)", (add_table("phone_lease"),)),
+    Step(4, "the information bound of each run", (add_table("egressbound"),)),
 )
 HEAD = max((s.version for s in STEPS), default=1)
 
