@@ -78,26 +78,3 @@ def _register(interpreter: str) -> None:
         raise DeviceError(f"Cannot register qemu-aarch64 with binfmt_misc: {e.strerror}.",
                           hint=f"Register it as root: `cat {BINFMT_CONF} > "
                                f"{BINFMT_DIR}/register`.") from None
-
-
-def _qemu_interpreter() -> str | None:
-    for path in ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P",
-                 shutil.which("qemu-aarch64-static") or ""):
-        if path and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-def _register(interpreter: str) -> None:
-    if BINFMT_CONF.is_file():
-        line = BINFMT_CONF.read_text().strip()
-    else:  # Debian's rule (magic and mask of an aarch64 ELF executable), with this interpreter
-        line = (r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00"
-                r"\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff"
-                r"\xff\xff\xff\xff\xfe\xff\xff\xff:" + interpreter + ":OPF")
-    try:
-        (BINFMT_DIR / "register").write_text(line + "\n")
-    except OSError as e:
-        raise DeviceError(f"Cannot register qemu-aarch64 with binfmt_misc: {e.strerror}.",
-                          hint=f"Register it as root: `cat {BINFMT_CONF} > "
-                               f"{BINFMT_DIR}/register`.") from None
