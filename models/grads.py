@@ -268,5 +268,8 @@ def weighted_ce(
     ce = -tf.reduce_sum(onehot * log_probs, axis=1)
     denom = tf.maximum(tf.reduce_sum(weights), LOSS_EPS)
     loss = tf.reduce_sum(weights * ce) / denom
-    dlogits = (tf.exp(log_probs) - onehot) * tf.reshape(weights / denom, [weights.shape[0], 1])
+    # SOFTMAX, not EXP(log_probs): the aarch64 XNNPACK EXP of tflite-runtime 2.20.0.dev20250409
+    # returns 2^round(x·log2 e) (its rounding step compiled away), see README.
+    dlogits = (tf.nn.softmax(logits) - onehot) * tf.reshape(weights / denom,
+                                                            [weights.shape[0], 1])
     return loss, dlogits
