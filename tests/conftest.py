@@ -40,6 +40,22 @@ def isolated_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def home(isolated_home, tmp_path_factory) -> Path:
+    """The test's ORCH_HOME, its model build cache shared by the session's tests."""
+    from runs import with_build_cache
+
+    return with_build_cache(isolated_home, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    """Tiny synthetic cat and dog photos (10 per class, 96 px), made once per session."""
+    from runs import tiny_photos
+
+    return tiny_photos(tmp_path_factory.mktemp("synth"))
+
+
+@pytest.fixture
 def shared_catsdogs() -> Path:
     if not (CATSDOGS / "cat").is_dir():
         pytest.skip("reference photographs (../shared/data/catsdogs) are absent")

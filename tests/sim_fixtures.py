@@ -140,6 +140,16 @@ def sim_session(tmp_path_factory) -> Iterator[Callable[..., VirtualPhone]]:
 
 
 @pytest.fixture(scope="module")
+def phones(adb_server, tmp_path_factory) -> Iterator[Callable[..., VirtualPhone]]:
+    """Start virtual phones for the module on its private adb server:
+    `phones("pixel7", name=…, photos=…)`."""
+    home = tmp_path_factory.mktemp("sim-module")
+    start, started = _factory(home)
+    yield start
+    _stop(home, started)
+
+
+@pytest.fixture(scope="module")
 def adb_server() -> Iterator[int]:
     """A private adb server for the module (ORCH_ADB_PORT), so other suites' phones stay out
     of `--device` resolution; killed at the end."""

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sim_fixtures import ADB, _factory, _stop, adb_server, free_port  # noqa: F401
+from sim_fixtures import ADB, adb_server, free_port, phones  # noqa: F401
 
 from device_agent import contract
 from orchestrator.devices.adb import Phone
@@ -26,15 +26,6 @@ from orchestrator.runner.adb_link import AdbLink
 from orchestrator.runner.link import OnceRead
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def phones(adb_server, tmp_path_factory):
-    """Start virtual phones for the module: `phones("pixel7", name=…)`."""
-    home = tmp_path_factory.mktemp("sim-adb-link")
-    start, started = _factory(home)
-    yield start
-    _stop(home, started)
 
 
 @pytest.fixture(scope="module")

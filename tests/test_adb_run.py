@@ -13,25 +13,21 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import WEIGHTS_025
-from sim_fixtures import ADB, _factory, _stop, adb_server, cut_at_checkpoint  # noqa: F401
+from runs import REPO, orch, store, tiny_photos, with_build_cache
+from sim_fixtures import ADB, adb_server, cut_at_checkpoint, phones  # noqa: F401
 
 from device_agent import contract
-from orchestrator.datasets.synth import synthesize
 from orchestrator.egress import EgressGuard, EgressLimits
 from orchestrator.errors import EgressRefused
 from orchestrator.runner.adb_link import AdbLink
 from orchestrator.store import repo
-from orchestrator.store.db import open_session
 
-REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "experiments" / "paper_table1.yaml"
 GALLERY = "/sdcard/DCIM/catsdogs"  # the paper spec's `device:` data source
 SMALL = ["--set", "model.alpha=0.25", "--set", "model.input_size=96",
@@ -42,42 +38,13 @@ SMALL = ["--set", "model.alpha=0.25", "--set", "model.input_size=96",
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("adb-photos")
-    synthesize(root, per_class=10, size=96, names=["cat", "dog"])
-    return root
-
-
-@pytest.fixture(scope="module")
-def phones(adb_server, tmp_path_factory):
-    home = tmp_path_factory.mktemp("sim-adb-run")
-    start, started = _factory(home)
-    yield start
-    _stop(home, started)
+    return tiny_photos(tmp_path_factory.mktemp("adb-photos"))
 
 
 @pytest.fixture(scope="module")
 def pixel7(phones, photos):
     """The virtual Pixel 7, its gallery holding the photos at the paper spec's path."""
     return phones("pixel7", name="pixel7", photos=photos)
-
-
-@pytest.fixture
-def home(isolated_home, tmp_path_factory) -> Path:
-    """ORCH_HOME for in-process and CLI runs; the build cache shared by the session."""
-    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    cache.mkdir(exist_ok=True)
-    isolated_home.mkdir(parents=True, exist_ok=True)
-    (isolated_home / "cache").symlink_to(cache)
-    return isolated_home
-
-
-def orch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def store(home: Path):
-    return open_session(f"sqlite:///{home / 'orch.db'}")
 
 
 def sha(path: Path) -> str:
@@ -255,16 +222,11 @@ def _long_args(serial: str, photos: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def undisturbed(pixel7, photos, tmp_path_factory):
     """The long method-2 run once without trouble: its final accuracy and test loss."""
-    home = tmp_path_factory.mktemp("undisturbed")
-    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    cache.mkdir(exist_ok=True)
-    (home / "cache").symlink_to(cache)
-    env = {**os.environ, "ORCH_HOME": str(home)}
-    r = subprocess.run([sys.executable, "-m", "orchestrator", *_long_args(pixel7.serial, photos)],
-                       cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    home = with_build_cache(tmp_path_factory.mktemp("undisturbed"), tmp_path_factory)
+    r = orch(*_long_args(pixel7.serial, photos), home=home)
     assert r.returncode == 0, r.stderr
     run = json.loads(r.stdout)["runs"][0]
-    with open_session(f"sqlite:///{home / 'orch.db'}") as s:
+    with store(home) as s:
         loss = repo.metric_series(session=s, run_id=run["id"])["test_loss"]
     return run["accuracy"], loss
 

@@ -9,16 +9,16 @@ the same run with `delegate: cpu`; a phone without the library must fall back to
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from runs import REPO, orch
 from sim_fixtures import virtual_phone  # noqa: F401
 
 from orchestrator.datasets.synth import synthesize
 
-REPO = Path(__file__).resolve().parents[1]
+# Builds and the simulated NNAPI libraries are shared across the session.
+pytestmark = pytest.mark.usefixtures("home")
 PAPER = REPO / "experiments" / "paper_table1.yaml"
 SMALL = ["--set", "model.alpha=0.25", "--set", "model.input_size=96",
          "--set", "model.weights=none", "--set", "data.train_per_class=6",
@@ -26,24 +26,10 @@ SMALL = ["--set", "model.alpha=0.25", "--set", "model.input_size=96",
          "--set", "training.finetune_epochs=1", "--variant", "method2"]
 
 
-def orch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-
-
 def run_json(serial: str, *extra: str) -> dict:
     r = orch("run", str(PAPER), "--device", serial, *SMALL, *extra, "--format", "json")
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout)
-
-
-@pytest.fixture(autouse=True)
-def shared_build_cache(isolated_home, tmp_path_factory) -> None:
-    """Builds are shared across the session (the same cache the runner's tests use)."""
-    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    cache.mkdir(exist_ok=True)
-    isolated_home.mkdir(parents=True, exist_ok=True)
-    (isolated_home / "cache").symlink_to(cache)
 
 
 @pytest.fixture

@@ -12,13 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from runs import REPO, orch, store, tiny_photos
 
 from device_agent import contract
-from orchestrator.datasets.synth import synthesize
 from orchestrator.store import repo
-from orchestrator.store.db import open_session
-
-REPO = Path(__file__).resolve().parents[1]
 
 SPEC = """
 name: tiny-cli
@@ -32,36 +29,10 @@ delegate: nnapi
 """
 
 
-@pytest.fixture(scope="session")
-def synth_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth-cli")
-    synthesize(root, per_class=10, size=96, names=["cat", "dog"])
-    return root
-
-
-@pytest.fixture
-def home(isolated_home, tmp_path_factory) -> Path:
-    """ORCH_HOME for the subprocesses, its build cache shared by the session's tests."""
-    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    cache.mkdir(exist_ok=True)
-    isolated_home.mkdir(parents=True, exist_ok=True)
-    (isolated_home / "cache").symlink_to(cache)
-    return isolated_home
-
-
 def spec_file(tmp_path: Path, data: Path, finetune: int = 1) -> Path:
     p = tmp_path / "tiny.yaml"
     p.write_text(SPEC.format(source=data, finetune=finetune))
     return p
-
-
-def orch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def store(home: Path):
-    return open_session(f"sqlite:///{home / 'orch.db'}")
 
 
 def test_orch_run_local_runs_both_variants_and_compares_them(home, synth_data, tmp_path):
@@ -173,8 +144,7 @@ def test_skipped_photos_are_named_by_count_in_the_summaries(home, synth_data, tm
 def test_data_problems_exit_3_before_any_build(isolated_home, tmp_path, make):
     """A class folder missing or empty is a data error (exit 3, one line), found before the
     models are built: nothing lands in the build cache and no run is stored."""
-    data = tmp_path / "photos"
-    synthesize(data, per_class=10, size=96, names=["cat", "dog"])
+    data = tiny_photos(tmp_path / "photos")
     for f in (data / "dog").iterdir():
         f.unlink()
     if make == "no dog folder":

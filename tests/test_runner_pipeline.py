@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from runs import build_cache
 
 from device_agent import contract
-from orchestrator.datasets.synth import synthesize
 from orchestrator.errors import RunInterrupted
 from orchestrator.runner.devices import register_device
 from orchestrator.runner.local_link import LocalLink
@@ -37,18 +37,10 @@ delegate: nnapi
 
 
 @pytest.fixture(scope="session")
-def synth_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, per_class=10, size=96, names=["cat", "dog"])
-    return root
-
-
-@pytest.fixture(scope="session")
 def builder(tmp_path_factory):
     """The real models/ build, cached for the whole session (each config builds once); the
     CLI tests share the cache folder."""
-    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    return default_builder(cache)
+    return default_builder(build_cache(tmp_path_factory))
 
 
 def make_spec(source: str, *, finetune: int = 1, train: int = 6):

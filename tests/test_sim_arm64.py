@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import runtime_python
+from runs import REPO, orch, tiny_photos
 from sim_fixtures import virtual_phone  # noqa: F401
 
 from device_agent.contract import EVENTS_FILE
 from orchestrator import simnnapi
-from orchestrator.datasets.synth import synthesize
 from orchestrator.errors import BuildError, DeviceError, SpecError
 from orchestrator.sim import arm64_root, binfmt
 from orchestrator.sim.profile import load_profile, parse_profile
 from orchestrator.sim.system import arm64_python_wrapper
 
-REPO = Path(__file__).resolve().parents[1]
+# Model builds and the simulated NNAPI libraries are shared across the session.
+pytestmark = pytest.mark.usefixtures("home")
 PAPER = REPO / "experiments" / "paper_table1.yaml"
 TINY = ["--set", "model.alpha=0.25", "--set", "model.input_size=96",
         "--set", "model.weights=none", "--set", "data.train_per_class=4",
@@ -148,26 +147,12 @@ def arm64_ready() -> Path:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("arm64-photos") / "photos"
-    synthesize(root, per_class=8, size=96, names=["cat", "dog"])
-    return root
-
-
-@pytest.fixture(autouse=True)
-def shared_build_cache(isolated_home, tmp_path_factory) -> None:
-    """Model builds and the simulated NNAPI libraries are shared across the session."""
-    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    cache.mkdir(exist_ok=True)
-    isolated_home.mkdir(parents=True, exist_ok=True)
-    (isolated_home / "cache").symlink_to(cache)
-
-
-def orch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return tiny_photos(root, per_class=8)
 
 
 def run_json(serial: str, *extra: str) -> dict:
-    r = orch("run", str(PAPER), "--device", serial, *TINY, *extra, "--format", "json")
+    r = orch("run", str(PAPER), "--device", serial, *TINY, *extra, "--format", "json",
+             timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout)["runs"][0]
 

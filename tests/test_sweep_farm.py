@@ -25,19 +25,17 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from runs import REPO, orch, store, tiny_photos
 from sim_fixtures import ADB, VirtualPhone, _factory, _stop, free_port
 
-from orchestrator.datasets.synth import synthesize
 from orchestrator.runner.orphans import FLAG
 from orchestrator.runner.pipeline import default_builder
 from orchestrator.settings import get_settings
 from orchestrator.store import repo, sweep_repo
-from orchestrator.store.db import open_session
 from orchestrator.sweep.display import SweepDisplay
 from orchestrator.sweep.driver import DriveOptions, drive
 from orchestrator.sweep.queue import create_sweep
 
-REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "experiments" / "paper_table1.yaml"
 
 SWEEP = """\
@@ -89,8 +87,7 @@ def farm(servers, tmp_path_factory) -> dict[str, VirtualPhone | str]:
     only to the second server, named SERIAL@127.0.0.1:PORT."""
     from orchestrator.sim import manager
 
-    photos = tmp_path_factory.mktemp("sweep-photos")
-    synthesize(photos, per_class=10, size=96, names=["cat", "dog"])
+    photos = tiny_photos(tmp_path_factory.mktemp("sweep-photos"))
     home = tmp_path_factory.mktemp("sim-sweep")
     start, started = _factory(home)
     phones: dict[str, VirtualPhone | str] = {
@@ -110,31 +107,12 @@ def farm(servers, tmp_path_factory) -> dict[str, VirtualPhone | str]:
     _stop(home, started)
 
 
-@pytest.fixture
-def home(isolated_home, tmp_path_factory) -> Path:
-    """ORCH_HOME for in-process and CLI sweeps; the build cache shared by the session."""
-    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    cache.mkdir(exist_ok=True)
-    isolated_home.mkdir(parents=True, exist_ok=True)
-    (isolated_home / "cache").symlink_to(cache)
-    return isolated_home
-
-
 def sweep_file(tmp_path: Path, name: str, *, grid: str = "{data.seed: [0]}",
                epochs: int = 1, cooldown: float = 0, reassign: float = 300) -> Path:
     p = tmp_path / f"{name}.yaml"
     p.write_text(SWEEP.format(name=name, base=PAPER, grid=grid, epochs=epochs,
                               cooldown=cooldown, reassign=reassign))
     return p
-
-
-def orch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def store(home: Path):
-    return open_session(f"sqlite:///{home / 'orch.db'}")
 
 
 def serials(farm, *names: str) -> list[str]:

@@ -7,7 +7,7 @@ permission checks of the phone's uids, not against flags."""
 from __future__ import annotations
 
 import pytest
-from sim_fixtures import ADB, _factory, _stop, adb_server  # noqa: F401
+from sim_fixtures import ADB, adb_server, phones  # noqa: F401
 
 from orchestrator.devices.adb import Phone
 from orchestrator.devices.address import DeviceAddress
@@ -15,14 +15,6 @@ from orchestrator.launchers.termux_env import PREFIX, prelude
 from orchestrator.launchers.termux_facts import read_termux_facts
 
 APP_UID = 10234  # the profiles' Termux uid
-
-
-@pytest.fixture(scope="module")
-def phones(adb_server, tmp_path_factory):
-    home = tmp_path_factory.mktemp("sim-termux")
-    start, started = _factory(home)
-    yield start
-    _stop(home, started)
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 from attack import assert_no_trace
-from sim_fixtures import ADB, _factory, _stop, adb_server  # noqa: F401
+from runs import build_cache, tiny_photos
+from sim_fixtures import ADB, adb_server, phones  # noqa: F401
 
 from device_agent import contract
-from orchestrator.datasets.synth import synthesize
 from orchestrator.launchers import scripts
 from orchestrator.runner.adb_link import AdbLink
 from orchestrator.runner.devices import register_device
@@ -64,17 +64,7 @@ LEAK = '''
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("privacy-photos")
-    synthesize(root, per_class=10, size=96, names=["cat", "dog"])
-    return root
-
-
-@pytest.fixture(scope="module")
-def phones(adb_server, tmp_path_factory):
-    home = tmp_path_factory.mktemp("sim-privacy")
-    start, started = _factory(home)
-    yield start
-    _stop(home, started)
+    return tiny_photos(tmp_path_factory.mktemp("privacy-photos"))
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +79,7 @@ def world(pixel7, tmp_path, tmp_path_factory):
     db = tmp_path / "orch.db"
     session = open_session(f"sqlite:///{db}")
     device = register_device(session=session, link=link)
-    cache = tmp_path_factory.getbasetemp() / "runner-build-cache"
-    cache.mkdir(exist_ok=True)
+    cache = build_cache(tmp_path_factory)
     gallery = sorted(pixel7.host_path(GALLERY).glob("*/*"))
     yield pixel7, link, session, device, db, default_builder(cache), gallery[0].read_bytes()
     session.close()
