@@ -36,7 +36,7 @@ from orchestrator.store.tables import (
     utcnow,
 )
 
-RUN_STATUSES = tuple(RunStatus)
+RUN_STATUSES = tuple(s.value for s in RunStatus)
 DERIVED_STATUSES = DERIVED
 
 # ------------------------------------------------------------------ devices
@@ -147,7 +147,8 @@ def create_run(
     """A new run in `status` (a new row: no transition to check; later changes go through
     `transition_run`)."""
     row = Run(experiment_id=experiment_id, variant=variant, device_id=device_id,
-              params=params or {}, status=RunStatus(status), sweep_id=sweep_id, **fields)
+              params=params or {}, status=RunStatus(status).value, sweep_id=sweep_id,
+              **fields)
     session.add(row)
     session.commit()
     session.refresh(row)
@@ -182,8 +183,9 @@ def transition_run(*, session: Session, run_id: int, to: str,
     if only_from is not None:
         allowed &= {RunStatus(s) for s in only_from}
     res = session.exec(update(Run)
-                       .where(col(Run.id) == run_id, col(Run.status).in_(sorted(allowed)))
-                       .values(status=target, **fields)
+                       .where(col(Run.id) == run_id,
+                              col(Run.status).in_(sorted(s.value for s in allowed)))
+                       .values(status=target.value, **fields)
                        .execution_options(synchronize_session=False))
     if commit:
         session.commit()
