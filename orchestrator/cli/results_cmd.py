@@ -45,6 +45,10 @@ def list_(
     from orchestrator.store.labels import find_device_id
     from orchestrator.store.lease import ORPHANED, mark_orphans
 
+    shown = (*repo.RUN_STATUSES, ORPHANED)
+    if status is not None and status not in shown:
+        raise typer.BadParameter(f"{status!r} is not one of {', '.join(shown)}",
+                                 param_hint="--status")
     with open_store(db) as s:
         device_id = find_device_id(session=s, name=device) if device else None
         runs = repo.list_runs(session=s, experiment=experiment,
