@@ -78,7 +78,7 @@ def _worker(url: str, k: int, sweep_id: int, ready, go, out) -> None:
         while (item := worker_repo.claim(session=s, worker_id=w.id, sweep_ids=[sweep_id],
                                          device_id=dev.id, phone=dev.serial,
                                          model=dev.model)) is not None:
-            repo.update_run(session=s, run_id=item.run_id, status="finished")
+            repo.transition_run(session=s, run_id=item.run_id, to="finished")
             n += 1
         out.put((n, time.perf_counter()))
 

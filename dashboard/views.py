@@ -9,12 +9,13 @@ from pydantic import BaseModel
 
 from orchestrator.store.public import CompareRow, RunPublic, SamplePublic
 from orchestrator.store.queries import CellStats, RunProgress, Series
+from orchestrator.store.status import AT_REST
 
 # The paper's stages of a run, in order, with the words researchers use for them.
 TIMING_PARTS = (("decode", "Decode images"), ("features", "Frozen layers"),
                 ("embed", "Upper layers, cached"), ("train", "Training"),
                 ("eval", "Evaluation"), ("checkpoint", "Checkpoints"))
-TERMINAL = ("finished", "failed", "interrupted", "cancelled")
+TERMINAL = AT_REST  # no progress bar: nothing moves these on by themselves
 
 
 def _finite(v: Any) -> float | None:

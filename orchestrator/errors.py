@@ -12,6 +12,7 @@
     │   └── DeviceCommandFailed    returncode, output
     ├── RunError                   (exit 6, RUN)       the agent failed or the run was interrupted
     │   └── RunInterrupted         resumable: `orch run --resume RUN`
+    ├── TransitionRefused          (exit 6, RUN)       a run may not move to that status now
     ├── EgressRefused              (exit 7, EGRESS)    the egress guard refused a read
     ├── AuditFailed                (exit 7, EGRESS)    a run's ledger does not prove privacy
     ├── StoreError                 (exit 8, STORE)     database cannot be opened or is inconsistent
@@ -137,6 +138,18 @@ class RunInterrupted(RunError):
         if hint is None and run_id is not None:
             hint = f"Reconnect the phone, then `orch run --resume {run_id}`."
         super().__init__(message, hint=hint)
+
+
+class TransitionRefused(OrchError):
+    """The run is not in a status it may move to `target` from (store/status.py); another
+    process may have moved it first. Not a RunError: nothing about the run itself failed."""
+
+    exit_code = ExitCode.RUN
+
+    def __init__(self, *, run_id: int, current: str, target: str):
+        self.run_id, self.current, self.target = run_id, str(current), str(target)
+        super().__init__(f"Run {run_id} is {self.current}; it cannot become {self.target}.",
+                         hint=f"See `orch results show {run_id}`.")
 
 
 class EgressRefused(OrchError):

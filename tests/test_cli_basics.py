@@ -82,7 +82,8 @@ def test_bad_options_and_arguments_are_one_line_not_a_traceback():
     for args, named in ((["--bogus"], "--bogus"),
                         (["results", "compare", "x", "--format", "xml"], "'xml'"),
                         (["results", "show"], "run_id"),
-                        (["results", "show", "abc"], "run_id")):
+                        (["results", "show", "abc"], "run_id"),
+                        (["results", "list", "--status", "done"], "orphaned")):
         r = orch(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert "Traceback" not in r.stderr, r.stderr

@@ -203,7 +203,7 @@ def test_a_running_run_updates_live_then_finishes(site, watched):
         f" > {dots}", timeout=10_000)
     assert page.locator("[data-role=progress-label]").inner_text() != label
     watched.shot("run-live")
-    repo.update_run(session=s, run_id=run_id, status="finished", accuracy=0.79)
+    repo.transition_run(session=s, run_id=run_id, to="finished", accuracy=0.79)
     page.wait_for_function(
         "() => document.querySelector('h1 [data-role=status]').textContent === 'finished'",
         timeout=10_000)
@@ -229,7 +229,7 @@ def test_runs_list_follows_running_rows(site, watched):
         f"() => document.querySelector(\"{row} [data-role=progress-label]\")"
         ".textContent.includes('150/200')", timeout=10_000)
     assert page.locator(f"{row} progress").get_attribute("value") is not None
-    repo.update_run(session=s, run_id=run.id, status="failed", error="phone unplugged")
+    repo.transition_run(session=s, run_id=run.id, to="failed", error="phone unplugged")
     page.wait_for_function(
         f"() => document.querySelector(\"{row} [data-role=status]\").textContent === 'failed'",
         timeout=10_000)
@@ -247,8 +247,8 @@ def test_table1_refreshes_when_a_run_ends(site, watched):
     page = watched.page
     assert "Pixel 8" in page.locator("#table1 thead").text_content()  # the running run's cell
     assert pct(0.9612) not in page.locator("#table1").inner_text()
-    repo.update_run(session=s, run_id=run.id, status="finished", accuracy=0.9612,
-                    timing={"train": 30.0, "total": 60.0}, delegate_used="nnapi")
+    repo.transition_run(session=s, run_id=run.id, to="finished", accuracy=0.9612,
+                        timing={"train": 30.0, "total": 60.0}, delegate_used="nnapi")
     page.wait_for_function(f"() => document.getElementById('table1').textContent"
                            f".includes('{pct(0.9612)}')", timeout=10_000)
     page.wait_for_function(ALL_DRAWN)

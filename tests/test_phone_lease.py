@@ -98,8 +98,8 @@ def _run_with_epochs(s: Session, seconds: list[float], planned: int):
                                                     "finetune_from": "B"})
     repo.record_metrics(session=s, run_id=run.id, metrics=[
         ("epoch_seconds", i + 1, v) for i, v in enumerate(seconds)])
-    repo.update_run(session=s, run_id=run.id, status="running",
-                    progress={"epoch": len(seconds)})
+    repo.transition_run(session=s, run_id=run.id, to="running",
+                        progress={"epoch": len(seconds)})
     return dev, run
 
 

@@ -45,10 +45,11 @@ def test_metrics_are_idempotent_and_keep_nan(session):
 def test_compare_prefers_finished_runs(session):
     """Table 1 shows the latest finished run of each variant × device."""
     done = _run(session)
-    repo.update_run(session=session, run_id=done.id, status="finished", accuracy=0.9,
-                    timing={"train": 3.0, "total": 5.0}, delegate_used="cpu")
+    repo.transition_run(session=session, run_id=done.id, to="running")
+    repo.transition_run(session=session, run_id=done.id, to="finished", accuracy=0.9,
+                        timing={"train": 3.0, "total": 5.0}, delegate_used="cpu")
     failed = _run(session)
-    repo.update_run(session=session, run_id=failed.id, status="failed")
+    repo.transition_run(session=session, run_id=failed.id, to="failed")
     other = _run(session, variant="method2")
     rows = repo.compare(session=session, experiment="exp")
     assert [(r.variant, r.run_id, r.runs) for r in rows] == [

@@ -134,6 +134,13 @@ def queue(s, phones: dict[str, tuple[str, int]]):
     return sw, devs
 
 
+def _finish(s, run_id: int) -> None:
+    """Run a claimed item to its end (a released or stale one is taken up first)."""
+    if repo.get_run(session=s, run_id=run_id).status != "running":
+        repo.transition_run(session=s, run_id=run_id, to="running")
+    repo.transition_run(session=s, run_id=run_id, to="finished")
+
+
 def test_claims_by_many_threads_never_take_an_item_twice(store):
     """Eight phones of one model, each in its own thread and session, share the runs a
     ninth released: every run is taken exactly once."""
@@ -151,7 +158,7 @@ def test_claims_by_many_threads_never_take_an_item_twice(store):
                     model=dev.model)) is not None:
                 with lock:
                     got.append(item.id)
-                repo.update_run(session=mine, run_id=item.run_id, status="finished")
+                _finish(mine, item.run_id)
 
     threads = [threading.Thread(target=worker, args=(devs[f"B{i}"],)) for i in range(8)]
     for t in threads:
@@ -169,7 +176,7 @@ def test_a_phone_takes_its_own_stale_runs_first_then_queued_then_released(store)
     items = sweep_repo.list_items(session=s, sweep_id=sw.id)
     a_items = [i for i in items if i.device_id == devs["A"].id]
     b_items = [i for i in items if i.device_id == devs["B"].id]
-    repo.update_run(session=s, run_id=b_items[1].run_id, status="interrupted")
+    repo.transition_run(session=s, run_id=b_items[1].run_id, to="interrupted")
     sweep_repo.release_items(session=s, sweep_id=sw.id, device_id=devs["A"].id, note="away")
 
     def claim(serial: str):
@@ -181,7 +188,7 @@ def test_a_phone_takes_its_own_stale_runs_first_then_queued_then_released(store)
     for _ in range(4):
         item = claim("B")
         order.append(item.id)
-        repo.update_run(session=s, run_id=item.run_id, status="finished")
+        _finish(s, item.run_id)
 
     assert order == [b_items[1].id, b_items[0].id, a_items[0].id, a_items[1].id]
     assert claim("C").model == "SM-S911B"  # its own; never a Pixel's released run

@@ -59,7 +59,7 @@ def test_many_workers_claim_every_run_exactly_once(store):
                     assert item.worker_id == w.id and item.device_id == dev.id
                     with lock:
                         got.append((item.id, w.id))
-                    repo.update_run(session=mine, run_id=item.run_id, status="finished")
+                    repo.transition_run(session=mine, run_id=item.run_id, to="finished")
         except BaseException as e:
             errors.append(e)
 

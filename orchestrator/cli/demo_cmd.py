@@ -30,6 +30,7 @@ def demo(
     from orchestrator.runner.display import RunDisplay
     from orchestrator.settings import get_settings
     from orchestrator.store import repo
+    from orchestrator.store.status import RunStatus
 
     settings = get_settings()
     spec = demo_spec(weights, set_ or [])
@@ -63,7 +64,7 @@ def demo(
         console.print(f"   audit {mark} {verdicts[r.id].headline} (`orch audit {r.id}`)",
                       soft_wrap=True)
     _print_compare(spec.name, rows)
-    bad = [r for r in runs if r.status != "finished"]
+    bad = [r for r in runs if r.status != RunStatus.FINISHED]
     if bad or not all(v.ok for v in verdicts.values()):
         raise RunError("The demo did not finish cleanly.",
                        hint=f"See `orch results show {(bad or runs)[0].id}`.")

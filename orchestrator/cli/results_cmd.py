@@ -24,6 +24,7 @@ from orchestrator.cli.common import (
 from orchestrator.store import repo
 from orchestrator.store.public import CompareRow
 from orchestrator.store.runtime_info import delegation_rows, runtime_label
+from orchestrator.store.status import RunStatus
 
 app = typer.Typer(help="Browse stored results.", no_args_is_help=True)
 
@@ -44,10 +45,15 @@ def list_(
     from orchestrator.store.labels import find_device_id
     from orchestrator.store.lease import ORPHANED, mark_orphans
 
+    shown = (*repo.RUN_STATUSES, ORPHANED)
+    if status is not None and status not in shown:
+        raise typer.BadParameter(f"{status!r} is not one of {', '.join(shown)}",
+                                 param_hint="--status")
     with open_store(db) as s:
         device_id = find_device_id(session=s, name=device) if device else None
         runs = repo.list_runs(session=s, experiment=experiment,
-                              status="running" if status == ORPHANED else status, limit=limit,
+                              status=RunStatus.RUNNING if status == ORPHANED else status,
+                              limit=limit,
                               device_id=device_id, variant=variant)
         runs = mark_orphans(session=s, runs=runs)
     if status == ORPHANED:
@@ -69,7 +75,7 @@ def list_(
                   fmt_pct(r.accuracy), fmt_s(r.timing.get("train")), r.delegate_used,
                   r.finished.strftime("%Y-%m-%d %H:%M") if r.finished else None) for r in runs])
     for r in runs:  # what to do about a run no host follows
-        if r.status in (ORPHANED, "interrupted") and r.error:
+        if r.status in (ORPHANED, RunStatus.INTERRUPTED) and r.error:
             console.print(f"run {r.id} {r.status}: {r.error}", soft_wrap=True)
 
 

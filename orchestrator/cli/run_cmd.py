@@ -33,6 +33,7 @@ from orchestrator.settings import get_settings
 from orchestrator.spec import load_spec
 from orchestrator.store import repo
 from orchestrator.store.public import CompareRow, RunPublic
+from orchestrator.store.status import RunStatus
 
 
 def _ask_to_stop(run: RunPublic) -> bool:
@@ -119,7 +120,7 @@ def run(
         for r in runs:
             console.print(_summary_line(r), soft_wrap=True)
         _print_compare(experiment, rows)
-    bad = [r for r in runs if r.status != "finished"]
+    bad = [r for r in runs if r.status != RunStatus.FINISHED]
     if bad:
         first = bad[0]
         raise RunError(f"{len(bad)} of {len(runs)} runs did not finish; run {first.id} "

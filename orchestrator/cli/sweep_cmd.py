@@ -30,6 +30,7 @@ from orchestrator.cli.common import (
 from orchestrator.cli.sweep_worker_cmd import worker
 from orchestrator.errors import RunError
 from orchestrator.store import sweep_repo
+from orchestrator.store.status import RunStatus
 from orchestrator.sweep.display import SweepDisplay, status_table
 from orchestrator.sweep.status import SweepStatus
 
@@ -62,7 +63,7 @@ def _finish(status: SweepStatus, format: OutputFormat) -> None:
         console.print(status_table(status))
         console.print(f"Table 1 of every point × phone: `orch results compare "
                       f"{status.experiment}`", soft_wrap=True)
-    failed = [i for i in status.items if i.status == "failed"]
+    failed = [i for i in status.items if i.status == RunStatus.FAILED]
     if failed:
         first = failed[0]
         raise RunError(f"Sweep {status.sweep.id}: {len(failed)} of {len(status.items)} runs "

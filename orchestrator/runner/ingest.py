@@ -5,6 +5,10 @@ them; the agent sends only their codes and numbers.
 `Run.events_seen` is the highest event seq ingested, so reading the same events again (a
 resumed run re-reads its events file from the start) stores nothing twice; metrics are also
 unique per (run, key, step).
+
+The status is not written here: what the agent reports (`done`, `error`, result.json) is
+stored as `progress.terminal` and the run's fields, and the pipeline's verdict, which also
+weighs how the agent exited, moves the run once (runner/pipeline.py).
 """
 
 from __future__ import annotations
@@ -96,14 +100,13 @@ def ingest_events(
             progress["checkpoint"] = ev["epoch"]
         elif kind == "done":
             out.terminal = progress["terminal"] = ev["status"]
-            fields.update(status=ev["status"], finished=_when(ev["t"]))
+            fields["finished"] = _when(ev["t"])
             if ev.get("accuracy") is not None:
                 fields["accuracy"] = ev["accuracy"]
         elif kind == "error":
             out.terminal = progress["terminal"] = "failed"
             code = ev["code"]
-            fields.update(status="failed", finished=_when(ev["t"]),
-                          error=f"{code}: {render(contract.ERRORS, ev)}")
+            fields.update(finished=_when(ev["t"]), error=f"{code}: {render(contract.ERRORS, ev)}")
     if not out.new:
         out.run = run
         return out
@@ -125,7 +128,8 @@ def ingest_events(
 def ingest_result(
     *, session: Session, run_id: int, result: dict[str, Any], host_timing: dict[str, float]
 ) -> RunPublic:
-    """Store an admitted result.json: accuracy, timing (+ host-side), versions, delegate."""
+    """Store an admitted result.json: accuracy, timing (+ host-side), versions, delegate (its
+    status is weighed by the pipeline's verdict)."""
     run = repo.get_run(session=session, run_id=run_id)
     epochs = result.get("epochs") or []
     if epochs:
@@ -145,7 +149,4 @@ def ingest_result(
                       delegate_used=delegate.get("used") or run.delegate_used,
                       delegate_reason=render(contract.REASONS, delegate.get("reason")),
                       delegate_info=delegate.get("info") or run.delegate_info)
-    status = result.get("status")
-    if status in ("finished", "cancelled", "failed"):
-        fields["status"] = status
     return repo.update_run(session=session, run_id=run_id, **fields)

@@ -16,11 +16,11 @@ from sqlmodel import Session, col, select
 from orchestrator.runner.link import DeviceLink
 from orchestrator.store import repo
 from orchestrator.store.lease import live_run_ids
+from orchestrator.store.status import ENDED, OPEN
 from orchestrator.store.tables import Run
 
 DETACHED_CHECKED = 10  # newest open runs of a phone whose agent is looked for
 FLAG = "agent_left_running"  # in Run.progress: the run ended here while its phone was away
-ENDED = ("cancelled", "failed", "finished")
 
 
 def flag_left_running(*, session: Session, run_id: int) -> None:
@@ -37,7 +37,7 @@ def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | No
         return []
     flagged = session.exec(
         select(Run.id, Run.status, Run.error, Run.device_run_dir, Run.progress)
-        .where(Run.device_id == device_id, col(Run.status).in_(ENDED),
+        .where(Run.device_id == device_id, col(Run.status).in_(sorted(ENDED)),
                Run.progress[FLAG].as_boolean())  # type: ignore[index]
     ).all()
     stopped = []
@@ -63,7 +63,7 @@ def detached_agents(*, link: DeviceLink, session: Session,
         return []
     rows = session.exec(
         select(Run.id, Run.variant, Run.device_run_dir)
-        .where(Run.device_id == device_id, col(Run.status).in_(("running", "interrupted")),
+        .where(Run.device_id == device_id, col(Run.status).in_(sorted(OPEN)),
                col(Run.device_run_dir).is_not(None))
         .order_by(col(Run.id).desc()).limit(DETACHED_CHECKED)).all()
     followed = live_run_ids(session=session) if rows else set()

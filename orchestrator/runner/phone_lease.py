@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
-from orchestrator.errors import DeviceBusy
+from orchestrator.errors import DeviceBusy, TransitionRefused
 from orchestrator.store import lease as store
 from orchestrator.store import repo
 from orchestrator.store.lease import LeasePublic, holder_dead, is_live, orphan_hint
 from orchestrator.store.public import DevicePublic
+from orchestrator.store.status import RunStatus
 
 TTL_S = 60.0  # a holder silent this long loses the phone
 HEARTBEAT_S = TTL_S / 4
@@ -65,10 +66,9 @@ def describe(session: Session, phone: str, held: LeasePublic) -> str:
 
 def _interrupt_lapsed(session: Session, run_id: int) -> None:
     """The phone was taken from a host that stopped while following this run: say so."""
-    run = repo.get_run(session=session, run_id=run_id)
-    if run.status == "running":
-        repo.update_run(session=session, run_id=run_id, status="interrupted",
-                        error=orphan_hint(run_id))
+    with contextlib.suppress(TransitionRefused):  # it ended, or its host marked it
+        repo.transition_run(session=session, run_id=run_id, to=RunStatus.INTERRUPTED,
+                            only_from=(RunStatus.RUNNING,), error=orphan_hint(run_id))
 
 
 @dataclass

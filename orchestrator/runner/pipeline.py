@@ -27,6 +27,7 @@ from orchestrator.errors import (
     OrchError,
     RunError,
     RunInterrupted,
+    TransitionRefused,
 )
 from orchestrator.runner.follow import (
     FollowOutcome,
@@ -57,6 +58,7 @@ from orchestrator.runner.staging import (
 from orchestrator.spec import ExperimentSpec, spec_hash
 from orchestrator.store import repo
 from orchestrator.store.public import DevicePublic, RunPublic
+from orchestrator.store.status import ENDED, RunStatus
 from orchestrator.store.tables import utcnow
 
 Builder = Callable[[ExperimentSpec, str], BuiltModel]
@@ -120,6 +122,21 @@ class _Ctx:
 
     def update(self, run_id: int, **fields: Any) -> RunPublic:
         return repo.update_run(session=self.session, run_id=run_id, **fields)
+
+    def move(self, run_id: int, to: RunStatus, **fields: Any) -> RunPublic:
+        """Change the run's status (store/status.py); TransitionRefused when it may not."""
+        return repo.transition_run(session=self.session, run_id=run_id, to=to, **fields)
+
+    def end(self, run_id: int, to: RunStatus, **fields: Any) -> RunPublic:
+        """Record how the run ended. When another process ended it first (a sweep's cancel,
+        the successor of a worker taken for dead), its record stands and is returned."""
+        try:
+            return self.move(run_id, to, **fields)
+        except TransitionRefused as e:
+            run = repo.get_run(session=self.session, run_id=run_id)
+            self.say(run.variant, f"run {run_id} was already {e.current}: not recorded as "
+                     f"{e.target}", run_id)
+            return run
 
 
 def _epochs(params: dict[str, Any]) -> int:
@@ -193,9 +210,6 @@ def run_experiment(
     return out
 
 
-ENDED = ("finished", "failed", "cancelled")
-
-
 def _continue_or_fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
                        builder: Builder) -> RunPublic:
     """The same command after an interruption resumes the interrupted run (reattach.py)."""
@@ -250,85 +264,143 @@ def run_queued(
 def _fresh(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
            builder: Builder, *, queued: RunPublic | None = None,
            standby: Standby | None = None) -> RunPublic:
-    link = ctx.link
+    """A new run (or a queued one): start its agent, then follow it and collect."""
     _wait_for_detached(ctx, variant)
-    params = {**(queued.params if queued else {}), **run_params(spec, variant)}
-    if queued is None:
-        run = repo.create_run(session=ctx.session, experiment_id=experiment_id,
-                              variant=variant, device_id=ctx.device.id, params=params,
-                              launcher=link.launcher, delegate_requested=spec.delegate)
-        if ctx.hold is not None:
-            ctx.hold.attach_run(run.id)
-    else:
-        run = ctx.update(queued.id, device_id=ctx.device.id, params=params,
-                         launcher=link.launcher, delegate_requested=spec.delegate)
+    run = _fresh_row(ctx, spec, variant, experiment_id, queued)
     t0 = time.monotonic()
     try:
-        _stop_left_running(ctx, variant, run.id)
-        ctx.on_progress(Progress(variant, "build", run.id, text="building models"))
-        build = builder(spec, variant)
-        t_build = time.monotonic() - t0
-        ctx.on_progress(Progress(variant, "build", run.id, done=1, total=1,
-                                 text=f"models {build.hash} ("
-                                      + ("cached)" if getattr(build, "cache_hit", False)
-                                         else f"built in {t_build:.1f} s)")))
+        run = _start(ctx, spec, variant, run, builder, standby, t0)
+    except (KeyboardInterrupt, Exception) as e:
+        return _not_started(ctx, variant, run, e)
+    return _follow_and_collect(ctx, run, t0)
 
-        t1 = time.monotonic()
-        ledger = ctx.ledger(run.id)
-        tally = StageTally(on_change=lambda t: ctx.on_progress(
-            Progress(variant, "stage", run.id, done=t.pushed + t.skipped)))
-        ctx.on_progress(Progress(variant, "stage", run.id, text="staging"))
-        agent_dir, agent_hash = stage_agent(link, ledger, tally, ctx.agent_package)
-        models = stage_model(link, ledger, tally, build)
-        data_root, data_hash = stage_data(link, ledger, tally, spec.data, spec.head.classes)
-        warm = (standby is not None and standby.agent_dir == agent_dir
-                and link.agent_alive(standby.run_dir))
-        run_key = (posixpath.basename(standby.run_dir) if warm and standby
-                   else f"{run.id}-{secrets.token_hex(4)}")
-        run_dir = posixpath.join(link.root, "runs", run_key)
-        threads = int(ctx.device.facts.get("cpus") or 4)
-        job = make_job(run_key=run_key, spec=spec, variant=variant, models=models,
-                       data_root=data_root, threads=threads)
-        link.mkdirs(run_dir)
-        push_text(link, ledger, json.dumps(job, indent=1),
-                  posixpath.join(run_dir, contract.JOB_FILE), "job")
-        t_stage = time.monotonic() - t1
-        files = tally.pushed + tally.skipped
-        ctx.on_progress(Progress(variant, "stage", run.id, done=files, total=files,
-                                 text=f"staged {tally.pushed} files "
-                                      f"({tally.pushed_bytes / 1e6:.1f} MB), "
-                                      f"{tally.skipped} already there"))
-        run = ctx.update(
-            run.id, status="running", device_run_dir=run_dir,
+
+def _fresh_row(ctx: _Ctx, spec: ExperimentSpec, variant: str, experiment_id: int,
+               queued: RunPublic | None) -> RunPublic:
+    """The run's row: the queued one with this phone's settings, else a new one."""
+    params = {**(queued.params if queued else {}), **run_params(spec, variant)}
+    if queued is not None:
+        return ctx.update(queued.id, device_id=ctx.device.id, params=params,
+                          launcher=ctx.link.launcher, delegate_requested=spec.delegate)
+    run = repo.create_run(session=ctx.session, experiment_id=experiment_id,
+                          variant=variant, device_id=ctx.device.id, params=params,
+                          launcher=ctx.link.launcher, delegate_requested=spec.delegate)
+    if ctx.hold is not None:
+        ctx.hold.attach_run(run.id)
+    return run
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """What staging put on the phone for one run."""
+
+    agent_dir: str
+    agent_hash: str
+    run_dir: str
+    data_root: str
+    data_hash: str
+    threads: int
+    warm: bool  # the job went to a warm agent's folder: pushing it started the run
+    seconds: float
+
+
+def _start(ctx: _Ctx, spec: ExperimentSpec, variant: str, run: RunPublic, builder: Builder,
+           standby: Standby | None, t0: float) -> RunPublic:
+    """Build, stage, mark the run `running` in its folder, start its agent."""
+    _stop_left_running(ctx, variant, run.id)
+    build, t_build = _build(ctx, spec, variant, run.id, builder, t0)
+    staged = _stage(ctx, spec, variant, run.id, build, standby)
+    try:
+        run = ctx.move(
+            run.id, RunStatus.RUNNING, device_run_dir=staged.run_dir,
             frozen_hash=_sha_or_none(build.dir, "frozen.tflite"),
             train_hash=_sha_or_none(build.dir, "train.tflite"),
-            params={**params, "model_hash": build.hash, "agent": agent_hash,
-                    "data_hash": data_hash, "data_root": data_root, "threads": threads},
-            timing={**run.timing, "build": round(t_build, 3), "stage": round(t_stage, 3)})
-        if warm:  # the job.json just pushed sets it going
-            ctx.on_progress(Progress(variant, "launch", run.id,
-                                     text=f"job handed to the warm agent in {run_dir}"))
-        else:
-            link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=False)
-            ctx.on_progress(Progress(variant, "launch", run.id,
-                                     text=f"agent started in {run_dir}"))
-    except KeyboardInterrupt:
-        ctx.update(run.id, status="interrupted", error="stopped before the agent started",
-                   finished=utcnow())
+            params={**run.params, "model_hash": build.hash, "agent": staged.agent_hash,
+                    "data_hash": staged.data_hash, "data_root": staged.data_root,
+                    "threads": staged.threads},
+            timing={**run.timing, "build": round(t_build, 3),
+                    "stage": round(staged.seconds, 3)})
+    except TransitionRefused:  # ended meanwhile (a sweep's cancel): no agent for it
+        if staged.warm:
+            ctx.link.stop_agent(staged.run_dir)
+        raise
+    _launch(ctx, variant, run.id, staged)
+    return run
+
+
+def _build(ctx: _Ctx, spec: ExperimentSpec, variant: str, run_id: int, builder: Builder,
+           t0: float) -> tuple[BuiltModel, float]:
+    """The variant's models (from the cache when built before); seconds since `t0`."""
+    ctx.on_progress(Progress(variant, "build", run_id, text="building models"))
+    build = builder(spec, variant)
+    t_build = time.monotonic() - t0
+    ctx.on_progress(Progress(variant, "build", run_id, done=1, total=1,
+                             text=f"models {build.hash} ("
+                                  + ("cached)" if build.cache_hit
+                                     else f"built in {t_build:.1f} s)")))
+    return build, t_build
+
+
+def _stage(ctx: _Ctx, spec: ExperimentSpec, variant: str, run_id: int, build: BuiltModel,
+           standby: Standby | None) -> _Staged:
+    """Push the agent, the models, the data and the job (each skipped when already there);
+    the job goes to a warm agent's folder when that agent waits and runs the staged code."""
+    link = ctx.link
+    t1 = time.monotonic()
+    ledger = ctx.ledger(run_id)
+    tally = StageTally(on_change=lambda t: ctx.on_progress(
+        Progress(variant, "stage", run_id, done=t.pushed + t.skipped)))
+    ctx.on_progress(Progress(variant, "stage", run_id, text="staging"))
+    agent_dir, agent_hash = stage_agent(link, ledger, tally, ctx.agent_package)
+    models = stage_model(link, ledger, tally, build)
+    data_root, data_hash = stage_data(link, ledger, tally, spec.data, spec.head.classes)
+    warm = (standby is not None and standby.agent_dir == agent_dir
+            and link.agent_alive(standby.run_dir))
+    run_key = (posixpath.basename(standby.run_dir) if warm and standby
+               else f"{run_id}-{secrets.token_hex(4)}")
+    run_dir = posixpath.join(link.root, "runs", run_key)
+    threads = int(ctx.device.facts.get("cpus") or 4)
+    job = make_job(run_key=run_key, spec=spec, variant=variant, models=models,
+                   data_root=data_root, threads=threads)
+    link.mkdirs(run_dir)
+    push_text(link, ledger, json.dumps(job, indent=1),
+              posixpath.join(run_dir, contract.JOB_FILE), "job")
+    staged = _Staged(agent_dir, agent_hash, run_dir, data_root, data_hash, threads, warm,
+                     time.monotonic() - t1)
+    files = tally.pushed + tally.skipped
+    ctx.on_progress(Progress(variant, "stage", run_id, done=files, total=files,
+                             text=f"staged {tally.pushed} files "
+                                  f"({tally.pushed_bytes / 1e6:.1f} MB), "
+                                  f"{tally.skipped} already there"))
+    return staged
+
+
+def _launch(ctx: _Ctx, variant: str, run_id: int, staged: _Staged) -> None:
+    if staged.warm:  # the job.json just pushed sets it going
+        ctx.on_progress(Progress(variant, "launch", run_id,
+                                 text=f"job handed to the warm agent in {staged.run_dir}"))
+        return
+    ctx.link.start_agent(agent_dir=staged.agent_dir, run_dir=staged.run_dir, resume=False)
+    ctx.on_progress(Progress(variant, "launch", run_id,
+                             text=f"agent started in {staged.run_dir}"))
+
+
+def _not_started(ctx: _Ctx, variant: str, run: RunPublic,
+                 err: KeyboardInterrupt | Exception) -> RunPublic:
+    """Record why the run ended before its agent started. An expected failure is the run's
+    result; a lost phone (the other variants would fail the same way) and a bug (with its
+    traceback) are raised on; Ctrl-C becomes RunInterrupted."""
+    if isinstance(err, KeyboardInterrupt):
+        ctx.end(run.id, RunStatus.INTERRUPTED, error="stopped before the agent started",
+                finished=utcnow())
         raise RunInterrupted(f"Run {run.id} ({variant}) stopped before the agent started.",
                              run_id=None, hint="Start it again with `orch run SPEC`.") from None
-    except DeviceError as e:
-        # The phone is gone or refuses: the other variants would fail the same way.
-        ctx.update(run.id, status="failed", error=e.one_line(), finished=utcnow())
-        raise
-    except OrchError as e:
-        return ctx.update(run.id, status="failed", error=e.one_line(), finished=utcnow())
-    except Exception as e:
-        # A bug, not an expected failure: record it, then let it surface with its traceback.
-        ctx.update(run.id, status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0],
-                   finished=utcnow())
-        raise
-    return _follow_and_collect(ctx, run, t0)
+    why = err.one_line() if isinstance(err, OrchError) else \
+        f"{type(err).__name__}: {err}".splitlines()[0]
+    failed = ctx.end(run.id, RunStatus.FAILED, error=why, finished=utcnow())
+    if isinstance(err, OrchError) and not isinstance(err, DeviceError):
+        return failed
+    raise err
 
 
 def _sha_or_none(folder: Path, name: str) -> str | None:
@@ -368,7 +440,7 @@ def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
     link = ctx.link
     run = repo.get_run(session=ctx.session, run_id=run_id)
     _stop_left_running(ctx, run.variant, run.id)
-    if run.status == "finished" and run.result:
+    if run.status == RunStatus.FINISHED:
         raise RunError(f"Run {run_id} already finished.", hint=f"See `orch results show {run_id}`.")
     if not run.device_run_dir or not link.exists(
             posixpath.join(run.device_run_dir, contract.JOB_FILE)):
@@ -393,10 +465,10 @@ def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
                     f"its first {at} bytes are kept, the rest discarded (see `orch audit "
                     f"{run.id}`); training goes on from the last checkpoint", run.id)
             terminal = None
-        if terminal == "finished":
+        if terminal == RunStatus.FINISHED:
             ctx.on_progress(Progress(run.variant, "launch", run.id,
                                      text="the agent finished while detached: collecting"))
-            run = ctx.update(run.id, status="running", error=None, finished=None)
+            run = ctx.move(run.id, RunStatus.RUNNING, error=None, finished=None)
             return _follow_and_collect(ctx, run, t0, guard=guard, terminal=terminal)
         ledger, tally = ctx.ledger(run.id), StageTally()
         agent_dir, agent_hash = stage_agent(link, ledger, tally, ctx.agent_package)
@@ -407,7 +479,7 @@ def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
         link.start_agent(agent_dir=agent_dir, run_dir=run_dir, resume=True)
         ctx.on_progress(Progress(run.variant, "launch", run.id,
                                  text="agent restarted from its last checkpoint"))
-    run = ctx.update(run.id, status="running", error=None, finished=None)
+    run = ctx.move(run.id, RunStatus.RUNNING, error=None, finished=None)
     return _follow_and_collect(ctx, run, t0)
 
 
@@ -448,11 +520,11 @@ def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float, *,
         _interrupted_by_user(ctx, run, wall, stop)
     except EgressRefused as e:
         link.stop_agent(run_dir)  # nothing it sends can be admitted any more
-        return ctx.update(run.id, status="failed", error=e.one_line(), finished=utcnow(),
-                          timing={**_timing(ctx, run.id), **wall()})
+        return ctx.end(run.id, RunStatus.FAILED, error=e.one_line(), finished=utcnow(),
+                       timing={**_timing(ctx, run.id), **wall()})
     except DeviceError as e:
-        ctx.update(run.id, status="interrupted", error=e.one_line(),
-                   timing={**_timing(ctx, run.id), **wall()})
+        ctx.end(run.id, RunStatus.INTERRUPTED, error=e.one_line(),
+                timing={**_timing(ctx, run.id), **wall()})
         raise RunInterrupted(f"Run {run.id} ({run.variant}) lost its device: {e.message}",
                              run_id=run.id) from None
 
@@ -462,7 +534,7 @@ def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float, *,
     else:
         run = ctx.update(run.id, timing={**_timing(ctx, run.id), **wall()})
     status, error = _verdict(out.terminal, out.exit_code, result, run)
-    return ctx.update(run.id, status=status, error=error, finished=utcnow())
+    return ctx.end(run.id, status, error=error, finished=utcnow())
 
 
 def _timing(ctx: _Ctx, run_id: int) -> dict[str, Any]:
@@ -470,26 +542,28 @@ def _timing(ctx: _Ctx, run_id: int) -> dict[str, Any]:
 
 
 def _verdict(terminal: str | None, exit_code: int | None, result: dict | None,
-             run: RunPublic) -> tuple[str, str | None]:
+             run: RunPublic) -> tuple[RunStatus, str | None]:
     """Final status and one-line error from what the agent reported and how it ended."""
     where = f" at epoch {run.progress['epoch']}" if run.progress.get("epoch") else ""
-    if terminal == "failed":
-        return "failed", run.error or "the agent reported an error"
+    if terminal == RunStatus.FAILED:
+        return RunStatus.FAILED, run.error or "the agent reported an error"
     if terminal is None:
         if exit_code == contract.EXIT_CANCELLED:
-            return "cancelled", "the agent was cancelled"
+            return RunStatus.CANCELLED, "the agent was cancelled"
         if exit_code == 0:
-            return "failed", f"the agent exited{where} without reporting done or an error"
+            return RunStatus.FAILED, (f"the agent exited{where} without reporting done or an "
+                                      "error")
         if exit_code is not None and exit_code > 0:
             name = EXIT_NAMES.get(exit_code, "error")
-            return "failed", (f"the agent exited with code {exit_code} ({name}){where} "
-                              "without reporting why")
+            return RunStatus.FAILED, (f"the agent exited with code {exit_code} ({name})"
+                                      f"{where} without reporting why")
         how = f"killed by signal {-exit_code}" if exit_code else "it stopped"
-        return "interrupted", (f"the agent stopped before finishing{where} ({how}); "
-                               f"`orch run --resume {run.id}` continues from its checkpoint")
+        return RunStatus.INTERRUPTED, (f"the agent stopped before finishing{where} ({how}); "
+                                       f"`orch run --resume {run.id}` continues from its "
+                                       "checkpoint")
     if result is None:
-        return "failed", "the agent reported done but wrote no result.json"
-    return str(result.get("status") or terminal), None
+        return RunStatus.FAILED, "the agent reported done but wrote no result.json"
+    return RunStatus(result.get("status") or terminal), None
 
 
 def _interrupted_by_user(ctx: _Ctx, run: RunPublic, wall: Callable[[], dict],
@@ -499,8 +573,8 @@ def _interrupted_by_user(ctx: _Ctx, run: RunPublic, wall: Callable[[], dict],
     if isinstance(why, HostStopped):  # no one to ask: the agent keeps training
         error = (f"the host was stopped ({why.name}); the agent keeps running on the device: "
                  f"`orch run --resume {run.id}` follows it to the end")
-        ctx.update(run.id, status="interrupted", error=error,
-                   timing={**_timing(ctx, run.id), **wall()})
+        ctx.end(run.id, RunStatus.INTERRUPTED, error=error,
+                timing={**_timing(ctx, run.id), **wall()})
         raise RunInterrupted(f"Run {run.id} ({run.variant}) interrupted: the host was "
                              f"stopped ({why.name}); the agent keeps running on the device.",
                              run_id=run.id, hint=f"`orch run --resume {run.id}` follows it "
@@ -513,7 +587,7 @@ def _interrupted_by_user(ctx: _Ctx, run: RunPublic, wall: Callable[[], dict],
     else:
         error = "the host stopped following; the agent keeps running on the device"
         hint = f"`orch run --resume {run.id}` reattaches and collects the result."
-    ctx.update(run.id, status="interrupted", error=error,
-               timing={**_timing(ctx, run.id), **wall()})
+    ctx.end(run.id, RunStatus.INTERRUPTED, error=error,
+            timing={**_timing(ctx, run.id), **wall()})
     raise RunInterrupted(f"Run {run.id} ({run.variant}) interrupted: {error}.", run_id=run.id,
                          hint=hint) from None

@@ -18,6 +18,7 @@ from orchestrator.runner.staging import host_images, tree_hash
 from orchestrator.spec import ExperimentSpec
 from orchestrator.store import repo
 from orchestrator.store.public import RunPublic
+from orchestrator.store.status import RunStatus
 
 USER_STOPPED = "stopped by the user"  # the error of a run the user stopped on the device
 
@@ -46,7 +47,8 @@ def interrupted_twin(
     """
     params = run_params(spec, variant)
     candidates = [
-        r for r in repo.list_runs(session=session, status="interrupted", device_id=device_id)
+        r for r in repo.list_runs(session=session, status=RunStatus.INTERRUPTED,
+                                   device_id=device_id)
         if r.experiment_id == experiment_id and r.variant == variant and r.device_run_dir
         and r.error != USER_STOPPED
         and all(r.params.get(k) == v for k, v in params.items())

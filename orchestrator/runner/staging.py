@@ -32,6 +32,7 @@ class BuiltModel(Protocol):
 
     dir: Path
     hash: str
+    cache_hit: bool  # taken from the build cache, not built now
 
 
 @dataclass

@@ -20,8 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel
 
 from orchestrator.store.public import _Public
+from orchestrator.store.status import DERIVED, RunStatus
 
-ORPHANED = "orphaned"  # shown, never stored: a `running` run that no live host follows
+ORPHANED = DERIVED[0]  # shown, never stored: a `running` run that no live host follows
 
 
 class PhoneLease(SQLModel, table=True):
@@ -166,13 +167,13 @@ def mark_orphans(*, session: Session, runs: Sequence[R]) -> list[R]:
     """The runs as shown: a `running` one whose lease lapsed is `orphaned`, with the resume
     command as its error (the stored row is left as it is; the next host to take the phone
     marks it interrupted)."""
-    if not any(getattr(r, "status", None) == "running" for r in runs):
+    if not any(getattr(r, "status", None) == RunStatus.RUNNING for r in runs):
         return list(runs)
     lapsed = lapsed_run_ids(session=session)
     out = []
     for r in runs:
         rid = r.id
-        if r.status == "running" and rid in lapsed:
+        if r.status == RunStatus.RUNNING and rid in lapsed:
             fields = {"status": ORPHANED}
             if hasattr(r, "error"):
                 fields["error"] = orphan_hint(rid)

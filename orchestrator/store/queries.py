@@ -22,6 +22,7 @@ from orchestrator.store.labels import device_labels, label_of
 from orchestrator.store.lease import mark_orphans
 from orchestrator.store.public import CompareRow, DevicePublic, RunPublic, SamplePublic
 from orchestrator.store.repo import sort_compare_rows
+from orchestrator.store.status import RunStatus
 from orchestrator.store.tables import Device, DeviceSample, Experiment, Metric, Run
 
 Series = dict[str, list[tuple[int, float | None]]]
@@ -105,9 +106,10 @@ def _total() -> ColumnElement:
 
 def experiments_summary(*, session: Session) -> list[ExperimentSummary]:
     """Every experiment with its run counts, devices and best accuracy (three statements)."""
-    finished = func.sum(case((Run.status == "finished", 1), else_=0))
-    running = func.sum(case((Run.status == "running", 1), else_=0))
-    failed = func.sum(case((col(Run.status).in_(("failed", "interrupted")), 1), else_=0))
+    finished = func.sum(case((Run.status == RunStatus.FINISHED, 1), else_=0))
+    running = func.sum(case((Run.status == RunStatus.RUNNING, 1), else_=0))
+    failed = func.sum(case(
+        (col(Run.status).in_((RunStatus.FAILED, RunStatus.INTERRUPTED)), 1), else_=0))
     last = func.max(func.coalesce(Run.finished, Run.started, Run.created))
     rows = session.exec(
         select(Experiment, func.count(col(Run.id)), finished, running, failed,
@@ -162,7 +164,7 @@ def table1(*, session: Session, experiment: str) -> list[CompareRow]:
         select(Run.id.label("run_id"),  # type: ignore[union-attr]
                func.row_number().over(
                    partition_by=cell,
-                   order_by=(case((Run.status == "finished", 0), else_=1),
+                   order_by=(case((Run.status == RunStatus.FINISHED, 0), else_=1),
                              col(Run.id).desc())).label("rk"),
                func.count().over(partition_by=cell).label("n"),
                func.min(Run.id).over(partition_by=Run.variant).label("first"))
@@ -195,7 +197,7 @@ def cell_stats(*, session: Session, experiment_id: int) -> list[CellStats]:
         select(Run.variant, Run.device_id, func.count(), func.min(Run.accuracy),
                func.max(Run.accuracy), func.avg(Run.accuracy), func.min(_train()),
                func.max(_train()))
-        .where(Run.experiment_id == experiment_id, Run.status == "finished")
+        .where(Run.experiment_id == experiment_id, Run.status == RunStatus.FINISHED)
         .group_by(Run.variant, Run.device_id)
     ).all()
     labels = device_labels(session=session)
@@ -373,8 +375,8 @@ def device_summaries(
 ) -> list[DeviceSummary]:
     """Every device (or the given ones) with its run counts and latest health (three statements)."""
     q = select(Device).order_by(col(Device.last_seen).desc(), col(Device.id))
-    stats_q = (select(Run.device_id, func.count(), func.sum(case((Run.status == "running", 1),
-                                                                 else_=0)),
+    running = func.sum(case((Run.status == RunStatus.RUNNING, 1), else_=0))
+    stats_q = (select(Run.device_id, func.count(), running,
                       func.max(Run.accuracy), func.max(Run.created))
                .where(col(Run.device_id).is_not(None)).group_by(Run.device_id))
     if device_ids is not None:

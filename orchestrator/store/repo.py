@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
-from orchestrator.errors import NotFound
+from orchestrator.errors import NotFound, TransitionRefused
 from orchestrator.store.ids import valid_id
 from orchestrator.store.labels import device_labels
 from orchestrator.store.public import (
@@ -23,6 +24,7 @@ from orchestrator.store.public import (
     SamplePublic,
     TransferPublic,
 )
+from orchestrator.store.status import DERIVED, RunStatus, sources
 from orchestrator.store.tables import (
     Device,
     DeviceSample,
@@ -34,9 +36,8 @@ from orchestrator.store.tables import (
     utcnow,
 )
 
-RUN_STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelled")
-# Shown, never stored: `orphaned` is a running run no live host follows (store/lease.py).
-DERIVED_STATUSES = ("orphaned",)
+RUN_STATUSES = tuple(s.value for s in RunStatus)
+DERIVED_STATUSES = DERIVED
 
 # ------------------------------------------------------------------ devices
 
@@ -139,12 +140,15 @@ def create_run(
     variant: str,
     device_id: int | None = None,
     params: dict[str, Any] | None = None,
-    status: str = "queued",
+    status: str = RunStatus.QUEUED,
     sweep_id: int | None = None,
     **fields: Any,
 ) -> RunPublic:
+    """A new run in `status` (a new row: no transition to check; later changes go through
+    `transition_run`)."""
     row = Run(experiment_id=experiment_id, variant=variant, device_id=device_id,
-              params=params or {}, status=status, sweep_id=sweep_id, **fields)
+              params=params or {}, status=RunStatus(status).value, sweep_id=sweep_id,
+              **fields)
     session.add(row)
     session.commit()
     session.refresh(row)
@@ -152,16 +156,44 @@ def create_run(
 
 
 def update_run(*, session: Session, run_id: int, **fields: Any) -> RunPublic:
+    """Change a run's fields other than its status (`transition_run` changes that)."""
+    if "status" in fields:
+        raise TypeError("a run's status changes through transition_run, never update_run")
     row = session.get(Run, run_id) if valid_id(run_id) else None
     if row is None:
         raise NotFound(f"No run {run_id} in the store.", hint="See `orch results list`.")
     for key, value in fields.items():
-        if key == "status" and value not in RUN_STATUSES:
-            raise ValueError(f"unknown run status {value!r}")
         setattr(row, key, value)
     session.add(row)
     session.commit()
     session.refresh(row)
+    return _public_run(session, row)
+
+
+def transition_run(*, session: Session, run_id: int, to: str,
+                   only_from: Iterable[str] | None = None, commit: bool = True,
+                   **fields: Any) -> RunPublic:
+    """Move a run to status `to` (and set `fields`) if the transition table allows it from
+    the status it has now (and that status is one of `only_from`, when given); else raise
+    TransitionRefused. The check and the write are one UPDATE … WHERE status IN (…), so of
+    two writers moving the same run, the second sees the first's status. `commit=False`:
+    part of the caller's transaction (the caller commits)."""
+    target = RunStatus(to)
+    allowed = sources(target)
+    if only_from is not None:
+        allowed &= {RunStatus(s) for s in only_from}
+    res = session.exec(update(Run)
+                       .where(col(Run.id) == run_id,
+                              col(Run.status).in_(sorted(s.value for s in allowed)))
+                       .values(status=target.value, **fields)
+                       .execution_options(synchronize_session=False))
+    if commit:
+        session.commit()
+    row = session.get(Run, run_id, populate_existing=True) if valid_id(run_id) else None
+    if row is None:
+        raise NotFound(f"No run {run_id} in the store.", hint="See `orch results list`.")
+    if res.rowcount != 1:
+        raise TransitionRefused(run_id=run_id, current=row.status, target=target)
     return _public_run(session, row)
 
 
@@ -360,7 +392,7 @@ def compare(*, session: Session, experiment: str) -> list[CompareRow]:
     for r in runs:
         key = (r.variant, r.device_id)
         best = chosen.get(key)
-        if best is None or (best.status != "finished" and r.status == "finished"):
+        if best is None or (best.status != RunStatus.FINISHED and r.status == RunStatus.FINISHED):
             chosen[key] = r
     rows = []
     labels = device_labels(session=session)

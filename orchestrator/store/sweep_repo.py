@@ -13,13 +13,14 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
-from orchestrator.errors import NotFound
+from orchestrator.errors import NotFound, TransitionRefused
+from orchestrator.store import repo, status
 from orchestrator.store.ids import valid_id
 from orchestrator.store.labels import device_labels
 from orchestrator.store.sweep_tables import Sweep, SweepItem
 from orchestrator.store.tables import Run, utcnow
 
-OPEN = ("queued", "running", "interrupted")  # run statuses of an item still to do
+OPEN = tuple(sorted(status.OPEN))  # run statuses of an item still to do
 SWEEP_STATUSES = ("queued", "running", "finished", "cancelled", "interrupted")
 
 
@@ -203,18 +204,20 @@ def claim_next(*, session: Session, sweep_id: int, device_id: int, phone: str,
     its own runs are only ever claimed by it."""
     rows = session.exec(_open_items(session, sweep_id)).all()
     mine = [(i, r) for i, r in rows if i.device_id == device_id]
-    stale = [(i, r) for i, r in mine if r.status != "queued"]
-    queued = [(i, r) for i, r in mine if r.status == "queued"]
+    stale = [(i, r) for i, r in mine if r.status != status.RunStatus.QUEUED]
+    queued = [(i, r) for i, r in mine if r.status == status.RunStatus.QUEUED]
     released = [(i, r) for i, r in rows
                 if i.device_id is None and model is not None and i.model == model]
     for item, run in stale:
         return public_item(item, run)
     for item, run in queued:
-        res = session.exec(update(Run).where(Run.id == run.id, Run.status == "queued")
-                           .values(status="running"))
-        session.commit()
-        if res.rowcount == 1:
-            return get_item(session=session, item_id=item.id or 0)
+        try:
+            repo.transition_run(session=session, run_id=run.id or 0,
+                                to=status.RunStatus.RUNNING,
+                                only_from=(status.RunStatus.QUEUED,))
+        except TransitionRefused:  # another process moved it first
+            continue
+        return get_item(session=session, item_id=item.id or 0)
     for item, _run in released:
         res = session.exec(update(SweepItem)
                            .where(SweepItem.id == item.id, col(SweepItem.device_id).is_(None))

@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from orchestrator.store.status import RunStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -46,9 +48,9 @@ class Run(SQLModel, table=True):
     device_id: int | None = Field(default=None, foreign_key="device.id", index=True)
     sweep_id: int | None = Field(default=None, index=True)
     variant: str
-    # queued | running | finished | failed | interrupted | cancelled (shown as orphaned
-    # while running with no live host following it: store/lease.py)
-    status: str = Field(default="queued", index=True)
+    # A RunStatus, changed only by repo.transition_run (store/status.py); shown as
+    # orphaned while running with no live host following it (store/lease.py).
+    status: str = Field(default=RunStatus.QUEUED.value, index=True)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created: datetime = Field(default_factory=utcnow)
     started: datetime | None = None

@@ -19,8 +19,10 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
+from orchestrator.errors import TransitionRefused
 from orchestrator.runner.orphans import FLAG
-from orchestrator.store import sweep_repo
+from orchestrator.store import repo, sweep_repo
+from orchestrator.store.status import RunStatus
 from orchestrator.store.sweep_repo import OPEN, SweepItemPublic
 from orchestrator.store.sweep_tables import Sweep, SweepItem
 from orchestrator.store.tables import Run, utcnow
@@ -119,7 +121,7 @@ def claim(*, session: Session, worker_id: int, sweep_ids: Sequence[int], device_
     q = (select(SweepItem.id, SweepItem.run_id, SweepItem.sweep_id)
          .join(Run, col(Run.id) == SweepItem.run_id)
          .where(col(SweepItem.sweep_id).in_(sweep_ids), col(SweepItem.worker_id).is_(None),
-                Run.status == "queued",
+                Run.status == RunStatus.QUEUED,
                 or_(SweepItem.device_id == device_id,
                     (col(SweepItem.device_id).is_(None)
                      & or_(col(SweepItem.model).is_(None), SweepItem.model == model))))
@@ -130,10 +132,14 @@ def claim(*, session: Session, worker_id: int, sweep_ids: Sequence[int], device_
         session.rollback()
         return None
     item_id, run_id, sweep_id = row
+    try:  # PostgreSQL locks the item, not the run: a cancel may have ended it meanwhile
+        repo.transition_run(session=session, run_id=run_id, to=RunStatus.RUNNING,
+                            only_from=(RunStatus.QUEUED,), commit=False, device_id=device_id)
+    except TransitionRefused:
+        session.rollback()
+        return None
     session.exec(update(SweepItem).where(SweepItem.id == item_id)
                  .values(worker_id=worker_id, device_id=device_id, phone=phone))
-    session.exec(update(Run).where(Run.id == run_id).values(status="running",
-                                                            device_id=device_id))
     session.exec(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == "queued")
                  .values(status="running", started=utcnow()))
     session.commit()
@@ -193,23 +199,24 @@ def _hand_back(session: Session, item_id: int, worker_id: int, why: str) -> int:
     pool = _is_pool(session, item.sweep_id)
     device_id = None if pool else run.device_id
     if run.events_seen == 0 and not run.device_run_dir:
-        run.status, run.error, run.device_id = "queued", None, device_id
+        repo.transition_run(session=session, run_id=run.id or 0, to=RunStatus.QUEUED,
+                            commit=False, error=None, device_id=device_id)
     else:
         new = Run(experiment_id=run.experiment_id, variant=run.variant,
-                  device_id=device_id, params=_item_params(run.params), status="queued",
-                  sweep_id=run.sweep_id, delegate_requested=run.delegate_requested)
+                  device_id=device_id, params=_item_params(run.params),
+                  status=RunStatus.QUEUED, sweep_id=run.sweep_id,
+                  delegate_requested=run.delegate_requested)
         session.add(new)
         session.flush()
-        run.status, run.finished = "cancelled", utcnow()
-        run.error = f"{why}; queued again as run {new.id}"
-        if run.device_run_dir:
-            run.progress = {**(run.progress or {}), FLAG: True}
+        progress = {**(run.progress or {}), FLAG: True} if run.device_run_dir else run.progress
+        repo.transition_run(session=session, run_id=run.id or 0, to=RunStatus.CANCELLED,
+                            commit=False, finished=utcnow(), progress=progress,
+                            error=f"{why}; queued again as run {new.id}")
         item.run_id = new.id or 0
         item.run_ids = [*item.run_ids, new.id or 0]
     item.note = why
     if pool:
         item.device_id = None
-    session.add(run)
     session.add(item)
     session.commit()
     return 1

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from orchestrator.errors import DeviceError
+from orchestrator.errors import DeviceError, TransitionRefused
 from orchestrator.runner.orphans import flag_left_running
 from orchestrator.store import repo, sweep_repo
+from orchestrator.store.status import RunStatus
 from orchestrator.store.tables import utcnow
 from orchestrator.sweep.agents import stop_agent
 from orchestrator.sweep.owner import driver_alive
@@ -37,10 +38,10 @@ def cancel_sweep(*, session: Session, sweep_id: int) -> CancelResult:
     sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status="cancelled",
                             finished=utcnow(), error="cancelled by the user")
     for item in sweep_repo.open_runs(session=session, sweep_id=sweep_id):
-        if item.status == "queued" or not item.device_run_dir:
-            if item.status == "queued" or not live:
-                repo.update_run(session=session, run_id=item.run_id, status="cancelled",
-                                error=REASON, finished=utcnow())
+        queued = item.status == RunStatus.QUEUED
+        if queued or not item.device_run_dir:
+            # Only from the status seen: a phone that took the run just now records its end.
+            if (queued or not live) and _cancel(session, item.run_id, item.status):
                 out.queued.append(item.run_id)
             continue
         try:
@@ -50,8 +51,17 @@ def cancel_sweep(*, session: Session, sweep_id: int) -> CancelResult:
             out.unreachable[item.run_id] = e.message
             flag_left_running(session=session, run_id=item.run_id)
         if not live:  # nobody follows it: record the end here
-            repo.update_run(session=session, run_id=item.run_id, status="cancelled",
-                            error=REASON, finished=utcnow())
+            _cancel(session, item.run_id, item.status)
     if not live:
         sweep_repo.update_sweep(session=session, sweep_id=sweep_id, owner=None)
     return out
+
+
+def _cancel(session: Session, run_id: int, seen: str) -> bool:
+    """Cancel the run if it is still in the status seen; whether it was."""
+    try:
+        repo.transition_run(session=session, run_id=run_id, to=RunStatus.CANCELLED,
+                            only_from=(seen,), error=REASON, finished=utcnow())
+    except TransitionRefused:
+        return False
+    return True

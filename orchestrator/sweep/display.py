@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.runner.follow import Progress
+from orchestrator.store.status import RunStatus
 from orchestrator.sweep.status import SweepStatus
 
 COLUMNS = ("finished", "running", "queued", "failed")
@@ -25,7 +26,8 @@ COLUMNS = ("finished", "running", "queued", "failed")
 def status_table(status: SweepStatus) -> Table:
     """Per phone: done / running / queued / failed (+ interrupted, cancelled when any)."""
     sw = status.sweep
-    extra = [k for k in ("interrupted", "cancelled") if status.counts.get(k)]
+    extra = [k for k in (RunStatus.INTERRUPTED.value, RunStatus.CANCELLED.value)
+             if status.counts.get(k)]
     title = (f"sweep {sw.id} {sw.name} · {status.experiment} · {sw.status}"
              + (" (no live driver: `orch sweep resume " + str(sw.id) + "`)"
                 if status.driver == "stalled" else ""))

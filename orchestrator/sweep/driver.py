@@ -23,6 +23,7 @@ from orchestrator.spec import ExperimentSpec
 from orchestrator.store import repo, sweep_repo
 from orchestrator.store.db import open_session
 from orchestrator.store.public import DevicePublic
+from orchestrator.store.status import RunStatus
 from orchestrator.store.tables import utcnow
 from orchestrator.sweep.agents import stop_agent
 from orchestrator.sweep.display import SweepDisplay
@@ -120,7 +121,7 @@ def _stop_agents(session: Session, sweep_id: int, stopped: set[int],
                  display: SweepDisplay) -> None:
     """Ask every agent of a cancelled sweep to stop (SIGTERM: it checkpoints and exits)."""
     for item in sweep_repo.open_runs(session=session, sweep_id=sweep_id):
-        if item.run_id in stopped or not item.device_run_dir or item.status != "running":
+        if item.run_id in stopped or not item.device_run_dir or item.status != RunStatus.RUNNING:
             continue
         stopped.add(item.run_id)
         try:

@@ -27,6 +27,7 @@ from orchestrator.runner.staging import AGENT_PACKAGE
 from orchestrator.store import sweep_repo, worker_repo
 from orchestrator.store.db import open_session
 from orchestrator.store.public import DevicePublic
+from orchestrator.store.status import RunStatus
 from orchestrator.store.sweep_repo import SweepPublic
 from orchestrator.sweep.agents import stop_agent
 from orchestrator.sweep.display import SweepDisplay
@@ -152,7 +153,7 @@ class HostWorker:
             rt.cancelled.set()
             for item in sweep_repo.open_runs(session=s, sweep_id=sweep_id):
                 if item.worker_id == self.worker_id and item.device_run_dir \
-                        and item.status == "running":
+                        and item.status == RunStatus.RUNNING:
                     with contextlib.suppress(DeviceError):
                         stop_agent(item.phone, item.device_run_dir, session=s)
 

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from orchestrator.runner.job import run_params
 from orchestrator.spec import spec_hash
 from orchestrator.store import repo, sweep_repo
+from orchestrator.store.status import RunStatus
 from orchestrator.store.sweep_repo import SweepPublic
 from orchestrator.sweep.phones import choose_phones
 from orchestrator.sweep.plan import PlannedRun, Planner
@@ -78,7 +79,7 @@ def create_sweep(*, session: Session, path: Path, cli_sets: list[str],
             params = {**run_params(p.spec, p.variant), "sweep_point": p.point,
                       "repetition": p.repetition}
             run = repo.create_run(session=session, experiment_id=exp.id, variant=p.label,
-                                  device_id=dev.id, params=params, status="queued",
+                                  device_id=dev.id, params=params, status=RunStatus.QUEUED,
                                   sweep_id=row.id, delegate_requested=p.spec.delegate)
             sweep_repo.add_item(session=session, sweep_id=row.id, run_id=run.id,
                                 label=p.label, variant=p.variant, point=p.point,
@@ -94,12 +95,12 @@ def requeue_failed(*, session: Session, sweep_id: int) -> int:
     were) and its attempts back; how many. The sweep can then be driven again."""
     n = 0
     for item in sweep_repo.list_items(session=session, sweep_id=sweep_id):
-        if item.status != "failed":
+        if item.status != RunStatus.FAILED:
             continue
         old = repo.get_run(session=session, run_id=item.run_id)
         new = repo.create_run(session=session, experiment_id=old.experiment_id,
                               variant=old.variant, device_id=item.device_id,
-                              params=old.params, status="queued", sweep_id=sweep_id,
+                              params=old.params, status=RunStatus.QUEUED, sweep_id=sweep_id,
                               delegate_requested=old.delegate_requested)
         sweep_repo.switch_run(session=session, item_id=item.id, run_id=new.id)
         sweep_repo.update_item(session=session, item_id=item.id, attempts=0, note=None)
@@ -144,7 +145,7 @@ def queue_for_workers(*, session: Session, path: Path, cli_sets: list[str],
                       "repetition": p.repetition}
             run = repo.create_run(session=session, experiment_id=exp.id, variant=p.label,
                                   device_id=dev.id if dev else None, params=params,
-                                  status="queued", sweep_id=row.id,
+                                  status=RunStatus.QUEUED, sweep_id=row.id,
                                   delegate_requested=p.spec.delegate)
             sweep_repo.add_item(session=session, sweep_id=row.id, run_id=run.id,
                                 label=p.label, variant=p.variant, point=p.point,

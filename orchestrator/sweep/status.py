@@ -7,10 +7,11 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from orchestrator.store import repo, sweep_repo
+from orchestrator.store.status import OPEN, RunStatus
 from orchestrator.store.sweep_repo import SweepItemPublic, SweepPublic
 from orchestrator.sweep.owner import driver_alive, me
 
-COUNTED = ("finished", "running", "queued", "interrupted", "failed", "cancelled")
+COUNTED = tuple(s.value for s in RunStatus)
 
 
 class PhoneStatus(BaseModel):
@@ -61,12 +62,12 @@ def sweep_status(*, session: Session, sweep_id: int) -> SweepStatus:
                 device_id=item.device_id, phone=label, serial=serials.get(item.device_id or 0),
                 counts=dict.fromkeys(COUNTED, 0))
         row.counts[item.status] = row.counts.get(item.status, 0) + 1
-        if item.status == "running" and row.current is None:
+        if item.status == RunStatus.RUNNING and row.current is None:
             row.current = _current(item)
     totals = dict.fromkeys(COUNTED, 0)
     for item in items:
         totals[item.status] = totals.get(item.status, 0) + 1
-    open_ = any(totals[k] for k in ("running", "queued", "interrupted"))
+    open_ = any(totals[k] for k in OPEN)
     if sweep.spec.get("queue") == "workers":
         driver = "workers"  # any number of `orch sweep worker`s, or none right now
     elif sweep.status == "running" and (sweep.owner == me() or driver_alive(sweep)):

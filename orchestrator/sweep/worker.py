@@ -6,13 +6,17 @@ host or a lost link left behind), and handle what goes wrong.
   `reassign_after_s`, if a phone of the same model is in the sweep, release the phone's
   runs to it (a moved run starts afresh there, in a new Run row).
 - The run fails: try again (a new Run row; an interrupted agent resumes from its
-  checkpoint) until `max_attempts`, then leave it failed with its reason and go on.
-Each thread has its own database session.
+  checkpoint) until `max_attempts`, then leave it failed with its reason and go on. An
+  error that is not an expected failure (a bug) would fail every attempt the same way: the
+  run is left failed with it at once.
+Each thread has its own database session; what the threads share is changed under the
+runtime's lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import posixpath
 import secrets
 import threading
@@ -23,10 +27,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from orchestrator.devices.resolve import resolve_device
-from orchestrator.errors import DeviceError, RunError, RunInterrupted
+from orchestrator.errors import (
+    DeviceError,
+    OrchError,
+    RunError,
+    RunInterrupted,
+    TransitionRefused,
+)
 from orchestrator.runner.follow import Progress
 from orchestrator.runner.link import DeviceLink, HealthSample
 from orchestrator.runner.orphans import flag_left_running
@@ -37,6 +48,7 @@ from orchestrator.spec import ExperimentSpec
 from orchestrator.store import repo, sweep_repo
 from orchestrator.store.db import open_session
 from orchestrator.store.public import DevicePublic, RunPublic
+from orchestrator.store.status import OPEN, RunStatus
 from orchestrator.store.sweep_repo import SweepItemPublic
 from orchestrator.store.tables import utcnow
 from orchestrator.sweep.agents import close_link, open_phone_link, stop_agent, stop_leftovers
@@ -44,6 +56,21 @@ from orchestrator.sweep.health import unmet, wait_until_ready
 
 SayFn = Callable[[str, str], None]  # (phone label, text)
 ProgressFactory = Callable[[str, str], Callable[[Progress], None]]  # (phone, run label)
+# Failures another attempt may not meet: orch's expected ones, a busy or lost store, the
+# host's I/O. Anything else is a bug.
+RETRIED = (OrchError, OperationalError, OSError)
+
+
+class Outcome(enum.Enum):
+    """How a sweep item's turn on this phone ended."""
+
+    FINISHED = "finished"  # the run finished
+    GAVE_UP = "gave up"  # failed `max_attempts` times, or by a bug: left failed
+    CANCELLED = "cancelled"  # the sweep was cancelled
+    HELD_BACK = "held back"  # a health gate failed the run
+    REQUEUED = "requeued"  # the host is stopping: the run waits in the queue for the next one
+    LEFT = "left"  # the phone went away (its runs released to another), or the host stops
+    ENDED_ELSEWHERE = "ended elsewhere"  # another process ended the run first
 
 
 @dataclass
@@ -78,6 +105,10 @@ class SweepRuntime:
         with self.lock:
             self.away[device_id] = away
 
+    def add_phone(self, device: DevicePublic) -> None:
+        with self.lock:
+            self.models[device.id] = device.model
+
     def has_equivalent(self, device_id: int) -> bool:
         """Is another phone of the same model here and reachable?"""
         with self.lock:
@@ -99,7 +130,7 @@ class PhoneWorker(threading.Thread):
         self.device = device
         self.label = _label(device)
         self.error: BaseException | None = None
-        rt.models[device.id] = device.model
+        rt.add_phone(device)
 
     def say(self, text: str) -> None:
         self.rt.say(self.label, text)
@@ -136,19 +167,29 @@ class PhoneWorker(threading.Thread):
                 return
             self._execute(s, item)
 
-    def _cancel_run(self, s: Session, run_id: int) -> None:
+    def _cancel_run(self, s: Session, run_id: int) -> Outcome:
         """Record the end of a run the cancel could not reach through its agent."""
         run = repo.get_run(session=s, run_id=run_id)
-        if run.device_run_dir and run.status in ("running", "interrupted"):
+        if run.device_run_dir and run.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
             try:
                 stop_agent(self.device.serial, run.device_run_dir, session=s)
             except DeviceError:  # the phone is away: its next run stops the agent
                 flag_left_running(session=s, run_id=run.id)
-        if run.status in ("queued", "running", "interrupted"):
-            repo.update_run(session=s, run_id=run.id, status="cancelled",
-                            error="the sweep was cancelled", finished=utcnow())
+        with contextlib.suppress(TransitionRefused):  # it had ended
+            repo.transition_run(session=s, run_id=run.id, to=RunStatus.CANCELLED,
+                                only_from=OPEN, error="the sweep was cancelled",
+                                finished=utcnow())
+        return Outcome.CANCELLED
 
-    def _execute(self, s: Session, item: SweepItemPublic) -> None:
+    def _execute(self, s: Session, item: SweepItemPublic) -> Outcome:
+        """Work on the item until it ends here (see Outcome)."""
+        try:
+            return self._work_on(s, item)
+        except TransitionRefused as e:  # e.g. a cancel from another process, just now
+            self.say(f"run {e.run_id}: {e.message} Going on.")
+            return Outcome.ENDED_ELSEWHERE
+
+    def _work_on(self, s: Session, item: SweepItemPublic) -> Outcome:
         run = repo.get_run(session=s, run_id=item.run_id)
         if run.device_id not in (None, self.device.id):
             run = self._move_here(s, item, run)
@@ -159,40 +200,47 @@ class PhoneWorker(threading.Thread):
             except (RunInterrupted, DeviceError) as e:
                 run = self._current(s, item)  # an attempt may have moved to a new row
                 if not self._await_return(s, run, e):
-                    if self.rt.cancelled.is_set():
-                        self._cancel_run(s, run.id)
-                    return
+                    return self._cancel_run(s, run.id) if self.rt.cancelled.is_set() \
+                        else Outcome.LEFT
                 run = self._resumable(s, run)
                 continue
-            except Exception as e:  # not an expected failure: one failed attempt, logged
-                traceback.print_exc()
+            except RETRIED as e:  # one failed attempt
+                s.rollback()  # a failed store write may have left the session unusable
                 ended = self._failed_by(s, self._current(s, item), e)
-            if ended is None:
-                return  # held back by a health gate (failed, or left queued when stopping)
-            outcome = self._after(s, item, ended)
-            if outcome is None:
-                return
-            run = outcome
+            except Exception as e:  # a bug: every attempt would meet it
+                traceback.print_exc()
+                s.rollback()
+                return self._give_up(s, item, self._failed_by(s, self._current(s, item), e),
+                                     attempts=sweep_repo.get_item(
+                                         session=s, item_id=item.id).attempts + 1,
+                                     why="not tried again: an unexpected error")
+            if isinstance(ended, Outcome):
+                return ended
+            after = self._after(s, item, ended)
+            if isinstance(after, Outcome):
+                return after
+            run = after
+        return Outcome.LEFT
 
     def _current(self, s: Session, item: SweepItemPublic) -> RunPublic:
         return repo.get_run(session=s,
                             run_id=sweep_repo.get_item(session=s, item_id=item.id).run_id)
 
     def _attempt(self, s: Session, item: SweepItemPublic, run: RunPublic,
-                 spec: ExperimentSpec) -> RunPublic | None:
+                 spec: ExperimentSpec) -> RunPublic | Outcome:
         """One try at the run on this phone: resume what the device holds, else start it
-        once the health gates pass (None: they did not)."""
+        once the health gates pass. The run as it ended, or why it did not start."""
         # The phone's lease covers the health gates too: no other run starts meanwhile.
         with hold_phone(session=s, device=self.device, purpose="sweep", label=run.variant,
                         run_id=run.id, say=self.say, should_stop=self.rt.halted):
             return self._attempt_held(s, item, run, spec)
 
     def _attempt_held(self, s: Session, item: SweepItemPublic, run: RunPublic,
-                      spec: ExperimentSpec) -> RunPublic | None:
+                      spec: ExperimentSpec) -> RunPublic | Outcome:
         link = open_phone_link(self.device.serial, session=s)
         progress = self.rt.progress(self.label, run.variant)
         try:
-            if run.device_run_dir and run.status in ("running", "interrupted"):
+            if run.device_run_dir and run.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
                 self.say(f"run {run.id} {run.variant}: resuming")
                 try:
                     (done,) = run_experiment(spec=None, variants=[], link=link, session=s,
@@ -206,8 +254,9 @@ class PhoneWorker(threading.Thread):
                 except RunError as e:  # nothing on the phone to resume from
                     self.say(f"run {run.id}: {e.message} Starting it again.")
                     run = self._restart(s, item, run, reason=e.message)
-            if not self._gate(s, item, run, link, spec):
-                return None
+            held = self._gate(s, item, run, link, spec)
+            if held is not None:
+                return held
             self.say(f"run {run.id} {run.variant}: starting")
             with self.rt.lock:
                 standby = self.rt.standbys.pop(self.device.id, None)
@@ -237,50 +286,60 @@ class PhoneWorker(threading.Thread):
             with self.rt.lock:
                 self.rt.standbys[self.device.id] = standby
 
-    def _after(self, s: Session, item: SweepItemPublic, run: RunPublic) -> RunPublic | None:
-        """Decide what follows a run that ended: None when the item is done, else the run
-        to try next."""
+    def _after(self, s: Session, item: SweepItemPublic, run: RunPublic) -> RunPublic | Outcome:
+        """Decide what follows a run that ended: the run to try next, or how the item
+        ended."""
         item = sweep_repo.get_item(session=s, item_id=item.id)
-        if run.status == "finished":
+        if run.status == RunStatus.FINISHED:
             self.say(f"run {run.id} {run.variant}: finished, accuracy "
                      f"{'—' if run.accuracy is None else f'{100 * run.accuracy:.2f} %'}")
-            return None
-        if run.status == "cancelled" or self.rt.cancelled.is_set():
-            if run.status != "cancelled":
-                repo.update_run(session=s, run_id=run.id, status="cancelled",
-                                error="the sweep was cancelled", finished=utcnow())
-            return None
+            return Outcome.FINISHED
+        if run.status == RunStatus.CANCELLED or self.rt.cancelled.is_set():
+            with contextlib.suppress(TransitionRefused):  # cancelled, or finished, already
+                repo.transition_run(session=s, run_id=run.id, to=RunStatus.CANCELLED,
+                                    error="the sweep was cancelled", finished=utcnow())
+            return Outcome.CANCELLED
         attempts = item.attempts + 1
         why = run.error or f"the run ended {run.status}"
         if attempts >= self.rt.max_attempts:
-            note = f"gave up after {attempts} failed attempts: {why}"
-            sweep_repo.update_item(session=s, item_id=item.id, attempts=attempts, note=note)
-            if run.status != "failed":
-                repo.update_run(session=s, run_id=run.id, status="failed", error=why,
-                                finished=run.finished or utcnow())
-            self.say(f"run {run.id} {run.variant}: failed ({why}); {note.split(':')[0]}")
-            return None
+            return self._give_up(s, item, run, attempts=attempts,
+                                 why=f"gave up after {attempts} failed attempts")
         sweep_repo.update_item(session=s, item_id=item.id, attempts=attempts)
-        if run.status == "interrupted" and run.device_run_dir:
+        if run.status == RunStatus.INTERRUPTED and run.device_run_dir:
             self.say(f"run {run.id} {run.variant}: {why}; resuming from its checkpoint")
             return run
         self.say(f"run {run.id} {run.variant}: failed ({why}); trying again")
         return self._restart(s, item, run, reason=why)
 
+    def _give_up(self, s: Session, item: SweepItemPublic, run: RunPublic, *, attempts: int,
+                 why: str) -> Outcome:
+        """Leave the item's run failed with its reason, and the item noted."""
+        reason = run.error or f"the run ended {run.status}"
+        sweep_repo.update_item(session=s, item_id=item.id, attempts=attempts,
+                               note=f"{why}: {reason}")
+        with contextlib.suppress(TransitionRefused):  # failed (or ended) already
+            repo.transition_run(session=s, run_id=run.id, to=RunStatus.FAILED, error=reason,
+                                finished=run.finished or utcnow())
+        self.say(f"run {run.id} {run.variant}: failed ({reason}); {why}")
+        return Outcome.GAVE_UP
+
     def _failed_by(self, s: Session, run: RunPublic, err: Exception) -> RunPublic:
-        current = repo.get_run(session=s, run_id=run.id)
-        if current.status == "failed":
-            return current
+        """The run failed by an error raised out of its attempt (unless it ended already)."""
         why = f"{type(err).__name__}: {err}".splitlines()[0]
+        try:
+            failed = repo.transition_run(session=s, run_id=run.id, to=RunStatus.FAILED,
+                                         error=why, finished=utcnow())
+        except TransitionRefused:  # it had failed (or ended) already
+            return repo.get_run(session=s, run_id=run.id)
         self.say(f"run {run.id}: unexpected error ({why})")
-        return repo.update_run(session=s, run_id=run.id, status="failed", error=why,
-                               finished=utcnow())
+        return failed
 
     # ------------------------------------------------------------------ health gates
 
     def _gate(self, s: Session, item: SweepItemPublic, run: RunPublic, link: DeviceLink,
-              spec: ExperimentSpec) -> bool:
-        """Wait for cool-down, battery and temperature; record the wait and the samples."""
+              spec: ExperimentSpec) -> Outcome | None:
+        """Wait for cool-down, battery and temperature; record the wait and the samples.
+        None when the phone is ready, else why the run does not start."""
         since = self._since_last_run(s)
         announced = False
 
@@ -307,18 +366,20 @@ class PhoneWorker(threading.Thread):
             **timing, "health_wait": round(timing.get("health_wait", 0) + gate.waited_s, 3),
             "cooldown": round(timing.get("cooldown", 0) + gate.cooldown_s, 3)})
         if gate.ok:
-            return True
+            return None
         if gate.reason == "stopped":
             if self.rt.cancelled.is_set():
-                self._cancel_run(s, run.id)
-            else:  # the host is stopping: the run waits in the queue for the next driver
-                repo.update_run(session=s, run_id=run.id, status="queued")
-            return False
+                return self._cancel_run(s, run.id)
+            # The host is stopping: the run waits in the queue for the next driver.
+            with contextlib.suppress(TransitionRefused):  # a cancel ended it meanwhile
+                repo.transition_run(session=s, run_id=run.id, to=RunStatus.QUEUED)
+            return Outcome.REQUEUED
         why = f"health gate: {gate.reason}"
         sweep_repo.update_item(session=s, item_id=item.id, note=why)
-        repo.update_run(session=s, run_id=run.id, status="failed", error=why,
-                        finished=utcnow())
-        return False
+        with contextlib.suppress(TransitionRefused):
+            repo.transition_run(session=s, run_id=run.id, to=RunStatus.FAILED, error=why,
+                                finished=utcnow())
+        return Outcome.HELD_BACK
 
     def _since_last_run(self, s: Session) -> float | None:
         """Seconds since a run last ended on this phone (from the store: survives restarts)."""
@@ -341,10 +402,10 @@ class PhoneWorker(threading.Thread):
         """Wait for the phone. True: it is back, carry on with the run; False: stop here (the
         runs were released to an equivalent phone, or the sweep is stopping)."""
         rt = self.rt
-        current = repo.get_run(session=s, run_id=run.id)
-        if current.status not in ("interrupted", "cancelled", "finished"):
-            repo.update_run(session=s, run_id=run.id, status="interrupted",
-                            error=getattr(err, "message", str(err)), finished=None)
+        if repo.get_run(session=s, run_id=run.id).status != RunStatus.INTERRUPTED:
+            with contextlib.suppress(TransitionRefused):  # it ended (finished, cancelled)
+                repo.transition_run(session=s, run_id=run.id, to=RunStatus.INTERRUPTED,
+                                    error=getattr(err, "message", str(err)), finished=None)
         rt.set_away(self.device.id, True)
         self.say(f"run {run.id}: lost the phone ({getattr(err, 'message', err)}); waiting "
                  f"for it")
@@ -383,23 +444,25 @@ class PhoneWorker(threading.Thread):
     def _resumable(self, s: Session, run: RunPublic) -> RunPublic:
         """After the phone came back: a run failed by the lost link is taken up again."""
         run = repo.get_run(session=s, run_id=run.id)
-        if run.status in ("failed", "interrupted"):
-            run = repo.update_run(session=s, run_id=run.id, finished=None, error=None,
-                                  status="interrupted" if run.device_run_dir else "running")
+        with contextlib.suppress(TransitionRefused):  # neither: it stays as it is
+            run = repo.transition_run(
+                session=s, run_id=run.id, finished=None, error=None,
+                to=RunStatus.INTERRUPTED if run.device_run_dir else RunStatus.RUNNING,
+                only_from=(RunStatus.FAILED, RunStatus.INTERRUPTED))
         return run
 
     def _restart(self, s: Session, item: SweepItemPublic, old: RunPublic, *,
                  reason: str) -> RunPublic:
         """A fresh start of the item: in the same row if nothing ran yet, else a new one."""
         if old.events_seen == 0:
-            return repo.update_run(session=s, run_id=old.id, status="running",
-                                   device_run_dir=None, error=None, finished=None)
+            return repo.transition_run(session=s, run_id=old.id, to=RunStatus.RUNNING,
+                                       device_run_dir=None, error=None, finished=None)
         new = repo.create_run(session=s, experiment_id=old.experiment_id, variant=old.variant,
                               device_id=self.device.id, params=_sweep_params(old.params),
-                              status="running", sweep_id=old.sweep_id)
-        if old.status not in ("failed", "cancelled"):
-            repo.update_run(session=s, run_id=old.id, status="failed", error=reason,
-                            finished=old.finished or utcnow())
+                              status=RunStatus.RUNNING, sweep_id=old.sweep_id)
+        with contextlib.suppress(TransitionRefused):  # it had ended (failed, cancelled)
+            repo.transition_run(session=s, run_id=old.id, to=RunStatus.FAILED, error=reason,
+                                only_from=OPEN, finished=old.finished or utcnow())
         sweep_repo.switch_run(session=s, item_id=item.id, run_id=new.id)
         return new
 
@@ -408,15 +471,15 @@ class PhoneWorker(threading.Thread):
         started there, else in a new one (the old row says where it went)."""
         if old.events_seen == 0 and not old.device_run_dir:
             self.say(f"run {old.id} {old.variant} taken over")
-            return repo.update_run(session=s, run_id=old.id, device_id=self.device.id,
-                                   status="running", error=None, finished=None)
+            return repo.transition_run(session=s, run_id=old.id, to=RunStatus.RUNNING,
+                                       device_id=self.device.id, error=None, finished=None)
         new = repo.create_run(session=s, experiment_id=old.experiment_id, variant=old.variant,
                               device_id=self.device.id, params=_sweep_params(old.params),
-                              status="running", sweep_id=old.sweep_id)
-        if old.status in ("queued", "running", "interrupted"):
-            repo.update_run(session=s, run_id=old.id, status="cancelled",
-                            error=f"moved to run {new.id} on {self.label} ({item.note})",
-                            finished=utcnow())
+                              status=RunStatus.RUNNING, sweep_id=old.sweep_id)
+        with contextlib.suppress(TransitionRefused):  # it had ended
+            repo.transition_run(session=s, run_id=old.id, to=RunStatus.CANCELLED,
+                                only_from=OPEN, finished=utcnow(),
+                                error=f"moved to run {new.id} on {self.label} ({item.note})")
             # Its agent may still train on the phone that went away: stopped when it is next
             # used (orphans.py).
             flag_left_running(session=s, run_id=old.id)
