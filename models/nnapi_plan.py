@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from device_agent.nnapi.planfile import Plan, read_plan, write_plan
-from orchestrator.errors import BuildError
+from models.errors import BuildError
 
 POOL_MODES = ("mean", "avg_pool")
 _FUSABLE = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "AVERAGE_POOL_2D")

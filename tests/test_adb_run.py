@@ -27,7 +27,7 @@ from device_agent import contract
 from orchestrator.datasets.synth import synthesize
 from orchestrator.egress import EgressGuard, EgressLimits
 from orchestrator.errors import EgressRefused
-from orchestrator.runner.adb_link import AdbLink
+from orchestrator.links.adb import AdbLink
 from orchestrator.store import repo
 from orchestrator.store.db import open_session
 

@@ -22,7 +22,8 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from device_agent import contract  # noqa: E402
 from device_agent.model import TrainModel, named_state  # noqa: E402
 from models import keras_net  # noqa: E402
-from models.build import ModelConfig, build  # noqa: E402
+from models.build import build  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
 from models.reference import build_folded_keras, to_keras  # noqa: E402
 from models.tflite_info import describe  # noqa: E402
 

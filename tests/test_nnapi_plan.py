@@ -10,8 +10,8 @@ import pytest
 from nnapi.trunks import LiteRT, images, keras_trunk, randomize_batchnorm
 
 from device_agent.nnapi.planfile import PLAN_NPZ, PlanError, read_plan, write_plan
+from models.errors import BuildError
 from models.nnapi_plan import export_plan, load_plan, plan_from_keras, run_plan
-from orchestrator.errors import BuildError
 
 pytest_plugins = ["nnapi.fixtures"]  # the simulated library, trunks, env
 
@@ -106,7 +106,7 @@ def test_odd_input_size_keeps_keras_padding():
 def test_every_split_point_exports_and_matches_keras():
     """All 27 split layers and head-only export, and each plan computes Keras's features."""
     from models import keras_net
-    from models.build import ModelConfig
+    from models.config import ModelConfig
     from models.layers import SPLIT_LAYERS
 
     config = ModelConfig(alpha=0.25, input_size=64, weights="none")
@@ -129,7 +129,7 @@ def test_empty_trunks_export_a_plan_of_the_scaling_or_one_reshape():
     import keras
 
     from models import keras_net
-    from models.build import ModelConfig
+    from models.config import ModelConfig
 
     config = ModelConfig(alpha=0.25, input_size=32, weights="none", finetune_from="conv1")
     trunk = keras_net.build_frozen_keras(config)

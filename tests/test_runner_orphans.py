@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from device_agent import contract
-from orchestrator.runner.local_link import LocalLink
+from orchestrator.links.local import LocalLink
 from orchestrator.runner.orphans import FLAG, flag_left_running, stop_left_running
 from orchestrator.store import repo
 from orchestrator.store.db import open_session

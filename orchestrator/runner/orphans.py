@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session, col, select
 
-from orchestrator.runner.link import DeviceLink
+from orchestrator.links.base import DeviceLink
 from orchestrator.store import repo
 from orchestrator.store.lease import live_run_ids
 from orchestrator.store.tables import Run

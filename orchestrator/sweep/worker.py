@@ -27,8 +27,8 @@ from sqlmodel import Session
 
 from orchestrator.devices.resolve import resolve_device
 from orchestrator.errors import DeviceError, RunError, RunInterrupted
+from orchestrator.links.base import DeviceLink, HealthSample
 from orchestrator.runner.follow import Progress
-from orchestrator.runner.link import DeviceLink, HealthSample
 from orchestrator.runner.orphans import flag_left_running
 from orchestrator.runner.phone_lease import hold_phone
 from orchestrator.runner.pipeline import Builder, Standby, run_experiment, run_queued

@@ -14,8 +14,8 @@ from typing import Any
 
 from orchestrator.devices.adb import Phone, adb_errors
 from orchestrator.errors import DeviceError, DeviceOffline
-from orchestrator.launchers.keys import KeyStore
-from orchestrator.launchers.termux_env import SSHD_PORT, prelude
+from orchestrator.links.ssh_keys import KeyStore
+from orchestrator.links.termux_env import SSHD_PORT, prelude
 
 USER = "orch"  # Termux's sshd takes any user name
 
