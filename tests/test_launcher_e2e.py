@@ -108,14 +108,14 @@ class Boundary:
     push paths, and the scripts and SFTP paths of the ssh launcher."""
 
     def __init__(self, monkeypatch) -> None:
-        import adbutils._adb as adb_mod
+        import adbutils
         import paramiko
 
         from orchestrator.devices import sync as orch_sync
         from orchestrator.links.ssh import SshShell
 
         self.sent: list[str] = []
-        real_send = adb_mod.AdbConnection.send_command
+        real_send = adbutils.AdbConnection.send_command
         real_push = orch_sync.SyncSession.push
         real_exec = SshShell._exec
         real_open = paramiko.SFTPClient.open
@@ -136,7 +136,7 @@ class Boundary:
             self.sent.append(f"sftp {path}")
             return real_open(client, path, *args, **kw)
 
-        monkeypatch.setattr(adb_mod.AdbConnection, "send_command", send_command)
+        monkeypatch.setattr(adbutils.AdbConnection, "send_command", send_command)
         monkeypatch.setattr(orch_sync.SyncSession, "push", push)
         monkeypatch.setattr(SshShell, "_exec", exec_)
         monkeypatch.setattr(paramiko.SFTPClient, "open", sftp_open)

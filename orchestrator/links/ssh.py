@@ -117,15 +117,6 @@ class SshShell:
                     pass
         self._sftp = self._client = None
 
-    def forget_forward(self) -> None:
-        """Remove the `adb forward` this shell opened."""
-        if self._local is not None:
-            try:
-                self.phone.device.forward_remove(f"tcp:{self._local}", raise_non_found=False)
-            except Exception:  # the phone may be gone already
-                pass
-            self._local = None
-
     def _lost(self, what: str, e: BaseException) -> DeviceOffline:
         self.close()
         return DeviceOffline(f"Device {self.name} did not answer over ssh ({what}): "
