@@ -19,11 +19,10 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
-from orchestrator.runner.orphans import FLAG
 from orchestrator.store import sweep_repo
 from orchestrator.store.sweep_repo import OPEN, SweepItemPublic
 from orchestrator.store.sweep_tables import Sweep, SweepItem
-from orchestrator.store.tables import Run, utcnow
+from orchestrator.store.tables import LEFT_RUNNING, Run, utcnow
 from orchestrator.store.worker_tables import Worker
 
 POOL = "workers"  # Sweep.spec["queue"] of a sweep run by workers, not by one driver
@@ -203,7 +202,7 @@ def _hand_back(session: Session, item_id: int, worker_id: int, why: str) -> int:
         run.status, run.finished = "cancelled", utcnow()
         run.error = f"{why}; queued again as run {new.id}"
         if run.device_run_dir:
-            run.progress = {**(run.progress or {}), FLAG: True}
+            run.progress = {**(run.progress or {}), LEFT_RUNNING: True}
         item.run_id = new.id or 0
         item.run_ids = [*item.run_ids, new.id or 0]
     item.note = why
