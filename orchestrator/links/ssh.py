@@ -142,6 +142,10 @@ class SshShell:
             channel.close()
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise self._lost(what, e) from None
+        if rc == -1:
+            # No exit status: the connection died under the command (a pulled cable), so
+            # what came back is cut short, not the command's answer.
+            raise self._lost(what, EOFError("the connection closed before the command ended"))
         return rc, b"".join(chunks)
 
     def run_rc(self, script: str, *, timeout: float | None = None,
