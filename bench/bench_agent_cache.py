@@ -124,7 +124,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "agent_cache.json")
     args = ap.parse_args()
 
-    from models.build import ModelConfig, build
+    from models.build import build
+    from models.config import ModelConfig
 
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)

@@ -184,7 +184,8 @@ def machine() -> dict[str, Any]:
 
 def run(alphas: list[float], reps: int, n_train: int, n_test: int,
         threads: int) -> dict[str, Any]:
-    from models.build import ModelConfig, build
+    from models.build import build
+    from models.config import ModelConfig
 
     data = dict(zip(("xtr", "ytr"), synthetic(n_train, 1), strict=True))
     data.update(zip(("xte", "yte"), synthetic(n_test, 2), strict=True))

@@ -40,7 +40,7 @@ def build_trunk(alpha: float, size: int, split: str | None, folder: Path) -> str
     """frozen.tflite + the NNAPI plan in `folder`, as a build makes them; returns the weights."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from models import keras_net
-    from models.build import ModelConfig
+    from models.config import ModelConfig
     from models.convert import convert_frozen
     from models.nnapi_plan import export_plan
 

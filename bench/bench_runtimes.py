@@ -99,7 +99,8 @@ def protocol(python: str, built: Any, photos: Path, threads: int, work: Path,
 
 def run(reps: int, calls: int, threads: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    from models.build import ModelConfig, build
+    from models.build import build
+    from models.config import ModelConfig
     from orchestrator.runtimes import python_for
 
     pythons = {r: str(python_for(r)) for r in RUNTIMES}

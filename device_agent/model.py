@@ -131,15 +131,3 @@ def _call_keeping_scalars(runner: Any, inputs: dict[str, np.ndarray]) -> dict[st
         w.SetTensor(index[name], value, sub)
     w.Invoke(sub)
     return {name: w.GetTensor(i, sub) for name, i in runner._outputs}
-
-
-def named_state(layout: dict[str, list], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The flat state groups as named tensors (meta.json's state_layout): for checks."""
-    out = {}
-    for group, pieces in layout.items():
-        flat, at = np.asarray(state[group]).reshape(-1), 0
-        for name, shape in pieces:
-            size = int(np.prod(shape))
-            out[name] = flat[at:at + size].reshape(shape)
-            at += size
-    return out

@@ -8,7 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from orchestrator.errors import BuildError
+from models.errors import BuildError
 
 
 def _convert(converter: tf.lite.TFLiteConverter, what: str) -> bytes:

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.errors import BuildError
 from models.layers import FIRST_LAYER, SPLIT_LAYERS
 from models.weights import fetch_imagenet, load_h5_by_name
-from orchestrator.errors import BuildError
 
 if TYPE_CHECKING:
-    from models.build import ModelConfig
+    from models.config import ModelConfig
 
 STRIDE_2_BLOCKS = (2, 4, 6, 12)
 BN_EPSILON = 1e-3  # Keras MobileNet's BatchNormalization default

@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import BuildError
+from models.errors import BuildError
 
 KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
 IMAGENET_SIZES = (128, 160, 192, 224)

@@ -7,7 +7,6 @@ Photos (synthetic unless given) go into the virtual phone's gallery, where the p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlmodel import Session
@@ -31,15 +30,6 @@ DEMO_OVERRIDES = [
     "training.lr=0.01",
     "training.finetune_lr=0.001",
 ]
-
-
-@dataclass
-class DemoSetup:
-    spec: ExperimentSpec
-    photos: Path
-    synthetic: bool
-    phone_serial: str
-    phone_started: bool
 
 
 def demo_spec(weights: Path | None, extra: list[str]) -> ExperimentSpec:

@@ -31,7 +31,7 @@ from orchestrator.errors import EgressRefused
 from orchestrator.store import repo
 
 if TYPE_CHECKING:
-    from orchestrator.runner.link import DeviceLink
+    from orchestrator.links.base import DeviceLink
 
 EVENTS_CHUNK = 256 * 1024  # most bytes pulled from events.jsonl per read
 LINE_MAX = contract.LINE_MAX  # longest admissible event line

@@ -16,14 +16,20 @@
     ├── EgressRefused              (exit 7, EGRESS)    the egress guard refused a read
     ├── AuditFailed                (exit 7, EGRESS)    a run's ledger does not prove privacy
     ├── StoreError                 (exit 8, STORE)     database cannot be opened or is inconsistent
-    ├── NotFound                   (exit 9, NOT_FOUND) run / experiment / sweep id unknown
-    └── NotImplementedYet          (exit 10, NOT_READY) a command that is not there yet
+    └── NotFound                   (exit 9, NOT_FOUND) run / experiment / sweep id unknown
+
+models/ raises its own errors (it imports nothing of the host); `from_models` maps them to
+this tree where the orchestrator calls models/.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
+
+from models.errors import ModelError
 
 
 class ExitCode(IntEnum):
@@ -37,7 +43,6 @@ class ExitCode(IntEnum):
     EGRESS = 7
     STORE = 8
     NOT_FOUND = 9
-    NOT_READY = 10
     INTERRUPTED = 130
 
 
@@ -173,8 +178,11 @@ class NotFound(OrchError):
     exit_code = ExitCode.NOT_FOUND
 
 
-class NotImplementedYet(OrchError):
-    exit_code = ExitCode.NOT_READY
-
-    def __init__(self, feature: str):
-        super().__init__(f"`{feature}` is not available in this version of orch yet.")
+@contextmanager
+def from_models() -> Iterator[None]:
+    """Calls into models/: its BuildError (any ModelError) becomes this tree's BuildError,
+    message and hint unchanged."""
+    try:
+        yield
+    except ModelError as e:
+        raise BuildError(e.message, hint=e.hint) from e

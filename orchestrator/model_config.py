@@ -1,9 +1,17 @@
-"""Maps an experiment spec and one of its variants to the build config of models/."""
+"""The orchestrator's door to models/: an experiment spec's variant as a build config, and
+the build itself with models/' errors mapped to the host's (`errors.from_models`)."""
 
 from __future__ import annotations
 
-from models.build import ModelConfig
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from models.config import ModelConfig
+from orchestrator.errors import from_models
 from orchestrator.spec import ExperimentSpec
+
+if TYPE_CHECKING:
+    from models.build import BuildResult
 
 
 def config_for(spec: ExperimentSpec, variant: str) -> ModelConfig:
@@ -21,3 +29,12 @@ def config_for(spec: ExperimentSpec, variant: str) -> ModelConfig:
         optimizer=spec.training.optimizer,
         momentum=spec.training.momentum,
     )
+
+
+def build_variant(spec: ExperimentSpec, variant: str, *, cache_dir: Path,
+                  out_dir: Path | None = None) -> BuildResult:
+    """Build (or find in the cache) the two models of `variant`; a failure is a BuildError."""
+    from models.build import build
+
+    with from_models():
+        return build(config_for(spec, variant), cache_dir=cache_dir, out_dir=out_dir)

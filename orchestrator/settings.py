@@ -31,10 +31,6 @@ class OrchSettings(BaseSettings):
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
-    @property
-    def runs_dir(self) -> Path:
-        return self.home / "runs"
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> OrchSettings:

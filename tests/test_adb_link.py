@@ -20,10 +20,11 @@ from device_agent import contract
 from orchestrator.devices.adb import Phone
 from orchestrator.devices.address import DeviceAddress
 from orchestrator.devices.clean import clean
-from orchestrator.devices.doctor import gather, run_checks
+from orchestrator.devices.doctor import run_checks
 from orchestrator.errors import DeviceOffline
-from orchestrator.runner.adb_link import AdbLink
-from orchestrator.runner.link import OnceRead
+from orchestrator.launchers.doctor import gather
+from orchestrator.links.adb import AdbLink
+from orchestrator.links.base import OnceRead
 
 REPO = Path(__file__).resolve().parents[1]
 

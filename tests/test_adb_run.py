@@ -25,7 +25,7 @@ from sim_fixtures import ADB, adb_server, cut_at_checkpoint, phones  # noqa: F40
 from device_agent import contract
 from orchestrator.egress import EgressGuard, EgressLimits
 from orchestrator.errors import EgressRefused
-from orchestrator.runner.adb_link import AdbLink
+from orchestrator.links.adb import AdbLink
 from orchestrator.store import repo
 
 PAPER = REPO / "experiments" / "paper_table1.yaml"
@@ -58,7 +58,7 @@ class AdbSpy:
     """Records every adb service request and sync transfer the host makes (the boundary)."""
 
     def __init__(self, monkeypatch) -> None:
-        import adbutils._adb as adb_mod
+        import adbutils
         import adbutils.sync as sync_mod
 
         from orchestrator.devices import sync as orch_sync
@@ -66,7 +66,7 @@ class AdbSpy:
         self.services: list[str] = []
         self.sync_paths: list[str] = []
         spy = self
-        real_send = adb_mod.AdbConnection.send_command
+        real_send = adbutils.AdbConnection.send_command
         real_prepare = sync_mod.Sync._prepare_sync
         real_push = orch_sync.SyncSession.push
 
@@ -82,7 +82,7 @@ class AdbSpy:
             spy.sync_paths.append(f"SEND {device_path}")
             return real_push(session, local_path, device_path, mode)
 
-        monkeypatch.setattr(adb_mod.AdbConnection, "send_command", send_command)
+        monkeypatch.setattr(adbutils.AdbConnection, "send_command", send_command)
         monkeypatch.setattr(sync_mod.Sync, "_prepare_sync", prepare_sync)
         monkeypatch.setattr(orch_sync.SyncSession, "push", push)
 

@@ -83,8 +83,9 @@ def test_built_trunk_matches_keras_mobilenet_with_reference_weights(images, tmp_
                                                                      shared_weights):
     """models.build's frozen.tflite (split B) equals Keras MobileNet + preprocess_input."""
     build = pytest.importorskip("models.build")
-    res = build.build(build.ModelConfig(alpha=0.25, input_size=SIZE, weights=str(shared_weights),
-                                        finetune_from="conv_pw_11", batch_size=4),
+    from models.config import ModelConfig
+    res = build.build(ModelConfig(alpha=0.25, input_size=SIZE, weights=str(shared_weights),
+                                  finetune_from="conv_pw_11", batch_size=4),
                       cache_dir=tmp_path)
     base = keras.applications.MobileNet(input_shape=(SIZE, SIZE, 3), alpha=0.25,
                                         include_top=False, weights=str(shared_weights))

@@ -44,10 +44,11 @@ BLOCKED = ("tensorflow", "keras", "typer", "sqlmodel", "sqlalchemy", "fastapi", 
 def tiny_models(tmp_path_factory) -> dict:
     """method1 (head only) and method2 (fine-tune from B = conv_pw_11), built once."""
     build = pytest.importorskip("models.build")
+    from models.config import ModelConfig
     cache = tmp_path_factory.mktemp("model-cache")
     weights = str(WEIGHTS_025) if WEIGHTS_025.is_file() else "none"
-    return {name: build.build(build.ModelConfig(alpha=0.25, input_size=96, weights=weights,
-                                                finetune_from=ff, batch_size=4, dropout=0.2),
+    return {name: build.build(ModelConfig(alpha=0.25, input_size=96, weights=weights,
+                                          finetune_from=ff, batch_size=4, dropout=0.2),
                               cache_dir=cache)
             for name, ff in (("method1", None), ("method2", "conv_pw_11"))}
 
@@ -633,9 +634,10 @@ def test_too_old_runtime_is_refused_at_start(tmp_path, tiny_models, photos):
 def model_a(tmp_path_factory):
     """A build that fine-tunes from A = conv1: every layer trains, the trunk only scales."""
     build = pytest.importorskip("models.build")
+    from models.config import ModelConfig
     weights = str(WEIGHTS_025) if WEIGHTS_025.is_file() else "none"
-    return build.build(build.ModelConfig(alpha=0.25, input_size=96, weights=weights,
-                                         finetune_from="conv1", batch_size=4, dropout=0.2),
+    return build.build(ModelConfig(alpha=0.25, input_size=96, weights=weights,
+                                   finetune_from="conv1", batch_size=4, dropout=0.2),
                        cache_dir=tmp_path_factory.mktemp("model-cache-a"))
 
 

@@ -61,9 +61,10 @@ def test_colour_says_nothing_about_the_class():
 def test_a_small_mobilenet_head_learns_it_but_not_perfectly(tmp_path, shared_weights):
     """Through the agent, method 1 on alpha 0.25 beats chance clearly, not at once 100 %."""
     build = pytest.importorskip("models.build")
+    from models.config import ModelConfig
     synthesize(tmp_path / "data", classes=2, per_class=40, size=96, seed=0)
-    m = build.build(build.ModelConfig(alpha=0.25, input_size=96, weights=str(shared_weights),
-                                      finetune_from=None, batch_size=4),
+    m = build.build(ModelConfig(alpha=0.25, input_size=96, weights=str(shared_weights),
+                                finetune_from=None, batch_size=4),
                     cache_dir=tmp_path / "cache")
     job = make_job(run_key="synth", experiment="synth", variant="method1",
                    frozen=str(m.frozen_path), train=str(m.train_path), meta=str(m.meta_path),

@@ -108,14 +108,14 @@ class Boundary:
     push paths, and the scripts and SFTP paths of the ssh launcher."""
 
     def __init__(self, monkeypatch) -> None:
-        import adbutils._adb as adb_mod
+        import adbutils
         import paramiko
 
         from orchestrator.devices import sync as orch_sync
-        from orchestrator.launchers.ssh import SshShell
+        from orchestrator.links.ssh import SshShell
 
         self.sent: list[str] = []
-        real_send = adb_mod.AdbConnection.send_command
+        real_send = adbutils.AdbConnection.send_command
         real_push = orch_sync.SyncSession.push
         real_exec = SshShell._exec
         real_open = paramiko.SFTPClient.open
@@ -136,7 +136,7 @@ class Boundary:
             self.sent.append(f"sftp {path}")
             return real_open(client, path, *args, **kw)
 
-        monkeypatch.setattr(adb_mod.AdbConnection, "send_command", send_command)
+        monkeypatch.setattr(adbutils.AdbConnection, "send_command", send_command)
         monkeypatch.setattr(orch_sync.SyncSession, "push", push)
         monkeypatch.setattr(SshShell, "_exec", exec_)
         monkeypatch.setattr(paramiko.SFTPClient, "open", sftp_open)
@@ -230,8 +230,8 @@ def test_termux_agent_is_watched_kept_by_clean_and_stopped_through_the_launcher(
     agent that only sleeps)."""
     from orchestrator.devices.adb import Phone
     from orchestrator.devices.address import DeviceAddress
-    from orchestrator.launchers.runas import RunAsShell
-    from orchestrator.launchers.termux_link import TermuxLink
+    from orchestrator.links.runas import RunAsShell
+    from orchestrator.links.termux import TermuxLink
 
     phone, *_ = github
     adb = Phone(DeviceAddress(phone.serial))
@@ -270,8 +270,8 @@ def test_a_planted_photo_in_a_termux_run_folder_is_refused(github, home, tmp_pat
     from orchestrator.devices.address import DeviceAddress
     from orchestrator.egress import EgressGuard, EgressLimits
     from orchestrator.errors import EgressRefused
-    from orchestrator.launchers.runas import RunAsShell
-    from orchestrator.launchers.termux_link import TermuxLink
+    from orchestrator.links.runas import RunAsShell
+    from orchestrator.links.termux import TermuxLink
     from orchestrator.store import repo
     from orchestrator.store.db import open_session
 
@@ -302,8 +302,8 @@ def test_a_phone_with_python_on_its_shell_is_detected_as_direct(phones, home):
     """The virtual Pixel 7 (a Python on the adb shell's PATH): the doctor detects `direct`,
     stores it, and passes ABI, Android and the runtime checks; its link is the AdbLink."""
     from orchestrator.devices.address import DeviceAddress
-    from orchestrator.launchers.choose import open_device_link
-    from orchestrator.runner.adb_link import AdbLink
+    from orchestrator.links.adb import AdbLink
+    from orchestrator.runner.devices import open_device_link
     from orchestrator.store.db import open_session
 
     phone = phones("pixel7", "lx-direct")

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.build import ModelConfig, build
-from orchestrator.errors import BuildError
+from models.build import build
+from models.config import ModelConfig
+from models.errors import BuildError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"alpha": 0.25, "input_size": 96, "weights": "none"}
@@ -60,7 +61,7 @@ def test_second_build_is_a_cache_hit_without_importing_tensorflow(tmp_path):
     first = build(config, cache_dir=tmp_path)
     probe = (
         "import sys, pathlib\n"
-        "from models.build import ModelConfig, build\n"
+        "from models.build import build\nfrom models.config import ModelConfig\n"
         f"r = build(ModelConfig(**{SMALL!r}, finetune_from=None), "
         f"cache_dir=pathlib.Path({str(tmp_path)!r}))\n"
         "print(r.cache_hit, r.hash, 'tensorflow' in sys.modules)\n"

@@ -20,9 +20,10 @@ keras = pytest.importorskip("keras")
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from device_agent import contract  # noqa: E402
-from device_agent.model import TrainModel, named_state  # noqa: E402
+from device_agent.model import TrainModel  # noqa: E402
 from models import keras_net  # noqa: E402
-from models.build import ModelConfig, build  # noqa: E402
+from models.build import build  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
 from models.reference import build_folded_keras, to_keras  # noqa: E402
 from models.tflite_info import describe  # noqa: E402
 
@@ -115,6 +116,18 @@ def meta_of(built) -> dict:
 def model(built) -> TrainModel:
     """train.tflite behind the agent's state keeping (the state passes in and out)."""
     return TrainModel(str(built.train_path), meta_of(built), threads=1)
+
+
+def named_state(layout: dict[str, list], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The flat state groups as named tensors (meta.json's state_layout)."""
+    out = {}
+    for group, pieces in layout.items():
+        flat, at = np.asarray(state[group]).reshape(-1), 0
+        for name, shape in pieces:
+            size = int(np.prod(shape))
+            out[name] = flat[at:at + size].reshape(shape)
+            at += size
+    return out
 
 
 def named(built, m: TrainModel) -> dict[str, np.ndarray]:

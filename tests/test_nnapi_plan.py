@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from nnapi.executor import run_plan
 from nnapi.trunks import LiteRT, images, keras_trunk, randomize_batchnorm
 
 from device_agent.nnapi.planfile import PLAN_NPZ, PlanError, read_plan, write_plan
-from models.nnapi_plan import export_plan, load_plan, plan_from_keras, run_plan
-from orchestrator.errors import BuildError
+from models.errors import BuildError
+from models.nnapi_plan import export_plan, plan_from_keras
 
 pytest_plugins = ["nnapi.fixtures"]  # the simulated library, trunks, env
 
@@ -31,7 +32,7 @@ def test_split_plan_equals_frozen_tflite(split_trunk):
     """At layer B the numpy run of the plan equals LiteRT on frozen.tflite to 1e-4."""
     x = images(4, seed=1)
 
-    got = run_plan(load_plan(split_trunk.plan), x)
+    got = run_plan(read_plan(split_trunk.plan), x)
 
     want = LiteRT(split_trunk.frozen)(x)
     assert got.shape == want.shape == (4, 6, 6, 128)
@@ -43,7 +44,7 @@ def test_split_plan_equals_frozen_tflite(split_trunk):
 def test_pooled_plans_equal_frozen_tflite(pooled_trunk, which):
     """Head-only trunks, pooled by MEAN or by AVERAGE_POOL_2D + RESHAPE, equal frozen.tflite."""
     x = images(3, seed=2)
-    plan = load_plan(getattr(pooled_trunk, which))
+    plan = read_plan(getattr(pooled_trunk, which))
 
     got = run_plan(plan, x)
 
@@ -56,7 +57,7 @@ def test_pooled_plans_equal_frozen_tflite(pooled_trunk, which):
 
 def test_plan_uses_nnapi_layouts_folded_batchnorm_and_explicit_padding(split_trunk):
     """Scaling is MUL+ADD; filters are in NNAPI layout with BatchNorm folded; pads explicit."""
-    plan = load_plan(split_trunk.plan)
+    plan = read_plan(split_trunk.plan)
     trunk = split_trunk.keras
     ops = plan.spec["operations"]
 
@@ -83,7 +84,7 @@ def test_plan_uses_nnapi_layouts_folded_batchnorm_and_explicit_padding(split_tru
 
 def test_plan_shapes_and_hash_are_recorded(split_trunk):
     """The plan states input, output and a sha256 that read_plan verifies."""
-    plan = load_plan(split_trunk.plan)
+    plan = read_plan(split_trunk.plan)
 
     assert plan.spec["input"] == {"shape": [1, 96, 96, 3], "dtype": "float32", "range": [0, 255]}
     assert plan.spec["output"]["shape"] == [1, 6, 6, 128]
@@ -106,7 +107,7 @@ def test_odd_input_size_keeps_keras_padding():
 def test_every_split_point_exports_and_matches_keras():
     """All 27 split layers and head-only export, and each plan computes Keras's features."""
     from models import keras_net
-    from models.build import ModelConfig
+    from models.config import ModelConfig
     from models.layers import SPLIT_LAYERS
 
     config = ModelConfig(alpha=0.25, input_size=64, weights="none")
@@ -129,7 +130,7 @@ def test_empty_trunks_export_a_plan_of_the_scaling_or_one_reshape():
     import keras
 
     from models import keras_net
-    from models.build import ModelConfig
+    from models.config import ModelConfig
 
     config = ModelConfig(alpha=0.25, input_size=32, weights="none", finetune_from="conv1")
     trunk = keras_net.build_frozen_keras(config)
@@ -147,7 +148,7 @@ def test_empty_trunks_export_a_plan_of_the_scaling_or_one_reshape():
 
 def test_a_changed_tensor_or_op_breaks_the_hash(split_trunk, tmp_path):
     """read_plan refuses a plan whose weights or op list changed after export."""
-    plan = load_plan(split_trunk.plan)
+    plan = read_plan(split_trunk.plan)
     write_plan(tmp_path / "a", plan.spec, plan.tensors)
     tensors = dict(plan.tensors)
     name = next(iter(k for k in tensors if k.endswith(".filter")))
@@ -167,7 +168,7 @@ def test_a_changed_tensor_or_op_breaks_the_hash(split_trunk, tmp_path):
 
 def test_rewriting_the_same_plan_keeps_its_hash(split_trunk, tmp_path):
     """The hash depends on content only: re-exporting gives the same hash."""
-    plan = load_plan(split_trunk.plan)
+    plan = read_plan(split_trunk.plan)
 
     again = read_plan(export_plan(split_trunk.keras, tmp_path))
 

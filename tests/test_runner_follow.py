@@ -11,8 +11,8 @@ import sys
 
 from device_agent import contract
 from orchestrator.egress import EgressGuard, EgressLimits
+from orchestrator.links.local import LocalLink
 from orchestrator.runner.follow import follow_agent
-from orchestrator.runner.local_link import LocalLink
 from orchestrator.store import repo
 from orchestrator.store.db import open_session
 

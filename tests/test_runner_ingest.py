@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.links.base import HealthSample
 from orchestrator.runner.ingest import ingest_events, ingest_result
-from orchestrator.runner.link import HealthSample
 from orchestrator.store import repo
 from orchestrator.store.db import open_session
 

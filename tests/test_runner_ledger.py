@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.links.local import LocalLink
 from orchestrator.runner import ledger as ledger_mod
 from orchestrator.runner.ledger import PushLedger
-from orchestrator.runner.local_link import LocalLink
 from orchestrator.runner.staging import StageTally, _push_all
 from orchestrator.store import repo
 from orchestrator.store.db import open_session

@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 from device_agent import contract
-from orchestrator.runner.local_link import LocalLink
-from orchestrator.runner.orphans import FLAG, flag_left_running, stop_left_running
+from orchestrator.links.local import LocalLink
+from orchestrator.runner.orphans import flag_left_running, stop_left_running
 from orchestrator.store import repo
 from orchestrator.store.db import open_session
+from orchestrator.store.tables import LEFT_RUNNING
 
 
 def _agent(link: LocalLink, key: str) -> tuple[str, subprocess.Popen]:
@@ -51,7 +52,7 @@ def test_only_flagged_ended_runs_of_this_phone_are_stopped(tmp_path):
                                         say=said.append)
             again = stop_left_running(link=link, session=s, device_id=phone.id,
                                       say=said.append)
-            flags = {k: FLAG in repo.get_run(session=s, run_id=r.id).progress
+            flags = {k: LEFT_RUNNING in repo.get_run(session=s, run_id=r.id).progress
                      for k, r in runs.items()}
         alive = {k: p.poll() is None for k, p in zip(runs, procs, strict=True)}
     finally:

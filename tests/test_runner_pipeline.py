@@ -16,8 +16,8 @@ from runs import build_cache
 
 from device_agent import contract
 from orchestrator.errors import RunInterrupted
+from orchestrator.links.local import LocalLink
 from orchestrator.runner.devices import register_device
-from orchestrator.runner.local_link import LocalLink
 from orchestrator.runner.pipeline import default_builder, run_experiment
 from orchestrator.spec import load_spec_text
 from orchestrator.store import repo

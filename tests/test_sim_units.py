@@ -19,7 +19,6 @@ from orchestrator.sim.protocol import (
     HEADER_SIZE,
     ProtocolError,
     banner,
-    host_features,
     pack,
     service_name,
     unpack_header,
@@ -60,15 +59,13 @@ def test_banner_carries_identity_and_features():
                     "ro.product.device=panther;features=shell_v2,stat_v2")
 
 
-def test_service_names_and_host_features_parse():
-    """OPEN payloads and the host's CNXN banner parse into their parts."""
+def test_service_names_parse():
+    """OPEN payloads parse into their parts."""
     assert service_name(b"shell,v2,TERM=xterm,raw:ls -l\0") == "shell,v2,TERM=xterm,raw:ls -l"
     assert parse_service("shell,v2,TERM=xterm,raw:ls -l") == (
         "shell", ["v2", "TERM=xterm", "raw"], "ls -l")
     assert parse_service("sync:") == ("sync", [], "")
     assert parse_service("tcp:8022") == ("tcp", [], "8022")
-    assert host_features(b"host::features=shell_v2,stat_v2,ls_v2\0") == {
-        "shell_v2", "stat_v2", "ls_v2"}
 
 
 # -- profiles

@@ -28,10 +28,10 @@ from rich.console import Console
 from runs import REPO, orch, store, tiny_photos
 from sim_fixtures import ADB, VirtualPhone, _factory, _stop, free_port
 
-from orchestrator.runner.orphans import FLAG
 from orchestrator.runner.pipeline import default_builder
 from orchestrator.settings import get_settings
 from orchestrator.store import repo, sweep_repo
+from orchestrator.store.tables import LEFT_RUNNING
 from orchestrator.sweep.display import SweepDisplay
 from orchestrator.sweep.driver import DriveOptions, drive
 from orchestrator.sweep.queue import create_sweep
@@ -290,7 +290,7 @@ def test_a_phone_that_stays_away_hands_its_run_to_the_same_model(farm, home, tmp
         new = repo.get_run(session=s, run_id=moved[0].run_ids[1])
         pb = repo.find_device(session=s, serial=farm["pb"].serial)
     assert old.status == "cancelled" and f"moved to run {new.id}" in old.error
-    assert old.progress.get(FLAG) is True  # its agent on pa is stopped by pa's next run
+    assert old.progress.get(LEFT_RUNNING) is True  # its agent on pa is stopped by pa's next run
     assert new.status == "finished" and new.device_id == pb.id
     assert new.variant == old.variant and "released" in lines
 

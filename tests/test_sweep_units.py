@@ -10,7 +10,7 @@ import pytest
 from store_backends import backend_url
 
 from orchestrator.errors import SpecError
-from orchestrator.runner.link import HealthSample
+from orchestrator.links.base import HealthSample
 from orchestrator.spec import HealthSpec
 from orchestrator.store import repo, sweep_repo
 from orchestrator.store.db import open_session

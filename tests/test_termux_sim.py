@@ -11,8 +11,8 @@ from sim_fixtures import ADB, adb_server, phones  # noqa: F401
 
 from orchestrator.devices.adb import Phone
 from orchestrator.devices.address import DeviceAddress
-from orchestrator.launchers.termux_env import PREFIX, prelude
 from orchestrator.launchers.termux_facts import read_termux_facts
+from orchestrator.links.termux_env import PREFIX, prelude
 
 APP_UID = 10234  # the profiles' Termux uid
 

@@ -14,9 +14,6 @@ import pytest
 
 from orchestrator.devices.facts import DeviceFacts
 from orchestrator.errors import SpecError
-from orchestrator.launchers import scripts
-from orchestrator.launchers.keys import KeyStore
-from orchestrator.launchers.runas import refusal
 from orchestrator.launchers.termux_checks import (
     TermuxContext,
     check_abi,
@@ -35,7 +32,10 @@ from orchestrator.launchers.termux_facts import (
     parse_gathered,
     phantom_limited,
 )
-from orchestrator.launchers.termux_link import staged_path
+from orchestrator.links import scripts
+from orchestrator.links.runas import refusal
+from orchestrator.links.ssh_keys import KeyStore
+from orchestrator.links.termux import staged_path
 from orchestrator.sim import termux_pkg
 from orchestrator.sim.profile import parse_profile
 

@@ -89,11 +89,3 @@ class NnapiModel:
             self.lib.free("ANeuralNetworksModel_free", self.handle)
             self.handle = None
         self._buffers.clear()
-
-    def _debug_release(self, operand: int) -> int:
-        """TEST HOOK: drop this model's reference to an operand's value, as a bug would.
-
-        Returns the released byte count. Never call it outside tests: NNAPI may read the
-        freed memory afterwards.
-        """
-        return self._buffers.pop(operand).nbytes

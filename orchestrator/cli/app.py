@@ -32,21 +32,15 @@ app = typer.Typer(
 
 app.command("validate")(validate_cmd.validate)
 app.command("demo")(demo_cmd.demo)
-app.command("run", context_settings=getattr(run_cmd, "CONTEXT_SETTINGS", None))(
-    run_cmd.run
-)
+app.command("run")(run_cmd.run)
 app.add_typer(results_cmd.app, name="results")
 app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(sim_cmd.app, name="sim")
 app.add_typer(model_cmd.app, name="model")
-app.command("audit", context_settings=getattr(audit_cmd, "CONTEXT_SETTINGS", None))(
-    audit_cmd.audit
-)
+app.command("audit")(audit_cmd.audit)
 app.add_typer(sweep_cmd.app, name="sweep")
 app.add_typer(data_cmd.app, name="data")
-app.command("dashboard", context_settings=getattr(dashboard_cmd, "CONTEXT_SETTINGS", None))(
-    dashboard_cmd.dashboard
-)
+app.command("dashboard")(dashboard_cmd.dashboard)
 
 
 def main(argv: list[str] | None = None) -> None:

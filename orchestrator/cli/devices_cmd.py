@@ -88,11 +88,13 @@ def info_(device: DeviceArg, db: DbOption = None, format: FormatOption = OutputF
     """One phone in detail: facts, health, free space for staging."""
     from orchestrator.devices.inventory import look
     from orchestrator.devices.resolve import resolve_device
+    from orchestrator.runner.devices import device_aliases
     from orchestrator.store import repo
 
     with open_store(db) as s:
         aliases = repo.alias_map(session=s)
-        view = look(resolve_device(device, aliases), session=s, aliases=aliases, with_disk=True)
+        view = look(resolve_device(device, device_aliases(s)), session=s, aliases=aliases,
+                    with_disk=True)
     if view.error:
         raise OrchError(f"Cannot read {view.serial}: {view.error}")
     if format is OutputFormat.json:
@@ -124,12 +126,13 @@ def alias_(
     from orchestrator.devices.adb import Phone
     from orchestrator.devices.inventory import read_facts, remember
     from orchestrator.devices.resolve import resolve_device
+    from orchestrator.runner.devices import device_aliases
     from orchestrator.store import repo
 
     if not _ALIAS.fullmatch(name):
         raise OrchError(f"Alias {name!r} is not a plain name.",
                         hint="Use letters, digits, '_', '.', '-', starting with a letter.")
-    target = resolve_device(serial, {})
+    target = resolve_device(serial, device_aliases(None))
     with open_store(db) as s:
         remember(s, target.name, read_facts(Phone(target.address, timeout=30)))
         dev = repo.set_alias(session=s, serial=target.name, alias=name)
@@ -158,14 +161,15 @@ def clean_(
     from orchestrator.devices.clean import clean
     from orchestrator.devices.resolve import resolve_device
     from orchestrator.launchers.choose import staged_in_use
-    from orchestrator.runner.adb_link import DEVICE_ROOT
+    from orchestrator.links.adb import DEVICE_ROOT
+    from orchestrator.runner.devices import device_aliases
     from orchestrator.runner.phone_lease import hold_for_command
     from orchestrator.store import repo
     from orchestrator.sweep.agents import stop_leftovers
 
     said: list[str] = []
     with open_store(db) as s:
-        target = resolve_device(device, repo.alias_map(session=s))
+        target = resolve_device(device, device_aliases(s))
         hold = contextlib.nullcontext() if dry_run else hold_for_command(
             session=s, serial=target.name, purpose="clean", wait=not no_wait,
             say=lambda text: err_console.print(text, soft_wrap=True))

@@ -41,9 +41,9 @@ LauncherOption = Annotated[LauncherName | None, typer.Option(
 
 def _target(session, device: str):  # noqa: ANN001, ANN202
     from orchestrator.devices.resolve import resolve_device
-    from orchestrator.store import repo
+    from orchestrator.runner.devices import device_aliases
 
-    return resolve_device(device, repo.alias_map(session=session))
+    return resolve_device(device, device_aliases(session))
 
 
 def doctor(device: DeviceArg, launcher: LauncherOption = None, db: DbOption = None,
@@ -147,7 +147,7 @@ def set_(
 ) -> None:
     """Choose a phone's launcher (stored: every `orch run` on it uses it)."""
     from orchestrator.launchers.choose import remember_launcher
-    from orchestrator.launchers.keys import KeyStore
+    from orchestrator.links.ssh_keys import KeyStore
 
     if launcher is None and not forget_ssh_key:
         raise OrchError("Nothing to set.", hint="Pass --launcher direct|runas|ssh.")

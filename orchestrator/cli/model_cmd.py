@@ -22,8 +22,7 @@ app = typer.Typer(help="Build and inspect the on-device models.", no_args_is_hel
 def build_variants(spec_path: Path, *, variant: str | None, out: Path | None,
                    overrides: list[str]) -> list[dict[str, Any]]:
     """Build every selected variant; one summary dict per variant."""
-    from models.build import build
-    from orchestrator.model_config import config_for
+    from orchestrator.model_config import build_variant
     from orchestrator.settings import get_settings
     from orchestrator.spec import load_spec
 
@@ -32,8 +31,8 @@ def build_variants(spec_path: Path, *, variant: str | None, out: Path | None,
     rows = []
     for name in names:
         target = None if out is None else (out if len(names) == 1 else out / name)
-        result = build(config_for(spec, name), cache_dir=get_settings().cache_dir,
-                       out_dir=target)
+        result = build_variant(spec, name, cache_dir=get_settings().cache_dir,
+                               out_dir=target)
         artifacts = {
             file: {"path": str(result.dir / file), **info}
             for file, info in result.report["artifacts"].items()

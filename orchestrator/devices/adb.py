@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import adbutils
-from adbutils import AdbClient, AdbDevice
-from adbutils._adb import AdbConnection
+from adbutils import AdbClient, AdbConnection, AdbDevice
 from adbutils.errors import AdbError
 
 from orchestrator.devices.address import AdbServer, DeviceAddress
@@ -185,7 +184,7 @@ class Phone:
             out = raw[:at]
             return int(raw[at + len(_EXIT_MARK):].strip() or b"255"), out, out
         finally:
-            conn.conn.close()
+            conn.conn.close()  # the socket: AdbConnection.close() lingers 10 ms
 
     def getprop(self) -> str:
         return self.run("getprop")

@@ -10,16 +10,12 @@ import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
-from sqlmodel import Session
 
 from orchestrator.devices.facts import DeviceFacts
 from orchestrator.devices.health import HealthSample
-
-if TYPE_CHECKING:
-    from orchestrator.runner.adb_link import AdbLink
 
 MIN_FREE_BYTES = 256 * 1024 * 1024  # models + features cache + a host: data set, with room
 MIN_BATTERY = 20.0  # percent, unless plugged in
@@ -242,47 +238,3 @@ def parse_runtime(text: str) -> dict[str, Any]:
 
 def probe_command(python: str) -> str:
     return f"{shlex.quote(python)} -c {shlex.quote(PROBE)}"
-
-
-def gather(link: AdbLink, *, session: Session | None = None) -> DoctorContext:
-    """Read what the checks need; pushes the agent bundle (recorded in the ledger)."""
-    from orchestrator.devices.health import sample_health
-    from orchestrator.devices.inventory import free_bytes, read_facts, remember
-    from orchestrator.errors import DeviceError
-
-    phone = link.phone
-    facts = read_facts(phone)
-    ctx = DoctorContext(serial=link.serial, facts=facts, health=sample_health(phone),
-                        free_bytes=free_bytes(phone), python=None)
-    probe = shlex.quote(f"{link.root}/.orch-write-test")
-    rc, out = phone.run_rc(f"umask 022; mkdir -p {shlex.quote(link.root)} && : > {probe} "
-                           f"&& rm -f {probe}")
-    ctx.staging_ok, ctx.staging_error = rc == 0, (out.strip().splitlines() or [None])[-1]
-    try:
-        ctx.python = link.python
-    except DeviceError:
-        return ctx
-    device_id = remember(session, link.serial, facts).id if session is not None else None
-    if ctx.staging_ok:
-        ctx.runtime, ctx.runtime_error = _agent_info(link, session, device_id)
-    if ctx.runtime_error is not None:
-        ctx.runtime = parse_runtime(phone.run(probe_command(ctx.python), check=False))
-    return ctx
-
-
-def _agent_info(link: AdbLink, session: Session | None,
-                device_id: int | None) -> tuple[dict[str, Any], str | None]:
-    """Push the agent and ask it what runtime it finds (`python -m device_agent info`)."""
-    from orchestrator.runner.ledger import PushLedger
-    from orchestrator.runner.staging import StageTally, stage_agent
-
-    ledger = PushLedger(session, None, device_id, link.launcher)
-    agent_dir, _ = stage_agent(link, ledger, StageTally())
-    d = shlex.quote(agent_dir)
-    rc, out = link.phone.run_rc(f"cd {d} && PYTHONPATH={d} PYTHONDONTWRITEBYTECODE=1 "
-                                f"{shlex.quote(link.python)} -m device_agent info")
-    info = parse_runtime(out)
-    if rc != 0 or not info:
-        tail = (out.strip().splitlines() or ["no output"])[-1]
-        return {}, f"`python -m device_agent info` failed (exit {rc}): {tail[:160]}"
-    return info, None

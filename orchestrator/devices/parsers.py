@@ -88,8 +88,6 @@ def parse_battery(text: str) -> BatteryState:
 TEMPERATURE_TYPES = {-1: "unknown", 0: "cpu", 1: "gpu", 2: "battery", 3: "skin", 4: "usb_port",
                      5: "power_amplifier", 6: "bcl_voltage", 7: "bcl_current",
                      8: "bcl_percentage", 9: "npu"}
-THERMAL_STATUS = {0: "none", 1: "light", 2: "moderate", 3: "severe", 4: "critical",
-                  5: "emergency", 6: "shutdown"}
 _TEMP = re.compile(r"Temperature\{(?P<body>[^}]*)\}")
 
 
@@ -105,10 +103,6 @@ class Sensor:
 class ThermalState:
     status: int | None  # 0 none … 6 shutdown; ≥ 1 means the phone is throttling
     sensors: list[Sensor] = field(default_factory=list)
-
-    @property
-    def status_name(self) -> str | None:
-        return None if self.status is None else THERMAL_STATUS.get(self.status, "unknown")
 
     def hottest(self, kind: str) -> float | None:
         values = [s.celsius for s in self.sensors if s.kind == kind]

@@ -2,7 +2,7 @@
 exactly one phone (case-insensitive substring of ro.product.model).
 
 `match_device` is pure (tested on lists); `resolve_device` feeds it the adb server's list
-and the store's aliases.
+and the aliases its caller knows.
 """
 
 from __future__ import annotations
@@ -81,12 +81,12 @@ def resolve_device(name: str, aliases: dict[str, str], *, wait_s: float = 20.0) 
     """Resolve against the live adb server(s): the default one, or the one a
     `SERIAL@HOST:PORT` name (or an alias standing for one) points at.
 
-    Running virtual phones answer to their names too. A network phone (`HOST:PORT` serial)
+    `aliases` maps names to serials (`runner.devices.device_aliases`: the store's aliases and
+    running virtual phones' names). A network phone (`HOST:PORT` serial)
     the server has forgotten is `adb connect`ed again; one that is `offline` gets `wait_s` to
     come back (adb reconnects network phones itself, with a back-off of several seconds)
     before it is reported offline.
     """
-    aliases = {**virtual_phone_names(), **aliases}
     target = DeviceAddress.parse(alias_target(name, aliases) or name)
     network = _NETWORK_SERIAL.fullmatch(target.serial) is not None
     attached = list_attached(target.server)
@@ -114,17 +114,6 @@ def resolve_device(name: str, aliases: dict[str, str], *, wait_s: float = 20.0) 
             nudged = time.monotonic()
         time.sleep(0.5)
         attached = list_attached(target.server)
-
-
-def virtual_phone_names() -> dict[str, str]:
-    """Running virtual phones by name (`orch sim start --name pixel7` → `--device pixel7`);
-    an alias in the store wins over them."""
-    try:
-        from orchestrator.sim.manager import list_phones
-
-        return {p.name: p.serial for p in list_phones() if p.running}
-    except Exception:  # noqa: BLE001 - a broken sim folder must not break resolution
-        return {}
 
 
 _NETWORK_SERIAL = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}")

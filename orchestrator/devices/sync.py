@@ -14,8 +14,7 @@ import struct
 import time
 from pathlib import Path
 
-from adbutils import AdbDevice
-from adbutils._adb import AdbConnection
+from adbutils import AdbConnection, AdbDevice
 from adbutils.errors import AdbError
 
 CHUNK = 64 * 1024  # the largest DATA payload adbd accepts
@@ -33,27 +32,20 @@ class SyncSession:
         self._device = device
         self._conn: AdbConnection | None = None
 
-    def _sock(self) -> socket.socket:
+    def _open(self) -> AdbConnection:
         if self._conn is None:
             conn = self._device.open_transport(timeout=120)
             conn.send_command("sync:")
             conn.check_okay()
+            # `conn` is the connection's socket: adbutils has no sendall or TCP_NODELAY.
             conn.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._conn = conn
-        return self._conn.conn
-
-    def _read_exact(self, sock: socket.socket, n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise EOFError("sync stream closed by the device")
-            buf += chunk
-        return buf
+        return self._conn
 
     def push(self, local_path: str | Path, device_path: str, mode: int = 0o644) -> int:
         """Send one file; returns its size. Raises SyncFailed when the phone refuses it."""
-        sock = self._sock()
+        conn = self._open()
+        sock = conn.conn
         target = f"{device_path},{stat.S_IFREG | mode}".encode()
         try:
             sock.sendall(_HDR.pack(b"SEND", len(target)) + target)
@@ -63,13 +55,13 @@ class SyncSession:
                     sock.sendall(_HDR.pack(b"DATA", len(chunk)) + chunk)
                     sent += len(chunk)
             sock.sendall(_HDR.pack(b"DONE", int(time.time())))
-            rid, length = _HDR.unpack(self._read_exact(sock, _HDR.size))
+            rid, length = _HDR.unpack(conn.read_exact(_HDR.size))
         except BaseException:
             self.close(quit=False)
             raise
         if rid == b"OKAY":
             return sent
-        message = self._read_exact(sock, length).decode(errors="replace") if length else ""
+        message = conn.read_exact(length).decode(errors="replace") if length else ""
         self.close(quit=False)  # adbd ends the stream after a FAIL
         if rid == b"FAIL":
             raise SyncFailed(message or "push refused")

@@ -1,10 +1,9 @@
 """Launchers: how the host starts the agent on a phone, chosen per phone.
 
-- `direct` (launchers/direct.py): a Python reachable from the adb shell (virtual phones,
-  rooted phones); the link is `orchestrator.runner.adb_link.AdbLink`.
-- `runas` (launchers/runas.py): `run-as com.termux` into Termux's GitHub build.
-- `ssh` (launchers/ssh.py): Termux's sshd through `adb forward`, any Termux build.
-`choose.open_device_link` gives the link for a phone's stored launcher; `termux_link` is
-the link for the two Termux ones; `doctor` and `setup` check and prepare a phone for each.
-(This package's __init__ imports nothing: the virtual phone imports termux_env early.)
+- `direct`: a Python reachable from the adb shell (virtual phones, rooted phones);
+- `runas`: `run-as com.termux` into Termux's GitHub build;
+- `ssh`: Termux's sshd through `adb forward`, any Termux build.
+The links and shells for each are in `orchestrator.links`. Here: which launcher a phone uses
+(`choose`: stored, remembered, detected), and `doctor` and `setup`, which check and prepare a
+phone for each (`termux_facts`, `termux_checks`: what a Termux phone adds).
 """

@@ -1,4 +1,4 @@
-"""Which launcher a phone uses, and the device link for it.
+"""Which launcher a phone uses: stored, remembered, or detected on the phone now.
 
 Stored per phone (the Device row's `launcher`, set by `orch devices set DEV --launcher X`,
 `orch devices setup` or the first `orch devices doctor`); a phone with none stored is
@@ -14,19 +14,9 @@ from sqlmodel import Session
 from orchestrator.devices.adb import Phone
 from orchestrator.devices.address import DeviceAddress
 from orchestrator.errors import DeviceError
-from orchestrator.launchers.base import LAUNCHERS, AgentShell, unknown_launcher
-from orchestrator.runner.link import DeviceLink
-
-DEFAULT = "direct"
-
-
-def stored_launcher(session: Session | None, serial: str) -> str | None:
-    if session is None:
-        return None
-    from orchestrator.store import repo
-
-    dev = repo.find_device(session=session, serial=serial)
-    return dev.launcher if dev is not None and dev.launcher in LAUNCHERS else None
+from orchestrator.links.make import make_link, termux_shell
+from orchestrator.links.shell import LAUNCHERS, unknown_launcher
+from orchestrator.runner.devices import stored_launcher
 
 
 def remember_launcher(session: Session, serial: str, launcher: str) -> None:
@@ -37,42 +27,13 @@ def remember_launcher(session: Session, serial: str, launcher: str) -> None:
     repo.upsert_device(session=session, serial=serial, launcher=launcher)
 
 
-def termux_shell(phone: Phone, launcher: str) -> AgentShell:
-    from orchestrator.launchers.runas import RunAsShell
-    from orchestrator.launchers.ssh import SshShell
-
-    if launcher == "runas":
-        return RunAsShell(phone)
-    if launcher == "ssh":
-        return SshShell(phone)
-    raise unknown_launcher(launcher)
-
-
-def make_link(address: DeviceAddress, launcher: str) -> DeviceLink:
-    """The device link for `launcher` on the phone at `address`."""
-    from orchestrator.runner.adb_link import AdbLink
-
-    if launcher == "direct":
-        return AdbLink(address)
-    from orchestrator.launchers.termux_link import TermuxLink
-
-    phone = Phone(address)
-    return TermuxLink(phone, termux_shell(phone, launcher))
-
-
-def open_device_link(address: DeviceAddress, *, session: Session | None = None,
-                     launcher: str | None = None) -> DeviceLink:
-    """The link for a resolved phone: the given launcher, else the stored one, else direct."""
-    return make_link(address, launcher or stored_launcher(session, address.name) or DEFAULT)
-
-
 def staged_in_use(address: DeviceAddress, *, session: Session | None) -> list[str]:
     """Staging paths that live agents inside Termux use, for `orch devices clean` (the adb
     shell cannot look into Termux's run folders); [] for a direct phone."""
     launcher = stored_launcher(session, address.name)
     if launcher not in ("runas", "ssh"):
         return []
-    from orchestrator.launchers.termux_link import TermuxLink
+    from orchestrator.links.termux import TermuxLink
 
     link = make_link(address, launcher)
     assert isinstance(link, TermuxLink)

@@ -32,14 +32,12 @@ from orchestrator.devices.doctor import (
     check_space,
     check_staging,
     check_thermal,
-    gather,
     parse_runtime,
     probe_command,
     run_checks,
 )
 from orchestrator.errors import DeviceError
-from orchestrator.launchers import scripts
-from orchestrator.launchers.choose import detect, remember_launcher, stored_launcher, termux_shell
+from orchestrator.launchers.choose import detect, remember_launcher
 from orchestrator.launchers.termux_checks import (
     TermuxContext,
     check_abi,
@@ -53,7 +51,13 @@ from orchestrator.launchers.termux_checks import (
     check_way_in,
 )
 from orchestrator.launchers.termux_facts import read_termux_facts
-from orchestrator.launchers.termux_link import PYTHON, TermuxLink
+from orchestrator.links import scripts
+from orchestrator.links.adb import AdbLink
+from orchestrator.links.base import DeviceLink
+from orchestrator.links.make import termux_shell
+from orchestrator.links.shell import AgentShell
+from orchestrator.links.termux import PYTHON, TermuxLink
+from orchestrator.runner.devices import stored_launcher
 
 
 @dataclass
@@ -88,14 +92,39 @@ def diagnose(address: DeviceAddress, *, session: Session | None = None,
     chosen, source = choose_launcher(phone, session, launcher)
     diag = Diagnosis(serial=phone.name, launcher=chosen, launcher_source=source)
     if chosen == "direct":
-        from orchestrator.runner.adb_link import AdbLink
-
         ctx = gather(AdbLink(phone), session=session)
         diag.results = [check_abi(ctx.facts, termux=False, machine=ctx.runtime.get("machine")),
                         check_android(ctx.facts, termux=False), *run_checks(ctx)]
     else:
         diag.results = termux_results(phone, chosen, session)
     return diag
+
+
+def gather(link: AdbLink, *, session: Session | None = None) -> DoctorContext:
+    """Read what the checks of a direct phone need; pushes the agent bundle (recorded in the
+    ledger)."""
+    from orchestrator.devices.health import sample_health
+    from orchestrator.devices.inventory import free_bytes, read_facts, remember
+
+    phone = link.phone
+    facts = read_facts(phone)
+    ctx = DoctorContext(serial=link.serial, facts=facts, health=sample_health(phone),
+                        free_bytes=free_bytes(phone), python=None)
+    probe = shlex.quote(f"{link.root}/.orch-write-test")
+    rc, out = phone.run_rc(f"umask 022; mkdir -p {shlex.quote(link.root)} && : > {probe} "
+                           f"&& rm -f {probe}")
+    ctx.staging_ok, ctx.staging_error = rc == 0, (out.strip().splitlines() or [None])[-1]
+    try:
+        ctx.python = link.python
+    except DeviceError:
+        return ctx
+    device_id = remember(session, link.serial, facts).id if session is not None else None
+    if ctx.staging_ok:
+        ctx.runtime, ctx.runtime_error = _agent_info(link, link.agent.shell, ctx.python,
+                                                     session, device_id)
+    if ctx.runtime_error is not None:
+        ctx.runtime = parse_runtime(phone.run(probe_command(ctx.python), check=False))
+    return ctx
 
 
 # ---------------------------------------------------------------- Termux (runas, ssh)
@@ -177,13 +206,14 @@ def _enter(link: TermuxLink, ctx: DoctorContext, tctx: TermuxContext,
         return
     ctx.python = PYTHON
     if ctx.staging_ok:
-        ctx.runtime, ctx.runtime_error = _agent_info(link, session, device_id)
+        ctx.runtime, ctx.runtime_error = _agent_info(link, link.shell, PYTHON, session,
+                                                     device_id, where=" in Termux")
     if ctx.runtime_error is not None:
         rc, out = link.shell.run_rc(probe_command(PYTHON), what="python probe")
         ctx.runtime = parse_runtime(out)
 
 
-def _ledger(link: TermuxLink, session: Session | None, device_id: int | None) -> Any:
+def _ledger(link: DeviceLink, session: Session | None, device_id: int | None) -> Any:
     from orchestrator.runner.ledger import PushLedger
 
     return PushLedger(session, None, device_id, link.launcher)
@@ -211,18 +241,20 @@ def _read_back(link: TermuxLink, session: Session | None, device_id: int | None)
     return f"Termux cannot read {path} (exit {rc}): {tail[:120]}"
 
 
-def _agent_info(link: TermuxLink, session: Session | None,
-                device_id: int | None) -> tuple[dict[str, Any], str | None]:
+def _agent_info(link: DeviceLink, shell: AgentShell, python: str, session: Session | None,
+                device_id: int | None, *, where: str = "") -> tuple[dict[str, Any], str | None]:
+    """Push the agent and ask it, through `shell`, what runtime it finds
+    (`python -m device_agent info`)."""
     from orchestrator.runner.staging import StageTally, stage_agent
 
     agent_dir, _ = stage_agent(link, _ledger(link, session, device_id), StageTally())
     d = scripts.q(agent_dir)
-    rc, out = link.shell.run_rc(f"cd {d} && PYTHONPATH={d} PYTHONDONTWRITEBYTECODE=1 "
-                                f"{scripts.q(PYTHON)} -m device_agent info", what="agent info")
+    rc, out = shell.run_rc(f"cd {d} && PYTHONPATH={d} PYTHONDONTWRITEBYTECODE=1 "
+                           f"{scripts.q(python)} -m device_agent info", what="agent info")
     info = parse_runtime(out)
     if rc != 0 or not info:
         tail = (out.strip().splitlines() or ["no output"])[-1]
-        return {}, f"`python -m device_agent info` failed in Termux (exit {rc}): {tail[:160]}"
+        return {}, f"`python -m device_agent info` failed{where} (exit {rc}): {tail[:160]}"
     return info, None
 
 

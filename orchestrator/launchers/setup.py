@@ -18,11 +18,7 @@ from sqlmodel import Session
 
 from orchestrator.devices.adb import Phone
 from orchestrator.errors import DeviceError
-from orchestrator.launchers import scripts
-from orchestrator.launchers.choose import remember_launcher, termux_shell
-from orchestrator.launchers.keys import KeyStore, ssh_support
-from orchestrator.launchers.runas import GITHUB_RELEASES
-from orchestrator.launchers.termux_env import AGENT_PACKAGES, PREFIX, SSH_PACKAGES
+from orchestrator.launchers.choose import remember_launcher
 from orchestrator.launchers.termux_facts import (
     PHANTOM_SETTING,
     STORAGE_PERMISSION,
@@ -30,7 +26,12 @@ from orchestrator.launchers.termux_facts import (
     phantom_limited,
     read_termux_facts,
 )
-from orchestrator.runner.adb_link import DEVICE_ROOT, AdbLink
+from orchestrator.links import scripts
+from orchestrator.links.adb import DEVICE_ROOT, AdbLink
+from orchestrator.links.make import termux_shell
+from orchestrator.links.runas import GITHUB_RELEASES
+from orchestrator.links.ssh_keys import KeyStore, ssh_support
+from orchestrator.links.termux_env import AGENT_PACKAGES, PREFIX, SSH_PACKAGES
 
 PUBKEY_PATH = f"{DEVICE_ROOT}/orch_id.pub"  # world-readable: Termux can `cat` it
 PACKAGES_READY = (f"test -x {PREFIX}/bin/python && {PREFIX}/bin/python -c "

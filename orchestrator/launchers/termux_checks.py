@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from orchestrator.devices.doctor import CheckResult
 from orchestrator.devices.facts import DeviceFacts
-from orchestrator.launchers.runas import GITHUB_RELEASES
 from orchestrator.launchers.termux_facts import PHANTOM_SETTING, AndroidTermuxFacts, phantom_limited
+from orchestrator.links.runas import GITHUB_RELEASES
 
 # Termux builds packages for these ABIs only.
 TERMUX_ABIS = ("arm64-v8a", "armeabi-v7a", "x86_64", "x86")

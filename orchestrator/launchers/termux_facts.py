@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from orchestrator.devices.adb import Phone
-from orchestrator.launchers.termux_env import PACKAGE
+from orchestrator.links.termux_env import PACKAGE
 
 STORAGE_PERMISSION = "android.permission.READ_EXTERNAL_STORAGE"
 PHANTOM_SETTING = "settings_enable_monitor_phantom_procs"  # global, Android 12L (SDK 32)+

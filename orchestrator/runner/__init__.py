@@ -1,2 +1,2 @@
-"""The host run pipeline: device links (`link`, `local_link`), staging, following the agent,
-ingestion, and `pipeline.run_experiment`, the entry point."""
+"""The host run pipeline: staging, following the agent, ingestion, and
+`pipeline.run_experiment`, the entry point. Device links are `orchestrator.links`."""

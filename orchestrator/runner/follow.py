@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from orchestrator.egress import EgressGuard
+from orchestrator.links.base import DeviceLink
 from orchestrator.runner.ingest import ingest_events
-from orchestrator.runner.link import DeviceLink
 
 
 @dataclass

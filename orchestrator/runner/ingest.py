@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from device_agent import contract
 from device_agent.schema import render
-from orchestrator.runner.link import HealthSample
+from orchestrator.links.base import HealthSample
 from orchestrator.store import repo
 from orchestrator.store.public import RunPublic
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from orchestrator.runner.link import TransferInfo
+from orchestrator.links.base import TransferInfo
 from orchestrator.store import repo
 
 BATCH_ROWS = 256  # a photo folder's rows are written this many per commit

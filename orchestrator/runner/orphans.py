@@ -13,20 +13,20 @@ from collections.abc import Callable
 
 from sqlmodel import Session, col, select
 
-from orchestrator.runner.link import DeviceLink
+from orchestrator.links.base import DeviceLink
 from orchestrator.store import repo
 from orchestrator.store.lease import live_run_ids
 from orchestrator.store.status import ENDED, OPEN
-from orchestrator.store.tables import Run
+from orchestrator.store.tables import LEFT_RUNNING, Run
 
 DETACHED_CHECKED = 10  # newest open runs of a phone whose agent is looked for
-FLAG = "agent_left_running"  # in Run.progress: the run ended here while its phone was away
 
 
 def flag_left_running(*, session: Session, run_id: int) -> None:
     run = repo.get_run(session=session, run_id=run_id)
     if run.device_run_dir:
-        repo.update_run(session=session, run_id=run_id, progress={**run.progress, FLAG: True})
+        repo.update_run(session=session, run_id=run_id,
+                        progress={**run.progress, LEFT_RUNNING: True})
 
 
 def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | None,
@@ -38,7 +38,7 @@ def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | No
     flagged = session.exec(
         select(Run.id, Run.status, Run.error, Run.device_run_dir, Run.progress)
         .where(Run.device_id == device_id, col(Run.status).in_(sorted(ENDED)),
-               Run.progress[FLAG].as_boolean())  # type: ignore[index]
+               Run.progress[LEFT_RUNNING].as_boolean())  # type: ignore[index]
     ).all()
     stopped = []
     for run_id, status, error, run_dir, progress in flagged:
@@ -51,7 +51,7 @@ def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | No
         if dry_run:
             continue
         repo.update_run(session=session, run_id=run_id,
-                        progress={k: v for k, v in (progress or {}).items() if k != FLAG})
+                        progress={k: v for k, v in (progress or {}).items() if k != LEFT_RUNNING})
     return stopped
 
 

@@ -29,6 +29,8 @@ from orchestrator.errors import (
     RunInterrupted,
     TransitionRefused,
 )
+from orchestrator.links.base import DeviceLink
+from orchestrator.links.local import file_sha256
 from orchestrator.runner.follow import (
     FollowOutcome,
     Progress,
@@ -39,8 +41,6 @@ from orchestrator.runner.follow import (
 from orchestrator.runner.ingest import ingest_result
 from orchestrator.runner.job import make_job, run_params
 from orchestrator.runner.ledger import PushLedger
-from orchestrator.runner.link import DeviceLink
-from orchestrator.runner.local_link import file_sha256
 from orchestrator.runner.orphans import detached_agents, stop_left_running
 from orchestrator.runner.phone_lease import POLL_S, PhoneHold, hold_phone
 from orchestrator.runner.recover import discard_damaged_tail
@@ -89,10 +89,9 @@ def default_builder(cache_dir: Path | None = None) -> Builder:
         cache_dir = get_settings().cache_dir
 
     def build(spec: ExperimentSpec, variant: str) -> BuiltModel:
-        from models.build import build as build_model
-        from orchestrator.model_config import config_for
+        from orchestrator.model_config import build_variant
 
-        return build_model(config_for(spec, variant), cache_dir=cache_dir)
+        return build_variant(spec, variant, cache_dir=cache_dir)
 
     return build
 

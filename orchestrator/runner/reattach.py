@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from orchestrator.links.local import file_sha256
 from orchestrator.runner.job import run_params
-from orchestrator.runner.local_link import file_sha256
 from orchestrator.runner.staging import host_images, tree_hash
 from orchestrator.spec import ExperimentSpec
 from orchestrator.store import repo

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator.errors import DataError
+from orchestrator.links.base import DeviceLink, TransferInfo
+from orchestrator.links.local import file_sha256
 from orchestrator.runner.ledger import PushLedger
-from orchestrator.runner.link import DeviceLink, TransferInfo
-from orchestrator.runner.local_link import file_sha256
 from orchestrator.spec import DataSpec
 
 AGENT_PACKAGE = Path(__file__).resolve().parents[2] / "device_agent"

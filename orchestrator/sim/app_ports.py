@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.launchers.termux_env import PREFIX
+from orchestrator.links.termux_env import PREFIX
 
 PORTS = "var/run/orch-sim-ports"  # under Termux's $PREFIX: one file per phone port
 

@@ -143,6 +143,14 @@ def list_phones(*, home: Path | None = None) -> list[SimPhone]:
     return [p for p in phones if p is not None]
 
 
+def virtual_phone_names() -> dict[str, str]:
+    """Running virtual phones by name (`orch sim start --name pixel7` → `--device pixel7`)."""
+    try:
+        return {p.name: p.serial for p in list_phones() if p.running}
+    except Exception:  # noqa: BLE001 - a broken sim folder must not break resolution
+        return {}
+
+
 def get_phone(name: str, *, home: Path | None = None) -> SimPhone:
     phone = _read_phone(sim_home(home) / name)
     if phone is None:

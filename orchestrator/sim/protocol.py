@@ -88,13 +88,3 @@ def _clean(value: str) -> str:
 def service_name(payload: bytes) -> str:
     """The service of an OPEN packet (NUL-terminated)."""
     return payload.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-
-
-def host_features(payload: bytes) -> set[str]:
-    """The features in the host's CNXN banner (`host::features=a,b,c`)."""
-    text = payload.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-    for part in text.split("::", 1)[-1].split(";"):
-        key, _, value = part.partition("=")
-        if key == "features":
-            return {f for f in value.split(",") if f}
-    return set()

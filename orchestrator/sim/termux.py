@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.launchers.termux_env import DATA, PACKAGE, prelude
+from orchestrator.links.termux_env import DATA, PACKAGE, prelude
 from orchestrator.runtimes import LITERT
 from orchestrator.sim import termux_pkg
 from orchestrator.sim.app_ports import PORTS

@@ -42,6 +42,11 @@ class Experiment(SQLModel, table=True):
     created: datetime = Field(default_factory=utcnow)
 
 
+# In Run.progress: the run ended while its phone was away, so its agent may still be training
+# there (runner/orphans.py stops it before the phone's next run).
+LEFT_RUNNING = "agent_left_running"
+
+
 class Run(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     experiment_id: int = Field(foreign_key="experiment.id", index=True)

@@ -20,12 +20,11 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from orchestrator.errors import TransitionRefused
-from orchestrator.runner.orphans import FLAG
 from orchestrator.store import repo, sweep_repo
 from orchestrator.store.status import RunStatus
 from orchestrator.store.sweep_repo import OPEN, SweepItemPublic
 from orchestrator.store.sweep_tables import Sweep, SweepItem
-from orchestrator.store.tables import Run, utcnow
+from orchestrator.store.tables import LEFT_RUNNING, Run, utcnow
 from orchestrator.store.worker_tables import Worker
 
 POOL = "workers"  # Sweep.spec["queue"] of a sweep run by workers, not by one driver
@@ -208,7 +207,8 @@ def _hand_back(session: Session, item_id: int, worker_id: int, why: str) -> int:
                   delegate_requested=run.delegate_requested)
         session.add(new)
         session.flush()
-        progress = {**(run.progress or {}), FLAG: True} if run.device_run_dir else run.progress
+        progress = ({**(run.progress or {}), LEFT_RUNNING: True} if run.device_run_dir
+                    else run.progress)
         repo.transition_run(session=session, run_id=run.id or 0, to=RunStatus.CANCELLED,
                             commit=False, finished=utcnow(), progress=progress,
                             error=f"{why}; queued again as run {new.id}")

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from orchestrator.devices.address import DeviceAddress
-from orchestrator.runner.link import DeviceLink
+from orchestrator.links.base import DeviceLink
 
 
 def open_phone_link(name: str, *, session: Session | None) -> DeviceLink:
     """The link to the phone named `name` (serial or SERIAL@HOST:PORT)."""
-    from orchestrator.launchers.choose import open_device_link
+    from orchestrator.runner.devices import open_device_link
 
     return open_device_link(DeviceAddress.parse(name), session=session)
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchestrator.runner.link import HealthSample
+from orchestrator.links.base import HealthSample
 from orchestrator.spec import HealthSpec
 
 

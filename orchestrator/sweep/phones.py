@@ -16,8 +16,7 @@ from orchestrator.devices.adb import Attached, list_attached
 from orchestrator.devices.address import AdbServer
 from orchestrator.devices.resolve import USABLE, describe, resolve_device
 from orchestrator.errors import DeviceNotFound, SpecError, SpecProblem
-from orchestrator.runner.devices import register_device
-from orchestrator.store import repo
+from orchestrator.runner.devices import device_aliases, register_device
 from orchestrator.store.public import DevicePublic
 from orchestrator.sweep.agents import close_link
 from orchestrator.sweep.spec import LOCAL_SERVER, SDK_RULE, DeviceSelector
@@ -91,7 +90,7 @@ def _server(text: str) -> AdbServer | None:
 
 def _register(session: Session, attached: Attached) -> DevicePublic:
     """Record the phone, through its stored launcher (so that stays what it is)."""
-    from orchestrator.launchers.choose import open_device_link
+    from orchestrator.runner.devices import open_device_link
 
     link = open_device_link(attached.address, session=session)
     try:
@@ -106,7 +105,7 @@ def choose_phones(devices: list[str] | DeviceSelector, *, session: Session
     by). A name that resolves to no phone, or a selector that matches none, is an error."""
     chosen: dict[str, DevicePublic] = {}
     if isinstance(devices, list):
-        aliases = repo.alias_map(session=session)
+        aliases = device_aliases(session)
         for name in devices:
             dev = _register(session, resolve_device(name, aliases, wait_s=5.0))
             chosen.setdefault(dev.serial, dev)

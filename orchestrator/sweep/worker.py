@@ -38,8 +38,8 @@ from orchestrator.errors import (
     RunInterrupted,
     TransitionRefused,
 )
+from orchestrator.links.base import DeviceLink, HealthSample
 from orchestrator.runner.follow import Progress
-from orchestrator.runner.link import DeviceLink, HealthSample
 from orchestrator.runner.orphans import flag_left_running
 from orchestrator.runner.phone_lease import hold_phone
 from orchestrator.runner.pipeline import Builder, Standby, run_experiment, run_queued

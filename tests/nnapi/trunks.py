@@ -43,7 +43,7 @@ def keras_trunk(finetune_from: str | None, *, weights: str = "none", size: int =
                 seed: int = 0) -> Any:
     """The product's frozen trunk (image 0…255 → features at the split, pooled if None)."""
     from models import keras_net
-    from models.build import ModelConfig
+    from models.config import ModelConfig
 
     config = ModelConfig(alpha=0.25, input_size=size, weights=weights,
                          finetune_from=finetune_from)

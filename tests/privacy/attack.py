@@ -15,7 +15,7 @@ from PIL import Image
 
 from device_agent import contract
 from orchestrator.egress import EgressGuard, EgressLimits
-from orchestrator.runner.local_link import LocalLink
+from orchestrator.links.local import LocalLink
 from orchestrator.store import repo
 from orchestrator.store.db import open_session
 

@@ -20,10 +20,10 @@ from runs import build_cache, tiny_photos
 from sim_fixtures import ADB, adb_server, phones  # noqa: F401
 
 from device_agent import contract
-from orchestrator.launchers import scripts
-from orchestrator.runner.adb_link import AdbLink
+from orchestrator.links import scripts
+from orchestrator.links.adb import AdbLink
+from orchestrator.links.local import file_sha256
 from orchestrator.runner.devices import register_device
-from orchestrator.runner.local_link import file_sha256
 from orchestrator.runner.pipeline import default_builder, run_experiment
 from orchestrator.runner.staging import AGENT_PACKAGE, agent_files, tree_hash
 from orchestrator.spec import load_spec_text
@@ -207,8 +207,8 @@ def test_termux_python_started_isolated_still_finds_its_packages(termux):
     tflite-runtime (from Termux's own site-packages) and ignores PYTHONPATH."""
     from orchestrator.devices.adb import Phone
     from orchestrator.devices.address import DeviceAddress
-    from orchestrator.launchers.runas import RunAsShell
-    from orchestrator.launchers.termux_link import PYTHON
+    from orchestrator.links.runas import RunAsShell
+    from orchestrator.links.termux import PYTHON
 
     shell = RunAsShell(Phone(DeviceAddress.parse(termux.serial)))
     probe = ("import numpy, PIL, tflite_runtime.interpreter, sys; "

@@ -25,9 +25,9 @@ from device_agent import contract
 from orchestrator.audit import audit_verdict
 from orchestrator.egress import check_result
 from orchestrator.errors import EgressRefused
+from orchestrator.links.base import OnceRead
+from orchestrator.links.local import LocalLink
 from orchestrator.runner.ingest import ingest_events, ingest_result
-from orchestrator.runner.link import OnceRead
-from orchestrator.runner.local_link import LocalLink
 from orchestrator.store import repo
 
 PHOTO = photo()

@@ -14,8 +14,8 @@ from typing import Any
 
 from orchestrator.devices.adb import Phone, adb_errors
 from orchestrator.errors import DeviceError, DeviceOffline
-from orchestrator.launchers.keys import KeyStore
-from orchestrator.launchers.termux_env import SSHD_PORT, prelude
+from orchestrator.links.ssh_keys import KeyStore
+from orchestrator.links.termux_env import SSHD_PORT, prelude
 
 USER = "orch"  # Termux's sshd takes any user name
 
@@ -117,15 +117,6 @@ class SshShell:
                     pass
         self._sftp = self._client = None
 
-    def forget_forward(self) -> None:
-        """Remove the `adb forward` this shell opened."""
-        if self._local is not None:
-            try:
-                self.phone.device.forward_remove(f"tcp:{self._local}", raise_non_found=False)
-            except Exception:  # the phone may be gone already
-                pass
-            self._local = None
-
     def _lost(self, what: str, e: BaseException) -> DeviceOffline:
         self.close()
         return DeviceOffline(f"Device {self.name} did not answer over ssh ({what}): "
@@ -151,6 +142,10 @@ class SshShell:
             channel.close()
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise self._lost(what, e) from None
+        if rc == -1:
+            # No exit status: the connection died under the command (a pulled cable), so
+            # what came back is cut short, not the command's answer.
+            raise self._lost(what, EOFError("the connection closed before the command ended"))
         return rc, b"".join(chunks)
 
     def run_rc(self, script: str, *, timeout: float | None = None,

@@ -103,7 +103,7 @@ class AgentHandle:
 
 @runtime_checkable
 class DeviceLink(Protocol):
-    """Where the agent runs. Implementations: `LocalLink`; an adb link for phones."""
+    """Where the agent runs: `LocalLink`, `AdbLink` or `TermuxLink` (this package)."""
 
     root: str  # device-side base folder (`/data/local/tmp/orch` on a phone)
     launcher: str  # recorded with every run: local | direct | runas | ssh

@@ -16,11 +16,9 @@ import posixpath
 from orchestrator.devices.adb import Phone
 from orchestrator.devices.address import DeviceAddress
 from orchestrator.errors import DeviceError
-from orchestrator.launchers import scripts
-from orchestrator.launchers.base import AgentControl, AgentShell
-from orchestrator.launchers.termux_env import ORCH_DIR, PREFIX
-from orchestrator.runner.adb_link import DEVICE_ROOT, AdbLink
-from orchestrator.runner.link import (
+from orchestrator.links import scripts
+from orchestrator.links.adb import DEVICE_ROOT, AdbLink
+from orchestrator.links.base import (
     AgentHandle,
     DeviceFacts,
     FileStat,
@@ -28,7 +26,9 @@ from orchestrator.runner.link import (
     OnceRead,
     TransferInfo,
 )
-from orchestrator.runner.local_link import file_sha256
+from orchestrator.links.local import file_sha256
+from orchestrator.links.shell import AgentControl, AgentShell
+from orchestrator.links.termux_env import ORCH_DIR, PREFIX
 
 STAGED = ("agent", "models", "data")  # folders under the root that live in the staging area
 INCOMING = "incoming"  # staging folder for files on their way into a run folder

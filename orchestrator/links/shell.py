@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.errors import DeviceCommandFailed, DeviceError
-from orchestrator.launchers import scripts
-from orchestrator.runner.link import AgentHandle, FileStat, OnceRead, parse_once
+from orchestrator.links import scripts
+from orchestrator.links.base import AgentHandle, FileStat, OnceRead, parse_once
 
 LAUNCHERS = ("direct", "runas", "ssh")
 _SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *]?(.+)$")

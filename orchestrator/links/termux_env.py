@@ -13,7 +13,7 @@ PACKAGE = "com.termux"
 DATA = f"/data/data/{PACKAGE}"
 PREFIX = f"{DATA}/files/usr"
 HOME = f"{DATA}/files/home"
-ORCH_DIR = f"{HOME}/.orch"  # run folders, and links to the staged files (launchers/termux_link)
+ORCH_DIR = f"{HOME}/.orch"  # run folders, and links to the staged files (links/termux.py)
 SSHD_PORT = 8022
 # termux-exec 2.x renamed its library; older installs have the first name only.
 PRELOAD_LIBS = (f"{PREFIX}/lib/libtermux-exec-ld-preload.so", f"{PREFIX}/lib/libtermux-exec.so")

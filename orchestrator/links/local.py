@@ -17,9 +17,7 @@ import time
 from pathlib import Path
 
 from device_agent import contract
-from orchestrator.launchers.scripts import agent_argv
-from orchestrator.read_once import read_once
-from orchestrator.runner.link import (
+from orchestrator.links.base import (
     AgentHandle,
     DeviceFacts,
     FileStat,
@@ -28,6 +26,8 @@ from orchestrator.runner.link import (
     TransferInfo,
     parse_once,
 )
+from orchestrator.links.scripts import agent_argv
+from orchestrator.read_once import read_once
 
 
 def file_sha256(path: str | Path) -> str:

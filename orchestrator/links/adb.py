@@ -21,9 +21,7 @@ from orchestrator.devices.health import sample_health
 from orchestrator.devices.parsers import parse_getprop
 from orchestrator.devices.sync import SyncFailed, SyncSession
 from orchestrator.errors import DeviceCommandFailed, DeviceError
-from orchestrator.launchers.base import AgentControl
-from orchestrator.launchers.direct import AdbShell
-from orchestrator.runner.link import (
+from orchestrator.links.base import (
     AgentHandle,
     DeviceFacts,
     FileStat,
@@ -31,7 +29,9 @@ from orchestrator.runner.link import (
     OnceRead,
     TransferInfo,
 )
-from orchestrator.runner.local_link import file_sha256
+from orchestrator.links.direct import AdbShell
+from orchestrator.links.local import file_sha256
+from orchestrator.links.shell import AgentControl
 
 DEVICE_ROOT = "/data/local/tmp/orch"
 _SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *]?(.+)$")

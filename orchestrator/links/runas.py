@@ -10,8 +10,8 @@ from __future__ import annotations
 import shlex
 
 from orchestrator.errors import DeviceError
-from orchestrator.launchers.direct import AdbShell
-from orchestrator.launchers.termux_env import PACKAGE, prelude
+from orchestrator.links.direct import AdbShell
+from orchestrator.links.termux_env import PACKAGE, prelude
 
 GITHUB_RELEASES = "https://github.com/termux/termux-app/releases"
 
