@@ -124,7 +124,7 @@ class DeviceLink(Protocol):
 
     def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
                     standby_s: float | None = None) -> AgentHandle:
-        """Launch the agent (`launchers.scripts.agent_argv`: `run RUN_DIR [--resume]
+        """Launch the agent (`links.scripts.agent_argv`: `run RUN_DIR [--resume]
         [--standby S]`, Python started isolated) detached from the host (`standby_s`: warm,
         waiting that long for job.json)."""
         ...

@@ -23,7 +23,7 @@ _SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *]?(.+)$")
 
 
 class AgentShell(Protocol):
-    """A POSIX shell where the agent runs; its scripts are `launchers.scripts`."""
+    """A POSIX shell where the agent runs; its scripts are `links.scripts`."""
 
     launcher: str  # direct | runas | ssh: recorded with every run and transfer
     name: str  # the phone, for messages
