@@ -209,7 +209,7 @@ class Table1(BaseModel):
 
 
 def table1_view(rows: list[CompareRow], stats: list[CellStats]) -> Table1:
-    """Rows of repo.compare as the paper's matrix: variants down, devices across."""
+    """Rows of queries.table1 as the paper's matrix: variants down, devices across."""
     by = {(s.variant, s.device): s for s in stats}
     variants: dict[str, str | None] = {}
     devices: list[str] = []

@@ -24,7 +24,7 @@ from sim_fixtures import _factory, _stop, adb_server  # noqa: F401
 
 from device_agent import contract
 from orchestrator.datasets.synth import synthesize
-from orchestrator.store import lease, repo
+from orchestrator.store import lease, queries, repo
 from orchestrator.store.db import open_session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def undisturbed(pixel7, photos, tmp_path_factory):
     assert rc == 0, err
     run = json.loads(out)["runs"][0]
     with _store(home) as s:
-        loss = repo.metric_series(session=s, run_id=run["id"])["test_loss"]
+        loss = queries.metric_series(session=s, run_id=run["id"])["test_loss"]
     return run["accuracy"], loss
 
 
@@ -111,7 +111,7 @@ def _check_same_as_undisturbed(home: Path, run_id: int, undisturbed) -> None:
     accuracy, expected_loss = undisturbed
     with _store(home) as s:
         run = repo.get_run(session=s, run_id=run_id)
-        series = repo.metric_series(session=s, run_id=run_id)
+        series = queries.metric_series(session=s, run_id=run_id)
     assert run.status == "finished", run.error
     assert len(run.result["epochs"]) == EPOCHS
     for key in ("train_loss", "train_acc", "test_loss", "test_acc"):

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from orchestrator.errors import DeviceBusy
 from orchestrator.store import lease as store
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.lease import LeasePublic, holder_dead, is_live, orphan_hint
 from orchestrator.store.public import DevicePublic
 
@@ -39,7 +39,7 @@ def me() -> str:
 def _left(session: Session, run_id: int) -> str:
     """`, about 3 min left` from the run's epochs so far (nothing when unknown)."""
     run = repo.get_run(session=session, run_id=run_id)
-    seconds = [v for _, v in repo.metric_series(session=session, run_id=run_id)
+    seconds = [v for _, v in queries.metric_series(session=session, run_id=run_id)
                .get("epoch_seconds", []) if v is not None]
     p = run.params
     planned = int(p.get("head_epochs", 0)) + (
