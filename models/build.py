@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from device_agent import contract
-from models.layers import LAYER_CHOICES, SPLIT_LAYERS
+from models.layers import ALPHA_CHOICES, ALPHAS, LAYER_CHOICES, SPLIT_LAYERS
 from models.native_log import native_log_to
 from models.weights import fingerprint
 from orchestrator.errors import BuildError
@@ -24,7 +24,6 @@ from orchestrator.errors import BuildError
 BUILD_VERSION = 1  # bump when the artifacts change in a way the source digest cannot see
 FROZEN_FILE, TRAIN_FILE, META_FILE, REPORT_FILE = (
     "frozen.tflite", "train.tflite", "meta.json", "report.json")
-ALPHAS = (0.25, 0.5, 0.75, 1.0)
 PLAN_FILES = ("nnapi_plan.json", "nnapi_plan.npz")  # the frozen trunk as an NNAPI op list
 
 
@@ -48,7 +47,7 @@ class ModelConfig:
         checks = [
             (self.arch == "mobilenet_v1", f"arch {self.arch!r} is unknown; expected mobilenet_v1"),
             (self.alpha in ALPHAS, f"alpha {self.alpha} is not a MobileNet V1 width; expected "
-                                   "0.25, 0.5, 0.75 or 1.0"),
+                                   f"{ALPHA_CHOICES}"),
             (self.input_size >= 32, f"input size {self.input_size} is too small; expected 32 or "
                                     "more (128–224 for ImageNet weights)"),
             (self.finetune_from is None or self.finetune_from in SPLIT_LAYERS,
