@@ -32,9 +32,13 @@ from device_agent.contract import (
     EXIT_CANCELLED,
     EXIT_ERROR,
     EXIT_OK,
+    FINETUNE,
+    HEAD,
     LOG_FILE,
     MODEL_META_KEYS,
+    PHASES,
     RESULT_FILE,
+    planned_epochs,
 )
 from device_agent.errors import AgentError, BadJob, Cancelled, RunLocked, redact
 from device_agent.events import EventLog
@@ -142,7 +146,7 @@ class Run:
                                        "train": 0.0, "eval": 0.0, "checkpoint": 0.0,
                                        "total": 0.0, "train_per_epoch": []}
         self.prior_total = 0.0
-        self.plan = {"head": 0, "finetune": 0}
+        self.plan = dict.fromkeys(PHASES, 0)
         self.finetune_skipped: str | None = None
 
     # ------------------------------------------------------------------ entry point
@@ -214,8 +218,8 @@ class Run:
     def _plan_phases(self, job: dict[str, Any], meta: dict[str, Any]) -> None:
         tr = job["training"]
         has_finetune = bool(meta.get("has_finetune"))
-        self.plan = {"head": tr["head_epochs"], "finetune": tr["finetune_epochs"]
-                     if has_finetune else 0}
+        self.plan = planned_epochs(tr["head_epochs"], tr["finetune_epochs"],
+                                   has_finetune=has_finetune)
         if not has_finetune and tr["finetune_epochs"]:
             self.finetune_skipped = HEAD_ONLY_REASON
 
@@ -251,25 +255,25 @@ class Run:
 
     def _head_phase(self, ctx: EpochContext, feats: features.Features, done: int, *,
                     lr: float, has_finetune: bool) -> None:
-        head = self.plan["head"]
+        head = self.plan[HEAD]
         if done >= head:
             return
         if has_finetune:  # method 2: upper layers frozen in this phase → cache their output
             p_tr, p_te = self._embed(ctx.model, feats, ctx.batch)
         else:  # head-only: the frozen trunk's output is already the pooled vector
             p_tr, p_te = feats.train_x, feats.test_x
-        phase = Phase("head", ctx.model.train_head, ctx.model.infer_head, p_tr, p_te, lr)
+        phase = Phase(HEAD, ctx.model.train_head, ctx.model.infer_head, p_tr, p_te, lr)
         for n in range(done + 1, head + 1):
             self._epoch(ctx, phase, n)
 
     def _finetune_phase(self, ctx: EpochContext, feats: features.Features, done: int, *,
                         lr: float) -> None:
-        head, fine = self.plan["head"], self.plan["finetune"]
+        head, fine = self.plan[HEAD], self.plan[FINETUNE]
         if not fine or done >= head + fine:
             return
         if done <= head:
             ctx.model.reset_optimizer()  # a new phase starts with fresh optimizer slots
-        phase = Phase("finetune", ctx.model.train, ctx.model.infer, feats.train_x,
+        phase = Phase(FINETUNE, ctx.model.train, ctx.model.infer, feats.train_x,
                       feats.test_x, lr)
         for n in range(max(done, head) + 1, head + fine + 1):
             self._epoch(ctx, phase, n)
@@ -357,10 +361,10 @@ class Run:
             phases=self._phases(), data=data, delegation=self.delegation)
 
     def _phases(self) -> dict[str, Any]:
-        ran = {p: sum(1 for e in self.epochs if e["phase"] == p) for p in ("head", "finetune")}
+        ran = {p: sum(1 for e in self.epochs if e["phase"] == p) for p in PHASES}
         return {
-            "head": {"epochs": self.plan["head"], "ran": ran["head"]},
-            "finetune": {"epochs": self.plan["finetune"], "ran": ran["finetune"],
+            HEAD: {"epochs": self.plan[HEAD], "ran": ran[HEAD]},
+            FINETUNE: {"epochs": self.plan[FINETUNE], "ran": ran[FINETUNE],
                          "skipped": "head_only" if self.finetune_skipped else None},
         }
 

@@ -25,6 +25,7 @@ from orchestrator.store import lease as store
 from orchestrator.store import queries, repo
 from orchestrator.store.lease import LeasePublic, holder_dead, is_live, orphan_hint
 from orchestrator.store.public import DevicePublic
+from orchestrator.store.runtime_info import planned_epochs
 
 TTL_S = 60.0  # a holder silent this long loses the phone
 HEARTBEAT_S = TTL_S / 4
@@ -41,9 +42,7 @@ def _left(session: Session, run_id: int) -> str:
     run = repo.get_run(session=session, run_id=run_id)
     seconds = [v for _, v in queries.metric_series(session=session, run_id=run_id)
                .get("epoch_seconds", []) if v is not None]
-    p = run.params
-    planned = int(p.get("head_epochs", 0)) + (
-        int(p.get("finetune_epochs", 0)) if p.get("finetune_from") is not None else 0)
+    planned = planned_epochs(run.params) or 0
     done = int(run.progress.get("epoch") or 0)
     if not seconds or planned <= done:
         return ""
