@@ -5,8 +5,8 @@
 Fills a SQLite store with bulk inserts, starts the real server (`orch dashboard`, its own
 process), and times pages over HTTP with keep-alive. For comparison it times what a user
 would otherwise do for the same figures: `orch results compare --format json` and
-`orch results show RUN --format json` (a new process each), and, in-process, the store call
-the Table 1 page replaced (repo.compare) against its joined query (queries.table1).
+`orch results show RUN --format json` (a new process each), and, in-process, the Table 1
+query both of them use (queries.table1).
 `--write` replaces the `## Dashboard` section of BENCHMARKS.md with the results.
 """
 
@@ -32,7 +32,7 @@ from sqlmodel import Session
 
 from dashboard import create_app
 from dashboard.testing import free_port, make_client
-from orchestrator.store import queries, repo
+from orchestrator.store import queries
 from orchestrator.store.db import make_engine
 from orchestrator.store.tables import Device, DeviceSample, Experiment, Metric, Run, Transfer
 
@@ -219,7 +219,6 @@ def main() -> None:
     cli_show = time_cli(["results", "show", str(run_ids[0]), "--format", "json"], env, 5)
     engine = make_engine(url)
     with Session(engine) as s:
-        old = time_inproc(lambda: repo.compare(session=s, experiment="paper-table1"), 20)
         new = time_inproc(lambda: queries.table1(session=s, experiment="paper-table1"), 20)
     # The app's own cost, without the network or a second process: the fastest of many
     # in-process requests is what a page costs when the machine is not busy with others.
@@ -257,11 +256,8 @@ def main() -> None:
               f"- `orch results show RUN --format json`: {statistics.median(cli_show):.0f} ms, "
               f"{statistics.median(cli_show) / run50:.0f}× the run page's p50.", "",
               f"In-process, the Table 1 rows over {RUNS:,} runs (20 repetitions, median): "
-              f"`repo.compare` (ORM rows) {statistics.median(old):.1f} ms vs "
-              f"`queries.table1` (a window query that picks the rows in SQL) "
-              f"{statistics.median(new):.1f} ms: "
-              f"{statistics.median(old) / statistics.median(new):.1f}× faster, same rows "
-              "(checked by tests/test_dashboard_queries.py).", "",
+              f"`queries.table1` (a window query that picks the rows in SQL, for the CLI and "
+              f"the dashboard alike) {statistics.median(new):.1f} ms.", "",
               "In-process requests (Starlette's TestClient, no network, 100 each): "
               + "; ".join(f"{name.split(' (')[0]} fastest {min(ms):.1f} ms, median "
                           f"{statistics.median(ms):.1f} ms" for name, ms in inproc.items())

@@ -83,7 +83,7 @@ class DeviceDetail(BaseModel):
 def experiment_detail(session: Session, experiment_id: int) -> ExperimentDetail:
     exp = queries.get_experiment_by_id(session=session, experiment_id=experiment_id)
     return ExperimentDetail(
-        experiment=ExperimentPublic.model_validate(exp),
+        experiment=exp,
         table=queries.table1(session=session, experiment=exp.name),
         stats=queries.cell_stats(session=session, experiment_id=experiment_id),
     )
@@ -94,7 +94,7 @@ def run_detail(session: Session, run_id: int) -> RunDetail:
     device = (repo.get_device(session=session, device_id=run.device_id)
               if run.device_id is not None else None)
     transfers = repo.run_transfers(session=session, run_id=run_id)
-    metrics = queries.metric_series_many(session=session, run_ids=[run_id])[run_id]
+    metrics = queries.metric_series(session=session, run_id=run_id)
     return RunDetail(run=run, device=device, metrics=metrics,
                      samples=repo.run_samples(session=session, run_id=run_id),
                      transfers=transfers,
@@ -118,7 +118,7 @@ def run_charts(run: RunPublic, metrics: Series,
 
 def run_live(session: Session, run_id: int) -> RunLive:
     run = repo.get_run(session=session, run_id=run_id)
-    metrics = queries.metric_series_many(session=session, run_ids=[run_id])[run_id]
+    metrics = queries.metric_series(session=session, run_id=run_id)
     samples = repo.run_samples(session=session, run_id=run_id)
     return RunLive(id=run.id, status=run.status, events_seen=run.events_seen,
                    progress=views.progress_view(run),

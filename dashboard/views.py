@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from device_agent.contract import FINETUNE, HEAD
 from orchestrator.store.public import CompareRow, RunPublic, SamplePublic
 from orchestrator.store.queries import CellStats, RunProgress, Series
+from orchestrator.store.runtime_info import planned_epochs as run_plan
 from orchestrator.store.status import AT_REST
 
 # The paper's stages of a run, in order, with the words researchers use for them.
@@ -36,8 +38,8 @@ def phase_boundary(series: Series, result: dict[str, Any]) -> float | None:
         tune = [s for s, v in series["phase"] if v is not None and v >= 1]
     else:
         epochs = [e for e in result.get("epochs") or [] if isinstance(e, dict)]
-        head = [e.get("epoch") for e in epochs if e.get("phase") == "head"]
-        tune = [e.get("epoch") for e in epochs if e.get("phase") == "finetune"]
+        head = [e.get("epoch") for e in epochs if e.get("phase") == HEAD]
+        tune = [e.get("epoch") for e in epochs if e.get("phase") == FINETUNE]
         head = [x for x in head if isinstance(x, int)]
         tune = [x for x in tune if isinstance(x, int)]
     if not head or not tune:
@@ -166,11 +168,7 @@ def planned_epochs(run: RunPublic | RunProgress) -> int | None:
     given = (run.progress or {}).get("epochs")
     if isinstance(given, int) and given > 0:
         return given
-    params = run.params or {}
-    head, tune = params.get("head_epochs"), params.get("finetune_epochs")
-    if not isinstance(head, int):
-        return None
-    return head + (tune if isinstance(tune, int) and params.get("finetune_from") else 0)
+    return run_plan(run.params or {})
 
 
 def progress_view(run: RunPublic | RunProgress) -> dict[str, Any] | None:
@@ -210,7 +208,7 @@ class Table1(BaseModel):
 
 
 def table1_view(rows: list[CompareRow], stats: list[CellStats]) -> Table1:
-    """Rows of repo.compare as the paper's matrix: variants down, devices across."""
+    """Rows of queries.table1 as the paper's matrix: variants down, devices across."""
     by = {(s.variant, s.device): s for s in stats}
     variants: dict[str, str | None] = {}
     devices: list[str] = []

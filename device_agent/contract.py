@@ -24,6 +24,10 @@ Model folder (`<root>/models/<hash>/`), built by `models/` on the host:
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
 JOB_SCHEMA = 1
 AGENT_VERSION = "0.1.0"
 
@@ -108,6 +112,7 @@ from device_agent.schema import (  # noqa: E402 - the schema follows the constan
 )
 
 PHASES = ("head", "finetune")
+HEAD, FINETUNE = PHASES
 DELEGATES = ("nnapi", "gpu", "xnnpack", "cpu")
 STAGES = ("decode", "features", "embed", "train", "eval")
 STAGE_STEPS = 16  # stage progress is reported in sixteenths of its total
@@ -239,13 +244,30 @@ STARTS_MAX = 4  # agent starts (a run and its resumes) one run may report
 LINE_MAX = 2048  # longest event line the schema allows, in bytes
 
 
+def event_table(table: dict[str, _T], *, every: bool = True) -> dict[str, _T]:
+    """`table` (what to do per event kind), checked against EVENTS when it is built: every
+    key is a kind, and with `every` each kind has an entry, so a kind added here fails at
+    import wherever it is not handled yet."""
+    unknown = set(table) - set(EVENTS)
+    missing = set(EVENTS) - set(table) if every else set()
+    if unknown or missing:
+        raise ValueError(f"event table: unknown kinds {sorted(unknown)}, "
+                         f"missing kinds {sorted(missing)}")
+    return table
+
+
+# Most events of each kind per agent start; None: one per epoch.
+EVENTS_PER_START: dict[str, int | None] = event_table({
+    "start": 1, "stage": len(STAGES) * (STAGE_STEPS + 1), "delegate": 1, "epoch": None,
+    "checkpoint": None, "done": 1, "error": 1})
+
+
 def event_budget(kind: str, epochs: int) -> int:
     """Most events of a kind one run may send (the host refuses more)."""
-    per_start = {"start": 1, "delegate": 1, "done": 1, "error": 1,
-                 "stage": len(STAGES) * (STAGE_STEPS + 1)}
-    if kind in per_start:
-        return STARTS_MAX * per_start[kind]
-    return epochs + STARTS_MAX  # epoch, checkpoint: an interrupted epoch may run again
+    per_start = EVENTS_PER_START[kind]
+    if per_start is None:
+        return epochs + STARTS_MAX  # epoch, checkpoint: an interrupted epoch may run again
+    return STARTS_MAX * per_start
 
 
 def stage_step(done: int, total: int) -> int:
@@ -254,6 +276,13 @@ def stage_step(done: int, total: int) -> int:
         return max(done, total) if total > 0 else 0
     k = done * STAGE_STEPS // total
     return -(-k * total // STAGE_STEPS)  # the first whole number at or above k/16 of total
+
+
+def planned_epochs(head_epochs: int, finetune_epochs: int, *,
+                   has_finetune: bool) -> dict[str, int]:
+    """Epochs each phase runs: head-only builds (method 1, finetune_from null) have nothing
+    above the split to fine-tune, so they skip the fine-tune epochs whatever the job asks."""
+    return {HEAD: head_epochs, FINETUNE: finetune_epochs if has_finetune else 0}
 
 
 # The oldest interpreter versions that load orch's models (tested); the agent refuses older

@@ -12,12 +12,11 @@ import os
 import re
 from typing import Any
 
-from device_agent.contract import JOB_FILE, JOB_KEYS, JOB_SCHEMA
+from device_agent.contract import DELEGATES, JOB_FILE, JOB_KEYS, JOB_SCHEMA
 from device_agent.decode import DECODE_MODES, DEFAULT_MAX_PIXELS, ORIENTATIONS
 from device_agent.errors import BadJob
 from device_agent.fsio import read_json, write_json_atomic
 
-DELEGATES = ("nnapi", "gpu", "xnnpack", "cpu")
 _RUN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {

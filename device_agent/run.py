@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import numpy as np
@@ -31,9 +32,13 @@ from device_agent.contract import (
     EXIT_CANCELLED,
     EXIT_ERROR,
     EXIT_OK,
+    FINETUNE,
+    HEAD,
     LOG_FILE,
     MODEL_META_KEYS,
+    PHASES,
     RESULT_FILE,
+    planned_epochs,
 )
 from device_agent.errors import AgentError, BadJob, Cancelled, RunLocked, redact
 from device_agent.events import EventLog
@@ -42,9 +47,45 @@ from device_agent.job import job_digest, load_job
 from device_agent.model import TrainModel
 from device_agent.result import write_result
 from device_agent.schema import message as message_of
-from device_agent.training import Evaluation, evaluate, train_epoch, training_rng
+from device_agent.training import (
+    Evaluation,
+    PredictFn,
+    StepFn,
+    evaluate,
+    train_epoch,
+    training_rng,
+)
 
 HEAD_ONLY_REASON = "head-only build (method 1): nothing above the split to fine-tune"
+
+
+Checkpoint = tuple[dict[str, np.ndarray], dict[str, Any]]  # (model state, record)
+
+
+@dataclass(frozen=True)
+class EpochContext:
+    """What every epoch of a run shares: the model, the labels, the batch shape, the RNG."""
+
+    model: TrainModel
+    rng: np.random.Generator
+    y_tr: np.ndarray
+    y_te: np.ndarray
+    batch: int
+    dim: int  # pooled width, for the dropout mask
+    rate: float  # dropout rate
+    classes: int
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase: its signatures (one step, predict), inputs and learning rate."""
+
+    name: str
+    step: StepFn
+    predict: PredictFn
+    x_tr: np.ndarray
+    x_te: np.ndarray
+    lr: float
 
 
 class StopFlag:
@@ -105,7 +146,7 @@ class Run:
                                        "train": 0.0, "eval": 0.0, "checkpoint": 0.0,
                                        "total": 0.0, "train_per_epoch": []}
         self.prior_total = 0.0
-        self.plan = {"head": 0, "finetune": 0}
+        self.plan = dict.fromkeys(PHASES, 0)
         self.finetune_skipped: str | None = None
 
     # ------------------------------------------------------------------ entry point
@@ -129,35 +170,66 @@ class Run:
     # ------------------------------------------------------------------ the run
 
     def _train(self) -> float | None:
-        stale = os.path.join(self.run_dir, RESULT_FILE)  # a result of an earlier attempt
-        if os.path.exists(stale):
-            os.remove(stale)
+        """The run's steps in order; the test accuracy of the finished run."""
+        self._remove_stale_result()
         runtime.check_supported()
         job = self.job = load_job(self.run_dir)
         meta = load_meta(job)
         # Load train.tflite first: a broken model should fail before minutes of decoding.
         model = TrainModel(job["models"]["train"], meta, threads=int(job["threads"]))
-        cache_dir = os.path.join(self.run_dir, CACHE_DIR)
-        ckpt_dir = os.path.join(self.run_dir, CHECKPOINT_DIR)
-        saved = checkpoint.load(ckpt_dir) if self.resume else None
+        saved = self._checkpoint_to_resume(job)
+        self._plan_phases(job, meta)
+        feats = self._features(job, meta, model)
+        ctx = EpochContext(model=model, rng=training_rng(job["data"]["seed"]),
+                           y_tr=feats.train_y, y_te=feats.test_y,
+                           batch=int(meta["batch_size"]), dim=int(meta["pooled_dim"]),
+                           rate=float(meta.get("dropout") or 0.0),
+                           classes=len(job["data"]["classes"]))
+        done = self._restore(saved, ctx) if saved is not None else 0
+        has_finetune, tr = bool(meta.get("has_finetune")), job["training"]
+        self._head_phase(ctx, feats, done, lr=tr["lr"], has_finetune=has_finetune)
+        self._finetune_phase(ctx, feats, done, lr=tr["finetune_lr"])
+        return self._conclude(ctx, feats, has_finetune=has_finetune)
+
+    @property
+    def _cache_dir(self) -> str:
+        return os.path.join(self.run_dir, CACHE_DIR)
+
+    @property
+    def _ckpt_dir(self) -> str:
+        return os.path.join(self.run_dir, CHECKPOINT_DIR)
+
+    def _remove_stale_result(self) -> None:
+        stale = os.path.join(self.run_dir, RESULT_FILE)  # a result of an earlier attempt
+        if os.path.exists(stale):
+            os.remove(stale)
+
+    def _checkpoint_to_resume(self, job: dict[str, Any]) -> Checkpoint | None:
+        """The checkpoint a resume continues from; a fresh run clears cache and checkpoint."""
+        saved = checkpoint.load(self._ckpt_dir) if self.resume else None
         if not self.resume:
-            for d in (cache_dir, ckpt_dir):
+            for d in (self._cache_dir, self._ckpt_dir):
                 shutil.rmtree(d, ignore_errors=True)
         if saved is not None and saved[1].get("job") != job_digest(job):
             raise BadJob("the checkpoint in this run folder belongs to another job; "
                          "run it again without --resume")
+        return saved
 
+    def _plan_phases(self, job: dict[str, Any], meta: dict[str, Any]) -> None:
         tr = job["training"]
         has_finetune = bool(meta.get("has_finetune"))
-        self.plan = {"head": tr["head_epochs"], "finetune": tr["finetune_epochs"]
-                     if has_finetune else 0}
+        self.plan = planned_epochs(tr["head_epochs"], tr["finetune_epochs"],
+                                   has_finetune=has_finetune)
         if not has_finetune and tr["finetune_epochs"]:
             self.finetune_skipped = HEAD_ONLY_REASON
 
+    def _features(self, job: dict[str, Any], meta: dict[str, Any],
+                  model: TrainModel) -> features.Features:
+        """The frozen trunk's features: from the cache on resume, else decoded and computed."""
         key = features.cache_key(job, meta)
-        feats = features.load_cached(cache_dir, key) if self.resume else None
+        feats = features.load_cached(self._cache_dir, key) if self.resume else None
         if feats is None:
-            feats = features.extract(job, meta, cache_dir, self.events, self.stop)
+            feats = features.extract(job, meta, self._cache_dir, self.events, self.stop)
         else:
             self.events.emit("delegate", **feats.delegate)
         self.counts, self.delegate = feats.counts, feats.delegate
@@ -165,95 +237,105 @@ class Run:
         if feats.delegation:
             self.delegation["frozen"] = feats.delegation
         self.timing.update(decode=feats.timing["decode"], features=feats.timing["features"])
+        return feats
 
-        rng = training_rng(job["data"]["seed"])
-        done = 0
-        if saved is not None:
-            state, record = saved
-            model.import_state(state)
-            rng.bit_generator.state = record["rng"]
-            done = int(record["epoch"])
-            self.epochs = list(record["epochs"])
-            self.per_class = record.get("per_class")
-            prior = record["timing"]
-            for k in ("embed", "train", "eval", "checkpoint"):
-                self.timing[k] = prior[k]
-            self.timing["train_per_epoch"] = list(prior["train_per_epoch"])
-            self.prior_total = prior["total"]
+    def _restore(self, saved: Checkpoint, ctx: EpochContext) -> int:
+        """Weights, RNG position, epochs and timing of the checkpoint; the epochs done."""
+        state, record = saved
+        ctx.model.import_state(state)
+        ctx.rng.bit_generator.state = record["rng"]
+        self.epochs = list(record["epochs"])
+        self.per_class = record.get("per_class")
+        prior = record["timing"]
+        for k in ("embed", "train", "eval", "checkpoint"):
+            self.timing[k] = prior[k]
+        self.timing["train_per_epoch"] = list(prior["train_per_epoch"])
+        self.prior_total = prior["total"]
+        return int(record["epoch"])
 
-        head, fine = self.plan["head"], self.plan["finetune"]
-        b, rate = int(meta["batch_size"]), float(meta.get("dropout") or 0.0)
-        k = len(job["data"]["classes"])
+    def _head_phase(self, ctx: EpochContext, feats: features.Features, done: int, *,
+                    lr: float, has_finetune: bool) -> None:
+        head = self.plan[HEAD]
+        if done >= head:
+            return
+        if has_finetune:  # method 2: upper layers frozen in this phase → cache their output
+            p_tr, p_te = self._embed(ctx.model, feats, ctx.batch)
+        else:  # head-only: the frozen trunk's output is already the pooled vector
+            p_tr, p_te = feats.train_x, feats.test_x
+        phase = Phase(HEAD, ctx.model.train_head, ctx.model.infer_head, p_tr, p_te, lr)
+        for n in range(done + 1, head + 1):
+            self._epoch(ctx, phase, n)
 
-        def epoch(phase: str, n: int, step, predict, x_tr, x_te, lr: float) -> None:
-            self._epoch(phase, n, model=model, rng=rng, step=step, predict=predict, x_tr=x_tr,
-                        y_tr=feats.train_y, x_te=x_te, y_te=feats.test_y, lr=lr, batch=b,
-                        dim=int(meta["pooled_dim"]), rate=rate, classes=k, ckpt_dir=ckpt_dir)
+    def _finetune_phase(self, ctx: EpochContext, feats: features.Features, done: int, *,
+                        lr: float) -> None:
+        head, fine = self.plan[HEAD], self.plan[FINETUNE]
+        if not fine or done >= head + fine:
+            return
+        if done <= head:
+            ctx.model.reset_optimizer()  # a new phase starts with fresh optimizer slots
+        phase = Phase(FINETUNE, ctx.model.train, ctx.model.infer, feats.train_x,
+                      feats.test_x, lr)
+        for n in range(max(done, head) + 1, head + fine + 1):
+            self._epoch(ctx, phase, n)
 
-        if done < head:
-            if has_finetune:  # method 2: upper layers frozen in this phase → cache their output
-                p_tr, p_te = self._embed(model, feats, cache_dir, b)
-            else:  # head-only: the frozen trunk's output is already the pooled vector
-                p_tr, p_te = feats.train_x, feats.test_x
-            for n in range(done + 1, head + 1):
-                epoch("head", n, model.train_head, model.infer_head, p_tr, p_te, tr["lr"])
-        if fine and done < head + fine:
-            if done <= head:
-                model.reset_optimizer()  # a new phase starts with fresh optimizer slots
-            for n in range(max(done, head) + 1, head + fine + 1):
-                epoch("finetune", n, model.train, model.infer, feats.train_x, feats.test_x,
-                      tr["finetune_lr"])
-
+    def _conclude(self, ctx: EpochContext, feats: features.Features, *,
+                  has_finetune: bool) -> float:
+        """result.json of a finished run; the cached features of the photos are removed."""
         if self.per_class is None:  # no epoch at all: report the untrained model
-            fn = model.infer if has_finetune else model.infer_head
-            self.per_class = evaluate(fn, feats.test_x, feats.test_y, batch=b,
-                                      num_classes=k).per_class
+            fn = ctx.model.infer if has_finetune else ctx.model.infer_head
+            self.per_class = evaluate(fn, feats.test_x, feats.test_y, batch=ctx.batch,
+                                      num_classes=ctx.classes).per_class
         accuracy = self.epochs[-1]["test_acc"] if self.epochs else \
             float(np.nanmean(self.per_class))
         self._write_result("finished", accuracy)
-        shutil.rmtree(cache_dir, ignore_errors=True)  # features of the user's photos: not kept
+        # Features of the user's photos: not kept.
+        shutil.rmtree(self._cache_dir, ignore_errors=True)
         return accuracy
 
-    def _embed(self, model: TrainModel, feats: features.Features, cache_dir: str,
+    def _embed(self, model: TrainModel, feats: features.Features,
                batch: int) -> tuple[np.ndarray, np.ndarray]:
         t0 = time.perf_counter()
         total = len(feats.train_x) + len(feats.test_x)
         self.events.emit("stage", stage="embed", done=0, total=total)
-        p_tr = features.embed_cached(cache_dir, "train", model.embed, feats.train_x, batch)
-        p_te = features.embed_cached(cache_dir, "test", model.embed, feats.test_x, batch)
+        p_tr = features.embed_cached(self._cache_dir, "train", model.embed, feats.train_x, batch)
+        p_te = features.embed_cached(self._cache_dir, "test", model.embed, feats.test_x, batch)
         self.events.emit("stage", stage="embed", done=total, total=total)
         self.timing["embed"] += time.perf_counter() - t0
         return p_tr, p_te
 
-    def _epoch(self, phase: str, n: int, *, model: TrainModel, rng: np.random.Generator,
-               step, predict, x_tr, y_tr, x_te, y_te, lr: float, batch: int, dim: int,
-               rate: float, classes: int, ckpt_dir: str) -> None:
+    def _epoch(self, ctx: EpochContext, phase: Phase, n: int) -> None:
+        """Epoch n of a phase: train, evaluate on both sets, report, checkpoint."""
         if self.stop():
             raise Cancelled("cancelled")
         t0 = time.perf_counter()
-        loss = train_epoch(step, x_tr, y_tr, rng=rng, batch=batch, dim=dim, rate=rate, lr=lr,
-                           should_stop=self.stop)
+        loss = train_epoch(phase.step, phase.x_tr, ctx.y_tr, rng=ctx.rng, batch=ctx.batch,
+                           dim=ctx.dim, rate=ctx.rate, lr=phase.lr, should_stop=self.stop)
         if loss is None:
             raise Cancelled("cancelled during an epoch")
         t1 = time.perf_counter()
-        on_train = evaluate(predict, x_tr, y_tr, batch=batch, num_classes=classes)
-        on_test: Evaluation = evaluate(predict, x_te, y_te, batch=batch, num_classes=classes)
+        on_train = evaluate(phase.predict, phase.x_tr, ctx.y_tr, batch=ctx.batch,
+                            num_classes=ctx.classes)
+        on_test: Evaluation = evaluate(phase.predict, phase.x_te, ctx.y_te, batch=ctx.batch,
+                                       num_classes=ctx.classes)
         t2 = time.perf_counter()
-        row = {"phase": phase, "epoch": n, "train_loss": loss, "train_acc": on_train.accuracy,
-               "test_loss": on_test.loss, "test_acc": on_test.accuracy,
-               "seconds": round(t2 - t0, 4)}
+        row = {"phase": phase.name, "epoch": n, "train_loss": loss,
+               "train_acc": on_train.accuracy, "test_loss": on_test.loss,
+               "test_acc": on_test.accuracy, "seconds": round(t2 - t0, 4)}
         self.epochs.append(row)
         self.per_class = on_test.per_class
         self.timing["train"] += t1 - t0
         self.timing["eval"] += t2 - t1
         self.timing["train_per_epoch"].append(round(t1 - t0, 4))
         self.events.emit("epoch", **row)
-        t3 = time.perf_counter()
+        self._save_checkpoint(ctx, n)
+
+    def _save_checkpoint(self, ctx: EpochContext, n: int) -> None:
+        t0 = time.perf_counter()
         record = {"job": job_digest(self.job or {}), "epoch": n, "epochs": self.epochs,
-                  "per_class": self.per_class, "rng": rng.bit_generator.state,
+                  "per_class": self.per_class, "rng": ctx.rng.bit_generator.state,
                   "timing": {**self.timing, "total": self._total()}}
-        checkpoint.save(ckpt_dir, model.export_state(), record)
-        self.timing["checkpoint"] += time.perf_counter() - t3
+        checkpoint.save(self._ckpt_dir, ctx.model.export_state(), record)
+        self.timing["checkpoint"] += time.perf_counter() - t0
         self.events.emit("checkpoint", epoch=n)
 
     # ------------------------------------------------------------------ endings
@@ -279,10 +361,10 @@ class Run:
             phases=self._phases(), data=data, delegation=self.delegation)
 
     def _phases(self) -> dict[str, Any]:
-        ran = {p: sum(1 for e in self.epochs if e["phase"] == p) for p in ("head", "finetune")}
+        ran = {p: sum(1 for e in self.epochs if e["phase"] == p) for p in PHASES}
         return {
-            "head": {"epochs": self.plan["head"], "ran": ran["head"]},
-            "finetune": {"epochs": self.plan["finetune"], "ran": ran["finetune"],
+            HEAD: {"epochs": self.plan[HEAD], "ran": ran[HEAD]},
+            FINETUNE: {"epochs": self.plan[FINETUNE], "ran": ran[FINETUNE],
                          "skipped": "head_only" if self.finetune_skipped else None},
         }
 

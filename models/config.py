@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import BuildError
-from models.layers import LAYER_CHOICES, SPLIT_LAYERS
+from models.layers import ALPHA_CHOICES, ALPHAS, LAYER_CHOICES, SPLIT_LAYERS
 from models.weights import fingerprint
 
 BUILD_VERSION = 1  # bump when the artifacts change in a way the source digest cannot see
-ALPHAS = (0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class ModelConfig:
         checks = [
             (self.arch == "mobilenet_v1", f"arch {self.arch!r} is unknown; expected mobilenet_v1"),
             (self.alpha in ALPHAS, f"alpha {self.alpha} is not a MobileNet V1 width; expected "
-                                   "0.25, 0.5, 0.75 or 1.0"),
+                                   f"{ALPHA_CHOICES}"),
             (self.input_size >= 32, f"input size {self.input_size} is too small; expected 32 or "
                                     "more (128–224 for ImageNet weights)"),
             (self.finetune_from is None or self.finetune_from in SPLIT_LAYERS,

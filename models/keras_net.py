@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.errors import BuildError
-from models.layers import FIRST_LAYER, SPLIT_LAYERS
+from models.layers import ALPHA_CHOICES, ALPHAS, FIRST_LAYER, SPLIT_LAYERS
 from models.weights import fetch_imagenet, load_h5_by_name
 
 if TYPE_CHECKING:
@@ -67,9 +67,9 @@ def build_keras_model(config: ModelConfig) -> Any:
     """Image (float32 RGB 0…255) → class probabilities, BatchNorm in inference mode."""
     import keras
 
-    if config.alpha not in (0.25, 0.5, 0.75, 1.0):
+    if config.alpha not in ALPHAS:
         raise BuildError(f"alpha {config.alpha} is not a MobileNet V1 width; "
-                         "expected 0.25, 0.5, 0.75 or 1.0.")
+                         f"expected {ALPHA_CHOICES}.")
     if config.input_size < 32:
         raise BuildError(f"input size {config.input_size} is too small for MobileNet V1; "
                          "expected 32 or more (128–224 for ImageNet weights).")

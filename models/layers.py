@@ -14,6 +14,9 @@ from __future__ import annotations
 
 NUM_BLOCKS = 13
 
+ALPHAS = (0.25, 0.5, 0.75, 1.0)  # the width multipliers MobileNet V1 comes in
+ALPHA_CHOICES = "0.25, 0.5, 0.75 or 1.0"
+
 FIRST_LAYER = "conv1"  # the full 3×3 stride-2 convolution on the image
 
 LAYER_ALIASES: dict[str, str] = {"A": FIRST_LAYER, "B": "conv_pw_11"}

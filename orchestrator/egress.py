@@ -131,9 +131,19 @@ def limits_from_params(params: dict[str, Any]) -> EgressLimits:
 def _phase_rule(e: dict, limits: EgressLimits, where: str) -> None:
     if limits.head_epochs is None:
         return
-    want = "head" if e["epoch"] <= limits.head_epochs else "finetune"
+    want = contract.HEAD if e["epoch"] <= limits.head_epochs else contract.FINETUNE
     if e["phase"] != want:
         raise _Refusal(f"{where}.phase: epoch {e['epoch']} belongs to the {want} phase")
+
+
+def _stage_rule(e: dict, limits: EgressLimits, where: str) -> None:
+    if e["done"] > e["total"]:
+        raise _Refusal(f"{where}: done exceeds total")
+
+
+# Rules beyond the schema for an admitted event of a kind.
+_EVENT_RULES: dict[str, Callable[[dict, EgressLimits, str], None]] = contract.event_table(
+    {"stage": _stage_rule, "epoch": _phase_rule}, every=False)
 
 
 def check_event(ev: Any, limits: EgressLimits, last_seq: int) -> dict[str, Any]:
@@ -159,10 +169,9 @@ def check_event(ev: Any, limits: EgressLimits, last_seq: int) -> dict[str, Any]:
         admitted = node.admit(body, limits, f"{kind} event")
     except Violation as v:
         raise _Refusal(str(v)) from None
-    if kind == "stage" and admitted["done"] > admitted["total"]:
-        raise _Refusal("stage event: done exceeds total")
-    if kind == "epoch":
-        _phase_rule(admitted, limits, "epoch event")
+    rule = _EVENT_RULES.get(kind)
+    if rule is not None:
+        rule(admitted, limits, f"{kind} event")
     return {"seq": seq, "kind": kind, **admitted}
 
 
@@ -175,9 +184,31 @@ class StreamState:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def _stream_start(ev: dict, state: StreamState, w: str) -> None:
+    state.stages.clear()  # an agent (re)start begins its stages afresh
+
+
+def _stream_stage(ev: dict, state: StreamState, w: str) -> None:
+    total, done = ev["total"], ev["done"]
+    if done != contract.stage_step(done, total):
+        raise _Refusal(f"{w}.done: not on the stage's progress grid")
+    seen = state.stages.get(ev["stage"])
+    if seen is not None:
+        if total != seen[0]:
+            raise _Refusal(f"{w}.total: changed within the stage")
+        if done <= seen[1]:
+            raise _Refusal(f"{w}.done: did not move forward within the stage")
+    state.stages[ev["stage"]] = (total, done)
+
+
+# Rules across admitted events, for the kinds that have them.
+_STREAM_RULES: dict[str, Callable[[dict, StreamState, str], None]] = contract.event_table(
+    {"start": _stream_start, "stage": _stream_stage}, every=False)
+
+
 def check_stream(ev: dict, state: StreamState, limits: EgressLimits) -> None:
-    """Rules across admitted events; updates `state`. An agent (re)start begins its stages
-    afresh."""
+    """Rules across admitted events (each kind within its budget, then the kind's own
+    rule); updates `state`."""
     kind = ev["kind"]
     w = f"{kind} event"
     n = state.counts.get(kind, 0) + 1
@@ -185,19 +216,9 @@ def check_stream(ev: dict, state: StreamState, limits: EgressLimits) -> None:
     if n > budget:
         raise _Refusal(f"{w}: more than the {budget} a run may send")
     state.counts[kind] = n
-    if kind == "start":
-        state.stages.clear()
-    elif kind == "stage":
-        total, done = ev["total"], ev["done"]
-        if done != contract.stage_step(done, total):
-            raise _Refusal(f"{w}.done: not on the stage's progress grid")
-        seen = state.stages.get(ev["stage"])
-        if seen is not None:
-            if total != seen[0]:
-                raise _Refusal(f"{w}.total: changed within the stage")
-            if done <= seen[1]:
-                raise _Refusal(f"{w}.done: did not move forward within the stage")
-        state.stages[ev["stage"]] = (total, done)
+    rule = _STREAM_RULES.get(kind)
+    if rule is not None:
+        rule(ev, state, w)
 
 
 def check_result(res: Any, limits: EgressLimits, run_key: str) -> dict[str, Any]:

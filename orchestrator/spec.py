@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.layers import resolve_split
+from device_agent.contract import DELEGATES
+from models.layers import ALPHAS, resolve_split
 from orchestrator.errors import SpecError, SpecProblem
 from orchestrator.spec_yaml import YamlRefused, line_map, read_yaml
 
-Delegate = Literal["nnapi", "gpu", "xnnpack", "cpu"]
-ALPHAS = (0.25, 0.5, 0.75, 1.0)
+Delegate = Literal[DELEGATES]  # type: ignore[valid-type]
 IMAGENET_SIZES = (128, 160, 192, 224)
 
 # Upper bounds (README, "Limits"): far above any sensible experiment, low enough that a typo

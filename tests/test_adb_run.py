@@ -26,7 +26,7 @@ from device_agent import contract
 from orchestrator.egress import EgressGuard, EgressLimits
 from orchestrator.errors import EgressRefused
 from orchestrator.links.adb import AdbLink
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 
 PAPER = REPO / "experiments" / "paper_table1.yaml"
 GALLERY = "/sdcard/DCIM/catsdogs"  # the paper spec's `device:` data source
@@ -227,7 +227,7 @@ def undisturbed(pixel7, photos, tmp_path_factory):
     assert r.returncode == 0, r.stderr
     run = json.loads(r.stdout)["runs"][0]
     with store(home) as s:
-        loss = repo.metric_series(session=s, run_id=run["id"])["test_loss"]
+        loss = queries.metric_series(session=s, run_id=run["id"])["test_loss"]
     return run["accuracy"], loss
 
 
@@ -278,7 +278,7 @@ def test_dropped_link_resumes_to_the_undisturbed_result(pixel7, photos, home, un
     run = json.loads(resumed.stdout)["runs"][0]
     assert run["id"] == run_id
     with store(home) as s:
-        loss = repo.metric_series(session=s, run_id=run_id)["test_loss"]
+        loss = queries.metric_series(session=s, run_id=run_id)["test_loss"]
         metrics = repo.run_metrics(session=s, run_id=run_id)
     accuracy, expected_loss = undisturbed
     assert run["status"] == "finished" and run["accuracy"] == accuracy

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device_agent import checkpoint
+from device_agent import checkpoint, contract
 from device_agent.errors import redact
 from device_agent.events import EventLog, last_seq
 from device_agent.training import dropout_mask, evaluate, padded, train_epoch, training_rng
@@ -195,3 +195,20 @@ def test_summarize_adds_the_logged_partitions_of_every_subgraph(tmp_path):
 
     assert (took["delegate"], took["delegated_nodes"]) == ("xnnpack", 38)
     assert (none["delegate"], none["delegated_nodes"]) == ("none", 0)
+
+
+def test_event_tables_must_name_the_contracts_kinds():
+    """A per-kind table with an unknown kind, or a complete one missing a kind, is refused."""
+    every = dict.fromkeys(contract.EVENT_KINDS, 0)
+    assert contract.event_table(every) == every
+    assert contract.event_table({"epoch": 1}, every=False) == {"epoch": 1}
+    with pytest.raises(ValueError, match="missing kinds \\['stage'\\]"):
+        contract.event_table({k: 0 for k in contract.EVENT_KINDS if k != "stage"})
+    with pytest.raises(ValueError, match="unknown kinds \\['log'\\]"):
+        contract.event_table({"log": 0}, every=False)
+
+
+def test_head_only_builds_plan_no_fine_tune_epochs():
+    """Method 1 (no layers above the split) plans its head epochs only; method 2 both."""
+    assert contract.planned_epochs(5, 10, has_finetune=False) == {"head": 5, "finetune": 0}
+    assert contract.planned_epochs(5, 10, has_finetune=True) == {"head": 5, "finetune": 10}

@@ -24,10 +24,9 @@ def _store_with_two_pixels() -> tuple[Session, int]:
 
 def test_same_model_phones_get_their_serial_and_unique_models_do_not():
     s, exp_id = _store_with_two_pixels()
-    rows = repo.compare(session=s, experiment="t1")
+    rows = queries.table1(session=s, experiment="t1")
     assert sorted(r.device for r in rows) == ["Pixel 7 (R5CT1)", "Pixel 7 (R5CT2)", "SM-S911B"]
     assert {r.device: r.accuracy for r in rows}["Pixel 7 (R5CT2)"] == 0.8
-    assert queries.table1(session=s, experiment="t1") == rows
     stats = {c.device: c.accuracy_mean for c in queries.cell_stats(session=s, experiment_id=exp_id)}
     assert stats == {"Pixel 7 (R5CT1)": 0.9, "Pixel 7 (R5CT2)": 0.8, "SM-S911B": 0.7}
     names = {r.device for r in queries.runs_page(session=s).runs}
@@ -39,7 +38,7 @@ def test_same_model_phones_get_their_serial_and_unique_models_do_not():
 def test_an_alias_is_shown_as_given_and_frees_the_model_name():
     s, _ = _store_with_two_pixels()
     repo.set_alias(session=s, serial="R5CT1", alias="pixel-a")
-    names = sorted(r.device for r in repo.compare(session=s, experiment="t1"))
+    names = sorted(r.device for r in queries.table1(session=s, experiment="t1"))
     assert names == ["Pixel 7", "SM-S911B", "pixel-a"]
     assert {d.label for d in queries.device_summaries(session=s)} == set(names)
 
@@ -52,6 +51,5 @@ def test_sweep_points_keep_the_order_they_were_queued_in():
         repo.create_run(session=s, experiment_id=exp_id, variant=variant, device_id=dev.id,
                         status="finished", accuracy=0.5)
     want = ["m1", "epochs=5", "epochs=10", "epochs=20"]
-    for rows in (repo.compare(session=s, experiment="t1"),
-                 queries.table1(session=s, experiment="t1")):
-        assert list(dict.fromkeys(r.variant for r in rows)) == want
+    rows = queries.table1(session=s, experiment="t1")
+    assert list(dict.fromkeys(r.variant for r in rows)) == want

@@ -11,7 +11,7 @@ from dashboard import create_app
 from dashboard.render import pct
 from dashboard.sample_data import fill
 from dashboard.testing import make_client
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.db import make_engine
 
 
@@ -42,10 +42,10 @@ def test_experiments_list_summarises_each_experiment(env):
 
 
 def test_experiment_detail_is_table1(env):
-    """/api/experiments/ID gives repo.compare's rows, plus the spread of finished repeats."""
+    """/api/experiments/ID gives queries.table1's rows, plus the spread of finished repeats."""
     client, s, info = env
     body = client.get(f"/api/experiments/{info.experiment_id}").json()
-    expected = [r.model_dump(mode="json") for r in repo.compare(session=s,
+    expected = [r.model_dump(mode="json") for r in queries.table1(session=s,
                                                                  experiment=info.experiment)]
     assert body["table"] == expected
     spread = {(c["variant"], c["device"]): c for c in body["stats"]}
@@ -73,7 +73,7 @@ def test_run_detail_has_metrics_ledger_and_verdict(env):
     client, s, info = env
     run_id = info.finished[0]
     body = client.get(f"/api/runs/{run_id}").json()
-    series = repo.metric_series(session=s, run_id=run_id)
+    series = queries.metric_series(session=s, run_id=run_id)
     assert body["metrics"]["test_acc"] == [list(p) for p in series["test_acc"]]
     assert len(body["transfers"]) == len(repo.run_transfers(session=s, run_id=run_id))
     assert len(body["samples"]) == len(repo.run_samples(session=s, run_id=run_id))
@@ -157,12 +157,12 @@ def test_compare_keeps_order_and_series(env):
 
 
 def test_devices_carry_their_latest_health(env):
-    """/api/devices: each phone with its latest sample, as repo.latest_sample has it."""
+    """/api/devices: each phone with its latest sample, the newest of its health page."""
     client, s, info = env
     body = client.get("/api/devices").json()
     assert {d["device"]["id"] for d in body} == set(info.device_ids)
     for d in body:
-        latest = repo.latest_sample(session=s, device_id=d["device"]["id"])
+        (latest,) = queries.device_samples(session=s, device_id=d["device"]["id"], limit=1)
         assert d["latest"]["battery"] == latest.battery
     one = client.get(f"/api/devices/{info.device_ids[0]}").json()
     assert one["summary"]["label"] == "pixel7" and one["samples"]
@@ -229,10 +229,10 @@ def test_every_page_renders_with_a_strict_csp(env, path):
 
 
 def test_table1_page_shows_the_compare_rows(env):
-    """The experiment page's Table 1 links every repo.compare row with its accuracy."""
+    """The experiment page's Table 1 links every queries.table1 row with its accuracy."""
     client, s, info = env
     html = client.get(f"/experiments/{info.experiment_id}").text
-    for row in repo.compare(session=s, experiment=info.experiment):
+    for row in queries.table1(session=s, experiment=info.experiment):
         assert f'href="/runs/{row.run_id}">{pct(row.accuracy)}' in html
 
 
@@ -269,7 +269,6 @@ def test_table1_downloads_as_the_same_csv_the_cli_prints(env):
     import csv
     import io
 
-    from orchestrator.store import queries
     from orchestrator.store.export import COMPARE_COLUMNS, compare_records
 
     client, s, info = env

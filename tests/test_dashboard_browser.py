@@ -17,7 +17,7 @@ from dashboard import create_app
 from dashboard.render import pct
 from dashboard.sample_data import fill
 from dashboard.testing import ALL_DRAWN, CHROMIUM, CHROMIUM_ARGS, Watched, serve
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.db import make_engine
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -83,7 +83,7 @@ def test_experiments_page(site, watched):
 def test_table1_page(site, watched):
     """Table 1 has a row per variant, the compare accuracies, and both bar charts drawn."""
     s, info = site["session"], site["info"]
-    rows = repo.compare(session=s, experiment=info.experiment)
+    rows = queries.table1(session=s, experiment=info.experiment)
     watched.open(f"{site['base']}/experiments/{info.experiment_id}")
     page = watched.page
     assert count(page, "#table1 tbody tr") == len({r.variant for r in rows})
@@ -107,7 +107,7 @@ def test_run_page_of_a_fine_tuned_run(site, watched):
     page = watched.page
     assert count(page, "figure[data-chart=chart-loss] path.series") == 2
     assert count(page, "figure[data-chart=chart-acc] path.series") == 2
-    epochs = len(repo.metric_series(session=s, run_id=run.id)["test_acc"])
+    epochs = len(queries.metric_series(session=s, run_id=run.id)["test_acc"])
     assert count(page, "figure[data-chart=chart-acc] circle.dot") == 2 * epochs
     assert count(page, "figure[data-chart=chart-loss] line.phase-line") == 1
     assert count(page, "figure[data-chart=chart-timing] rect.bar") >= 4
@@ -253,7 +253,7 @@ def test_table1_refreshes_when_a_run_ends(site, watched):
                            f".includes('{pct(0.9612)}')", timeout=10_000)
     page.wait_for_function(ALL_DRAWN)
     bars = count(page, "figure[data-chart=chart-accuracy] rect.bar")
-    assert bars == len(repo.compare(session=s, experiment=info.experiment))
+    assert bars == len(queries.table1(session=s, experiment=info.experiment))
     watched.assert_clean()
 
 

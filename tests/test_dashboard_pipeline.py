@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from dashboard import create_app
 from dashboard.testing import CHROMIUM, CHROMIUM_ARGS, Watched, make_client, serve
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.db import make_engine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def test_pipeline_runs_show_as_table1_with_a_passing_audit(pipeline_store):
         detail = c.get(f"/api/experiments/{exp.id}").json()
         assert [r["variant"] for r in detail["table"]] == ["method1", "method2"]
         assert detail["table"] == [r.model_dump(mode="json")
-                                   for r in repo.compare(session=s, experiment="dash-tiny")]
+                                   for r in queries.table1(session=s, experiment="dash-tiny")]
         for row in detail["table"]:
             body = c.get(f"/api/runs/{row['run_id']}").json()
             assert body["run"]["status"] == "finished"
@@ -85,7 +85,7 @@ def test_pipeline_run_page_draws_both_phases_in_chromium(pipeline_store):
     url, engine, s = pipeline_store
     run = next(r for r in repo.list_runs(session=s, experiment="dash-tiny")
                if r.variant == "method2")
-    epochs = len(repo.metric_series(session=s, run_id=run.id)["test_acc"])
+    epochs = len(queries.metric_series(session=s, run_id=run.id)["test_acc"])
     with serve(create_app(url, engine=engine)) as base, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

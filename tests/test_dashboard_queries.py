@@ -46,18 +46,29 @@ def count_statements(engine):
         event.remove(engine, "before_cursor_execute", before)
 
 
-def test_table1_equals_repo_compare(store):
-    """The joined Table 1 gives exactly repo.compare's rows, for every experiment."""
+def test_table1_picks_the_latest_finished_run_of_each_cell(store):
+    """Each Table 1 row is the newest finished run of its variant × device (else the newest
+    run), with the cell's run count, for every experiment."""
     s, _info, _ = store
     for exp in repo.list_experiments(session=s):
-        assert queries.table1(session=s, experiment=exp.name) == repo.compare(
-            session=s, experiment=exp.name)
+        cells: dict[tuple[str, str], list] = {}
+        for r in repo.list_runs(session=s, experiment=exp.name):  # newest first
+            cells.setdefault((r.variant, r.device or "local"), []).append(r)
+        want = {}
+        for key, runs in cells.items():
+            chosen = next((r for r in runs if r.status == "finished"), runs[0])
+            want[key] = (chosen.id, len(runs), chosen.accuracy, chosen.timing.get("train"),
+                         chosen.status)
+        rows = queries.table1(session=s, experiment=exp.name)
+        assert {(r.variant, r.device): (r.run_id, r.runs, r.accuracy, r.train_seconds,
+                                        r.status) for r in rows} == want
+        assert len(rows) == len(want)
 
 
 def test_table1_of_unknown_experiment_is_not_found(store):
-    """An unknown name raises NotFound, as repo.compare does."""
+    """An unknown name raises NotFound naming the experiments the store holds."""
     s, _info, _ = store
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match="known: "):
         queries.table1(session=s, experiment="nope")
 
 
@@ -104,14 +115,17 @@ def test_runs_page_rejects_an_unknown_sort(store):
         queries.runs_page(session=s, sort="id; DROP TABLE run")
 
 
-def test_metric_series_many_equals_repo_metric_series(store):
-    """One statement for several runs gives each run's repo.metric_series, NaN included."""
+def test_metric_series_many_equals_repo_run_metrics(store):
+    """One statement for several runs gives each run's points of repo.run_metrics, NaN
+    included."""
     s, info, _ = store
     run_ids = info.finished[:3] + [info.running]
     repo.record_metrics(session=s, run_id=info.running, metrics=[("train_loss", 99, math.nan)])
     many = queries.metric_series_many(session=s, run_ids=run_ids)
     for run_id in run_ids:
-        expected = repo.metric_series(session=s, run_id=run_id)
+        expected: dict[str, list] = {}
+        for m in repo.run_metrics(session=s, run_id=run_id):
+            expected.setdefault(m.key, []).append((m.step, m.value))
         got = many[run_id]
         assert got.keys() == expected.keys()
         for key in expected:
@@ -123,12 +137,13 @@ def test_metric_series_many_equals_repo_metric_series(store):
     assert list(only[run_ids[0]]) == ["test_acc"]
 
 
-def test_latest_samples_equal_repo_latest_sample(store):
-    """The grouped latest-per-device equals asking repo once per device."""
+def test_latest_samples_are_each_devices_newest(store):
+    """The grouped latest-per-device equals the newest sample of each device's own list."""
     s, _info, _ = store
     latest = queries.latest_samples(session=s)
     for dev in repo.list_devices(session=s):
-        assert latest.get(dev.id) == repo.latest_sample(session=s, device_id=dev.id)
+        newest = queries.device_samples(session=s, device_id=dev.id, limit=1)
+        assert latest.get(dev.id) == (newest[0] if newest else None)
 
 
 def test_experiments_summary_counts_match_the_runs(store):

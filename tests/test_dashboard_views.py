@@ -61,7 +61,7 @@ def _row(variant: str, device: str, acc: float, run_id: int) -> CompareRow:
 
 
 def test_table1_view_is_variants_by_devices():
-    """Rows of repo.compare become a variant × device matrix in the rows' variant order."""
+    """Rows of queries.table1 become a variant × device matrix in the rows' variant order."""
     rows = [_row("method1", "b", 0.9, 1), _row("method1", "a", 0.8, 2),
             _row("method2", "a", 0.95, 3)]
     t = views.table1_view(rows, [])

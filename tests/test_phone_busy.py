@@ -23,7 +23,7 @@ from runs import REPO, store, tiny_photos, with_build_cache
 from sim_fixtures import adb_server, phones  # noqa: F401
 
 from device_agent import contract
-from orchestrator.store import lease, repo
+from orchestrator.store import lease, queries, repo
 
 PAPER = REPO / "experiments" / "paper_table1.yaml"
 RUNS = "/data/local/tmp/orch/runs"
@@ -71,7 +71,7 @@ def undisturbed(pixel7, photos, tmp_path_factory):
     assert rc == 0, err
     run = json.loads(out)["runs"][0]
     with store(home) as s:
-        loss = repo.metric_series(session=s, run_id=run["id"])["test_loss"]
+        loss = queries.metric_series(session=s, run_id=run["id"])["test_loss"]
     return run["accuracy"], loss
 
 
@@ -81,7 +81,7 @@ def _check_same_as_undisturbed(home: Path, run_id: int, undisturbed) -> None:
     accuracy, expected_loss = undisturbed
     with store(home) as s:
         run = repo.get_run(session=s, run_id=run_id)
-        series = repo.metric_series(session=s, run_id=run_id)
+        series = queries.metric_series(session=s, run_id=run_id)
     assert run.status == "finished", run.error
     assert len(run.result["epochs"]) == EPOCHS
     for key in ("train_loss", "train_acc", "test_loss", "test_acc"):

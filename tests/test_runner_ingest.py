@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.links.base import HealthSample
 from orchestrator.runner.ingest import ingest_events, ingest_result
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.db import open_session
 
 
@@ -56,7 +56,7 @@ def test_events_read_twice_are_stored_once(store):
     metrics = repo.run_metrics(session=session, run_id=run_id)
     keys = {(m.key, m.step) for m in metrics}
     assert len(keys) == len(metrics) == 2 * 6  # six keys per epoch, each once
-    assert repo.metric_series(session=session, run_id=run_id)["phase"] == [(1, 0.0), (2, 1.0)]
+    assert queries.metric_series(session=session, run_id=run_id)["phase"] == [(1, 0.0), (2, 1.0)]
     run = repo.get_run(session=session, run_id=run_id)
     assert run.events_seen == 7 and run.progress["checkpoint"] == 2
     assert (run.delegate_requested, run.delegate_used) == ("nnapi", "cpu")
@@ -106,5 +106,5 @@ def test_result_sets_accuracy_timing_and_fills_missing_epochs(store):
     assert run.status == "running" and run.accuracy == 0.8  # the verdict moves it
     assert run.timing == {"train": 3.0, "total": 9.0, "wall": 12.5}
     assert run.interpreter == "ai_edge_litert" and run.result["accuracy"] == 0.8
-    steps = [s for s, _ in repo.metric_series(session=session, run_id=run_id)["test_acc"]]
+    steps = [s for s, _ in queries.metric_series(session=session, run_id=run_id)["test_acc"]]
     assert steps == [1, 2]

@@ -20,7 +20,7 @@ from orchestrator.links.local import LocalLink
 from orchestrator.runner.devices import register_device
 from orchestrator.runner.pipeline import default_builder, run_experiment
 from orchestrator.spec import load_spec_text
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.db import open_session
 
 SPEC = """
@@ -78,8 +78,8 @@ def test_both_variants_finish_and_are_stored_with_their_audit(env, synth_data, b
         assert r.delegate_reason and r.launcher == "local"
         assert r.params["alpha"] == 0.25 and r.params["data_kind"] == "host"
     # Method 1 skips the fine-tune phase; each metric is stored once per epoch.
-    assert [s for s, _ in repo.metric_series(session=session, run_id=m1.id)["test_acc"]] == [1]
-    series2 = repo.metric_series(session=session, run_id=m2.id)
+    assert [s for s, _ in queries.metric_series(session=session, run_id=m1.id)["test_acc"]] == [1]
+    series2 = queries.metric_series(session=session, run_id=m2.id)
     assert series2["phase"] == [(1, 0.0), (2, 1.0)]
     assert m2.params["finetune_from"] == "conv_pw_11"
     # The ledger: staging pushes, metrics pulls only, and the frozen model's hash matches.
@@ -134,13 +134,13 @@ def test_a_killed_agent_resumes_from_its_checkpoint_without_duplicates(env, synt
     killer.join()
 
     assert cut.status == "interrupted" and "--resume" in cut.error
-    kept = repo.metric_series(session=session, run_id=cut.id)["test_acc"]
+    kept = queries.metric_series(session=session, run_id=cut.id)["test_acc"]
     assert 3 <= len(kept) < 151
 
     (done,) = run(env, None, [], builder, resume_run_id=cut.id)
 
     assert done.status == "finished" and done.error is None
-    series = repo.metric_series(session=session, run_id=done.id)
+    series = queries.metric_series(session=session, run_id=done.id)
     assert [s for s, _ in series["test_acc"]] == list(range(1, 152))
     metrics = repo.run_metrics(session=session, run_id=done.id)
     assert set(Counter(m.key for m in metrics).values()) == {151}  # each key once per epoch
@@ -165,7 +165,7 @@ def test_ctrl_c_leaves_the_agent_running_and_resume_collects(env, synth_data, bu
             on_interrupt=lambda r: asked.append(r.id) or False)
     run_id = asked[0]
     cut = repo.get_run(session=session, run_id=run_id)
-    kept = len(repo.metric_series(session=session, run_id=run_id)["test_acc"])
+    kept = len(queries.metric_series(session=session, run_id=run_id)["test_acc"])
     while link.agent_alive(cut.device_run_dir):  # it was left running: let it finish
         time.sleep(0.05)
     notes = []
@@ -176,7 +176,7 @@ def test_ctrl_c_leaves_the_agent_running_and_resume_collects(env, synth_data, bu
     assert err.value.run_id == run_id and "reattach" in err.value.hint
     assert cut.status == "interrupted" and kept < 151
     assert done.status == "finished" and "finished while detached" in " ".join(notes)
-    assert len(repo.metric_series(session=session, run_id=run_id)["test_acc"]) == 151
+    assert len(queries.metric_series(session=session, run_id=run_id)["test_acc"]) == 151
     events = (Path(done.device_run_dir) / contract.EVENTS_FILE).read_text()
     assert events.count('"kind":"start"') == 1  # collected, not run again
 
@@ -201,7 +201,7 @@ def test_ctrl_c_and_stop_cancels_the_agent_and_resume_finishes(env, synth_data, 
 
     assert cut.status == "interrupted" and not stopped_alive
     assert done.status == "finished"
-    steps = [s for s, _ in repo.metric_series(session=session, run_id=cut.id)["test_acc"]]
+    steps = [s for s, _ in queries.metric_series(session=session, run_id=cut.id)["test_acc"]]
     assert steps == list(range(1, 152))
 
 

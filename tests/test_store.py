@@ -10,7 +10,7 @@ from sqlmodel import Session
 from store_backends import BACKENDS, backend_url
 
 from orchestrator.errors import NotFound
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.db import make_engine
 
 
@@ -37,7 +37,7 @@ def test_metrics_are_idempotent_and_keep_nan(session):
     pts = [("train_loss", 1, float("nan")), ("test_acc", 1, 0.5)]
     assert repo.record_metrics(session=session, run_id=run.id, metrics=pts) == 2
     assert repo.record_metrics(session=session, run_id=run.id, metrics=pts) == 0
-    series = repo.metric_series(session=session, run_id=run.id)
+    series = queries.metric_series(session=session, run_id=run.id)
     assert math.isnan(series["train_loss"][0][1])
     assert series["test_acc"] == [(1, 0.5)]
 
@@ -51,7 +51,7 @@ def test_compare_prefers_finished_runs(session):
     failed = _run(session)
     repo.transition_run(session=session, run_id=failed.id, to="failed")
     other = _run(session, variant="method2")
-    rows = repo.compare(session=session, experiment="exp")
+    rows = queries.table1(session=session, experiment="exp")
     assert [(r.variant, r.run_id, r.runs) for r in rows] == [
         ("method1", done.id, 2), ("method2", other.id, 1)]
     assert rows[0].accuracy == 0.9 and rows[0].train_seconds == 3.0

@@ -51,6 +51,29 @@ def test_a_sqlite_store_from_before_versions_upgrades_in_place(tmp_path):
     assert _version(make_engine(f"sqlite:///{path}")) == schema.HEAD  # idempotent
 
 
+def _columns(path: Path) -> dict[str, list[tuple]]:
+    con = sqlite3.connect(path)
+    tables = [r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    out = {t: [tuple(r[1:]) for r in con.execute(f"PRAGMA table_info({t})")] for t in tables}
+    con.close()
+    return out
+
+
+def test_a_new_store_has_the_columns_of_an_upgraded_old_one(tmp_path):
+    """Every table of a new SQLite store has the columns (name, type, null, default, key)
+    an old store has after its upgrade: the table classes and the steps agree exactly."""
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    con = sqlite3.connect(old)
+    con.executescript(V1_DUMP.read_text())
+    con.close()
+    for path in (old, new):
+        make_engine(f"sqlite:///{path}").dispose()
+
+    assert _columns(new) == _columns(old)
+    assert "params" in {c[0] for c in _columns(new)["run"]}
+
+
 def _make_v1(url: str) -> None:
     """Turn a new store back into version 1: drop what steps 2… added and the versions."""
     engine = make_engine(url)

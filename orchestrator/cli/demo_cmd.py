@@ -29,7 +29,7 @@ def demo(
     from orchestrator.demo import demo_photos, demo_spec, ensure_phone, run_demo
     from orchestrator.runner.display import RunDisplay
     from orchestrator.settings import get_settings
-    from orchestrator.store import repo
+    from orchestrator.store import queries, repo
     from orchestrator.store.status import RunStatus
 
     settings = get_settings()
@@ -54,7 +54,7 @@ def demo(
     with open_store(db) as session:
         with RunDisplay(err_console) as display:
             runs = run_demo(session=session, spec=spec, serial=serial, on_progress=display)
-        rows = repo.compare(session=session, experiment=spec.name)
+        rows = queries.table1(session=session, experiment=spec.name)
         verdicts = {r.id: audit_verdict(repo.run_transfers(session=session, run_id=r.id))
                     for r in runs}
         exp = repo.get_experiment(session=session, name=spec.name)

@@ -21,7 +21,7 @@ from orchestrator.cli.common import (
     print_run_heading,
     print_table,
 )
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.public import CompareRow
 from orchestrator.store.runtime_info import delegation_rows, runtime_label
 from orchestrator.store.status import RunStatus
@@ -89,7 +89,7 @@ def show(
     per-epoch metrics)."""
     with open_store(db) as s:
         run = repo.get_run(session=s, run_id=run_id)
-        series = repo.metric_series(session=s, run_id=run_id)
+        series = queries.metric_series(session=s, run_id=run_id)
     if format is TableFormat.json:
         print_json({"run": run, "metrics": series})
         return
@@ -135,11 +135,10 @@ def compare(
 ) -> None:
     """The paper's Table 1: variant × device → accuracy, training time, delegate used.
     A cell with repeated finished runs also shows their mean accuracy and range."""
-    from orchestrator.store import queries
     from orchestrator.store.export import COMPARE_COLUMNS, cell_of, compare_records, to_csv
 
     with open_store(db) as s:
-        rows = repo.compare(session=s, experiment=experiment)
+        rows = queries.table1(session=s, experiment=experiment)
         exp = repo.get_experiment(session=s, name=experiment)
         stats = queries.cell_stats(session=s, experiment_id=exp.id)
     if format is TableFormat.json:

@@ -31,7 +31,7 @@ from orchestrator.runner.pipeline import run_experiment
 from orchestrator.runner.signals import stop_on_signals
 from orchestrator.settings import get_settings
 from orchestrator.spec import load_spec
-from orchestrator.store import repo
+from orchestrator.store import queries
 from orchestrator.store.public import CompareRow, RunPublic
 from orchestrator.store.status import RunStatus
 
@@ -113,7 +113,7 @@ def run(
                                   device=dev, on_progress=display, resume_run_id=resume,
                                   on_interrupt=_ask_to_stop, wait=not no_wait)
         experiment = parsed.name if parsed else runs[0].experiment
-        rows = repo.compare(session=session, experiment=experiment) if experiment else []
+        rows = queries.table1(session=session, experiment=experiment) if experiment else []
     if format is OutputFormat.json:
         print_json({"runs": runs, "compare": rows})
     else:

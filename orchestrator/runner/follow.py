@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from device_agent import contract
 from orchestrator.egress import EgressGuard
 from orchestrator.links.base import DeviceLink
 from orchestrator.runner.ingest import ingest_events
@@ -40,21 +41,36 @@ class FollowOutcome:
     exit_code: int | None  # when the link knows it
 
 
+def _stage(ev: dict, variant: str, run_id: int, epochs: int) -> Progress:
+    return Progress(variant, "agent", run_id, stage=ev["stage"], done=ev.get("done"),
+                    total=ev.get("total"))
+
+
+def _epoch(ev: dict, variant: str, run_id: int, epochs: int) -> Progress:
+    return Progress(variant, "epoch", run_id, epoch=ev["epoch"], epochs=epochs,
+                    test_acc=ev.get("test_acc"), text=ev.get("phase") or "")
+
+
+def _delegate(ev: dict, variant: str, run_id: int, epochs: int) -> Progress:
+    why = f" ({ev['reason']})" if ev.get("reason") else ""
+    return Progress(variant, "delegate", run_id,
+                    text=f"delegate {ev.get('requested')} → {ev.get('used')}{why}")
+
+
+def _start(ev: dict, variant: str, run_id: int, epochs: int) -> Progress:
+    return Progress(variant, "note", run_id, text=f"agent {ev.get('agent_version')} "
+                    f"started ({ev.get('interpreter') or 'interpreter unknown'})")
+
+
+# What the display shows of an event, for the kinds it shows.
+_SHOWN: dict[str, Callable[[dict, str, int, int], Progress]] = contract.event_table(
+    {"stage": _stage, "epoch": _epoch, "delegate": _delegate, "start": _start}, every=False)
+
+
 def _report(ev: dict, variant: str, run_id: int, epochs: int, on_progress: ProgressFn) -> None:
-    kind = ev["kind"]
-    if kind == "stage":
-        on_progress(Progress(variant, "agent", run_id, stage=ev["stage"], done=ev.get("done"),
-                             total=ev.get("total")))
-    elif kind == "epoch":
-        on_progress(Progress(variant, "epoch", run_id, epoch=ev["epoch"], epochs=epochs,
-                             test_acc=ev.get("test_acc"), text=ev.get("phase") or ""))
-    elif kind == "delegate":
-        why = f" ({ev['reason']})" if ev.get("reason") else ""
-        on_progress(Progress(variant, "delegate", run_id,
-                             text=f"delegate {ev.get('requested')} → {ev.get('used')}{why}"))
-    elif kind == "start":
-        on_progress(Progress(variant, "note", run_id, text=f"agent {ev.get('agent_version')} "
-                             f"started ({ev.get('interpreter') or 'interpreter unknown'})"))
+    show = _SHOWN.get(ev["kind"])
+    if show is not None:
+        on_progress(show(ev, variant, run_id, epochs))
 
 
 def drain(*, guard: EgressGuard, session: Session, run_id: int, device_id: int | None,

@@ -26,7 +26,8 @@ from orchestrator.links.base import HealthSample
 from orchestrator.store import repo
 from orchestrator.store.public import RunPublic
 
-PHASE_STEP = {"head": 0, "finetune": 1}  # the `phase` metric: 0 head, 1 fine-tune
+# The `phase` metric: 0 head, 1 fine-tune.
+PHASE_STEP = {phase: i for i, phase in enumerate(contract.PHASES)}
 EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 
@@ -58,6 +59,63 @@ def epoch_metrics(ev: dict[str, Any]) -> list[tuple[str, int, float | None]]:
     return points
 
 
+@dataclass
+class _Fold:
+    """What a batch of events changes: run fields, progress, metric points, epochs seen."""
+
+    run: RunPublic
+    progress: dict[str, Any]
+    out: Ingested = field(default_factory=Ingested)
+    fields: dict[str, Any] = field(default_factory=dict)
+    metrics: list[tuple[str, int, float | None]] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+
+
+def _on_start(f: _Fold, ev: dict[str, Any]) -> None:
+    f.fields.update(agent_version=ev.get("agent_version"), interpreter=ev.get("interpreter"))
+    if f.run.started is None:
+        f.fields["started"] = _when(ev["t"])
+
+
+def _on_stage(f: _Fold, ev: dict[str, Any]) -> None:
+    f.progress.update(stage=ev["stage"], done=ev.get("done"), total=ev.get("total"))
+
+
+def _on_delegate(f: _Fold, ev: dict[str, Any]) -> None:
+    f.fields.update(delegate_requested=ev.get("requested"), delegate_used=ev.get("used"),
+                    delegate_reason=render(contract.REASONS, ev.get("reason")),
+                    delegate_info=ev.get("info") or {})
+
+
+def _on_epoch(f: _Fold, ev: dict[str, Any]) -> None:
+    f.metrics += epoch_metrics(ev)
+    f.epochs.append(int(ev["epoch"]))
+    f.progress.update(epoch=ev["epoch"], phase=ev.get("phase"), test_acc=ev.get("test_acc"))
+
+
+def _on_checkpoint(f: _Fold, ev: dict[str, Any]) -> None:
+    f.progress["checkpoint"] = ev["epoch"]
+
+
+def _on_done(f: _Fold, ev: dict[str, Any]) -> None:
+    f.out.terminal = f.progress["terminal"] = ev["status"]
+    f.fields["finished"] = _when(ev["t"])
+    if ev.get("accuracy") is not None:
+        f.fields["accuracy"] = ev["accuracy"]
+
+
+def _on_error(f: _Fold, ev: dict[str, Any]) -> None:
+    f.out.terminal = f.progress["terminal"] = "failed"
+    code = ev["code"]
+    f.fields.update(finished=_when(ev["t"]), error=f"{code}: {render(contract.ERRORS, ev)}")
+
+
+# What each event kind changes: one entry per kind of the contract.
+_ON_EVENT: dict[str, Callable[[_Fold, dict[str, Any]], None]] = contract.event_table({
+    "start": _on_start, "stage": _on_stage, "delegate": _on_delegate, "epoch": _on_epoch,
+    "checkpoint": _on_checkpoint, "done": _on_done, "error": _on_error})
+
+
 def ingest_events(
     *,
     session: Session,
@@ -69,44 +127,17 @@ def ingest_events(
     """Store the events not stored yet; sample device health once per new epoch."""
     run = repo.get_run(session=session, run_id=run_id)
     seen = run.events_seen
-    out = Ingested()
-    fields: dict[str, Any] = {}
-    progress = dict(run.progress)
-    metrics: list[tuple[str, int, float | None]] = []
-    epochs: list[int] = []
+    fold = _Fold(run=run, progress=dict(run.progress))
+    out = fold.out
     for ev in sorted(events, key=lambda e: e["seq"]):
         if ev["seq"] <= seen:
             continue
         seen = ev["seq"]
         out.new.append(ev)
-        kind = ev["kind"]
-        if kind == "start":
-            fields.update(agent_version=ev.get("agent_version"),
-                          interpreter=ev.get("interpreter"))
-            if run.started is None:
-                fields["started"] = _when(ev["t"])
-        elif kind == "stage":
-            progress.update(stage=ev["stage"], done=ev.get("done"), total=ev.get("total"))
-        elif kind == "delegate":
-            fields.update(delegate_requested=ev.get("requested"), delegate_used=ev.get("used"),
-                          delegate_reason=render(contract.REASONS, ev.get("reason")),
-                          delegate_info=ev.get("info") or {})
-        elif kind == "epoch":
-            metrics += epoch_metrics(ev)
-            epochs.append(int(ev["epoch"]))
-            progress.update(epoch=ev["epoch"], phase=ev.get("phase"),
-                            test_acc=ev.get("test_acc"))
-        elif kind == "checkpoint":
-            progress["checkpoint"] = ev["epoch"]
-        elif kind == "done":
-            out.terminal = progress["terminal"] = ev["status"]
-            fields["finished"] = _when(ev["t"])
-            if ev.get("accuracy") is not None:
-                fields["accuracy"] = ev["accuracy"]
-        elif kind == "error":
-            out.terminal = progress["terminal"] = "failed"
-            code = ev["code"]
-            fields.update(finished=_when(ev["t"]), error=f"{code}: {render(contract.ERRORS, ev)}")
+        handle = _ON_EVENT.get(ev["kind"])  # the guard admitted only the contract's kinds
+        if handle is not None:
+            handle(fold, ev)
+    fields, progress, metrics, epochs = fold.fields, fold.progress, fold.metrics, fold.epochs
     if not out.new:
         out.run = run
         return out

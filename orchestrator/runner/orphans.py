@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from orchestrator.links.base import DeviceLink
 from orchestrator.store import repo
 from orchestrator.store.lease import live_run_ids
 from orchestrator.store.status import ENDED, OPEN
-from orchestrator.store.tables import LEFT_RUNNING, Run
+from orchestrator.store.tables import LEFT_RUNNING
 
 DETACHED_CHECKED = 10  # newest open runs of a phone whose agent is looked for
 
@@ -35,23 +35,20 @@ def stop_left_running(*, link: DeviceLink, session: Session, device_id: int | No
     (`dry_run`: would be, and nothing changes)."""
     if device_id is None:
         return []
-    flagged = session.exec(
-        select(Run.id, Run.status, Run.error, Run.device_run_dir, Run.progress)
-        .where(Run.device_id == device_id, col(Run.status).in_(sorted(ENDED)),
-               Run.progress[LEFT_RUNNING].as_boolean())  # type: ignore[index]
-    ).all()
+    flagged = repo.flagged_runs(session=session, device_id=device_id, statuses=sorted(ENDED),
+                                flag=LEFT_RUNNING)
     stopped = []
-    for run_id, status, error, run_dir, progress in flagged:
-        if run_dir and link.agent_alive(run_dir):
+    for run in flagged:
+        if run.device_run_dir and link.agent_alive(run.device_run_dir):
             if not dry_run:
-                link.stop_agent(run_dir)
-            stopped.append(run_id)
-            say(f"{'would stop' if dry_run else 'stopped'} the agent of run {run_id} "
-                f"({status}: {error or 'ended'}), still running on the phone")
+                link.stop_agent(run.device_run_dir)
+            stopped.append(run.id)
+            say(f"{'would stop' if dry_run else 'stopped'} the agent of run {run.id} "
+                f"({run.status}: {run.error or 'ended'}), still running on the phone")
         if dry_run:
             continue
-        repo.update_run(session=session, run_id=run_id,
-                        progress={k: v for k, v in (progress or {}).items() if k != LEFT_RUNNING})
+        repo.update_run(session=session, run_id=run.id,
+                        progress={k: v for k, v in run.progress.items() if k != LEFT_RUNNING})
     return stopped
 
 
@@ -61,11 +58,8 @@ def detached_agents(*, link: DeviceLink, session: Session,
     host follows it (no lease names the run): the phone is busy with them."""
     if device_id is None:
         return []
-    rows = session.exec(
-        select(Run.id, Run.variant, Run.device_run_dir)
-        .where(Run.device_id == device_id, col(Run.status).in_(sorted(OPEN)),
-               col(Run.device_run_dir).is_not(None))
-        .order_by(col(Run.id).desc()).limit(DETACHED_CHECKED)).all()
-    followed = live_run_ids(session=session) if rows else set()
-    return [(run_id, variant) for run_id, variant, run_dir in rows
-            if run_id not in followed and link.agent_alive(run_dir)]
+    runs = repo.runs_with_agent(session=session, device_id=device_id,
+                                statuses=sorted(OPEN), limit=DETACHED_CHECKED)
+    followed = live_run_ids(session=session) if runs else set()
+    return [(r.id, r.variant) for r in runs
+            if r.id not in followed and r.device_run_dir and link.agent_alive(r.device_run_dir)]

@@ -22,9 +22,10 @@ from sqlmodel import Session
 
 from orchestrator.errors import DeviceBusy, TransitionRefused
 from orchestrator.store import lease as store
-from orchestrator.store import repo
+from orchestrator.store import queries, repo
 from orchestrator.store.lease import LeasePublic, holder_dead, is_live, orphan_hint
 from orchestrator.store.public import DevicePublic
+from orchestrator.store.runtime_info import planned_epochs
 from orchestrator.store.status import RunStatus
 
 TTL_S = 60.0  # a holder silent this long loses the phone
@@ -40,11 +41,9 @@ def me() -> str:
 def _left(session: Session, run_id: int) -> str:
     """`, about 3 min left` from the run's epochs so far (nothing when unknown)."""
     run = repo.get_run(session=session, run_id=run_id)
-    seconds = [v for _, v in repo.metric_series(session=session, run_id=run_id)
+    seconds = [v for _, v in queries.metric_series(session=session, run_id=run_id)
                .get("epoch_seconds", []) if v is not None]
-    p = run.params
-    planned = int(p.get("head_epochs", 0)) + (
-        int(p.get("finetune_epochs", 0)) if p.get("finetune_from") is not None else 0)
+    planned = planned_epochs(run.params) or 0
     done = int(run.progress.get("epoch") or 0)
     if not seconds or planned <= done:
         return ""

@@ -58,6 +58,7 @@ from orchestrator.runner.staging import (
 from orchestrator.spec import ExperimentSpec, spec_hash
 from orchestrator.store import repo
 from orchestrator.store.public import DevicePublic, RunPublic
+from orchestrator.store.runtime_info import planned_epochs
 from orchestrator.store.status import ENDED, RunStatus
 from orchestrator.store.tables import utcnow
 
@@ -136,18 +137,6 @@ class _Ctx:
             self.say(run.variant, f"run {run_id} was already {e.current}: not recorded as "
                      f"{e.target}", run_id)
             return run
-
-
-def _epochs(params: dict[str, Any]) -> int:
-    """Most epochs a run can report (the egress guard's bound)."""
-    return int(params.get("head_epochs", 0)) + int(params.get("finetune_epochs", 0))
-
-
-def _planned_epochs(params: dict[str, Any]) -> int:
-    """Epochs the agent will run: head-only builds (method 1) skip the fine-tune phase."""
-    if params.get("finetune_from") is None:
-        return int(params.get("head_epochs", 0))
-    return _epochs(params)
 
 
 def _guard(ctx: _Ctx, run: RunPublic) -> EgressGuard:
@@ -488,7 +477,7 @@ def _resume(ctx: _Ctx, run_id: int) -> RunPublic:
 def _read_all(ctx: _Ctx, run: RunPublic, guard: EgressGuard) -> str | None:
     """Every event the run folder holds, through the guard; the terminal status, if any."""
     terminal = drain(guard=guard, session=ctx.session, run_id=run.id, device_id=ctx.device.id,
-                     link=ctx.link, variant=run.variant, epochs=_planned_epochs(run.params),
+                     link=ctx.link, variant=run.variant, epochs=planned_epochs(run.params) or 0,
                      on_progress=ctx.on_progress)
     # Or one stored by an earlier host process that then stopped before collecting.
     return terminal or repo.get_run(session=ctx.session, run_id=run.id).progress.get("terminal")
@@ -512,7 +501,7 @@ def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float, *,
         else:
             out = follow_agent(link=link, guard=guard, session=ctx.session, run_id=run.id,
                                device_id=ctx.device.id, variant=run.variant,
-                               epochs=_planned_epochs(run.params),
+                               epochs=planned_epochs(run.params) or 0,
                                on_progress=ctx.on_progress, poll_s=ctx.poll_s)
         result = guard.read_result()
     except KeyboardInterrupt as stop:

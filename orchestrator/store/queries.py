@@ -20,8 +20,14 @@ from orchestrator.errors import NotFound
 from orchestrator.store.ids import valid_id
 from orchestrator.store.labels import device_labels, label_of
 from orchestrator.store.lease import mark_orphans
-from orchestrator.store.public import CompareRow, DevicePublic, RunPublic, SamplePublic
-from orchestrator.store.repo import sort_compare_rows
+from orchestrator.store.public import (
+    CompareRow,
+    DevicePublic,
+    ExperimentPublic,
+    RunPublic,
+    SamplePublic,
+)
+from orchestrator.store.repo import get_experiment
 from orchestrator.store.status import RunStatus
 from orchestrator.store.tables import Device, DeviceSample, Experiment, Metric, Run
 
@@ -141,24 +147,22 @@ def experiments_summary(*, session: Session) -> list[ExperimentSummary]:
     return out
 
 
-def get_experiment_by_id(*, session: Session, experiment_id: int) -> Experiment:
+def get_experiment_by_id(*, session: Session, experiment_id: int) -> ExperimentPublic:
     row = session.get(Experiment, experiment_id) if valid_id(experiment_id) else None
     if row is None:
         raise NotFound(f"No experiment {experiment_id} in the store.",
                        hint="See `orch results list`.")
-    return row
+    return ExperimentPublic.model_validate(row)
 
 
 def table1(*, session: Session, experiment: str) -> list[CompareRow]:
-    """`repo.compare`'s rows (the paper's Table 1), chosen in SQL.
+    """The paper's Table 1: the latest finished run per (variant, device), else the latest,
+    for the CLI and the dashboard alike.
 
     A window ranks each variant × device's runs (finished first, then newest) and counts
     them, so only the chosen rows are read and their JSON fields parsed.
     """
-    exp = session.exec(select(Experiment).where(Experiment.name == experiment)).first()
-    if exp is None:
-        raise NotFound(f"No experiment named {experiment!r} in the store.",
-                       hint="See `orch results list`.")
+    exp = get_experiment(session=session, name=experiment)
     cell = (Run.variant, Run.device_id)
     ranked = (
         select(Run.id.label("run_id"),  # type: ignore[union-attr]
@@ -189,6 +193,15 @@ def table1(*, session: Session, experiment: str) -> list[CompareRow]:
         for run_id, variant, status, acc, ff, train, total, req, used, device_id, n, _ in rows
     ]
     return sort_compare_rows(out, exp.spec, first)
+
+
+def sort_compare_rows(rows: list[CompareRow], spec: dict[str, Any] | None,
+                      first: dict[str, int]) -> list[CompareRow]:
+    """The spec's variants in its order, then the others (a sweep's points) in the order
+    they were queued, which is the order the sweep file lists its values in; then device."""
+    order = list((spec or {}).get("variants", {}))
+    return sorted(rows, key=lambda c: (order.index(c.variant) if c.variant in order
+                                       else len(order), first.get(c.variant, 0), c.device))
 
 
 def cell_stats(*, session: Session, experiment_id: int) -> list[CellStats]:
@@ -357,6 +370,11 @@ def metric_series_many(
     ).all():
         out[run_id].setdefault(key, []).append((step, math.nan if is_nan else value))
     return out
+
+
+def metric_series(*, session: Session, run_id: int) -> Series:
+    """One run's {key: [(step, value)]}, as `metric_series_many` reads it."""
+    return metric_series_many(session=session, run_ids=[run_id])[run_id]
 
 
 # ------------------------------------------------------------------ devices

@@ -15,7 +15,6 @@ from orchestrator.store.ids import valid_id
 from orchestrator.store.labels import device_labels
 from orchestrator.store.public import (
     BoundPublic,
-    CompareRow,
     DeviceBoundTotal,
     DevicePublic,
     ExperimentPublic,
@@ -204,6 +203,27 @@ def get_run(*, session: Session, run_id: int) -> RunPublic:
     return _public_run(session, row)
 
 
+def flagged_runs(*, session: Session, device_id: int, statuses: Iterable[str],
+                 flag: str) -> list[RunPublic]:
+    """A device's runs in one of `statuses` whose progress sets `flag`."""
+    q = select(Run).where(Run.device_id == device_id, col(Run.status).in_(list(statuses)),
+                          Run.progress[flag].as_boolean())  # type: ignore[index]
+    rows = session.exec(q.order_by(Run.id)).all()
+    labels = device_labels(session=session) if rows else {}
+    return [_public_run(session, r, labels) for r in rows]
+
+
+def runs_with_agent(*, session: Session, device_id: int, statuses: Iterable[str],
+                    limit: int) -> list[RunPublic]:
+    """A device's newest runs in one of `statuses` that have a run folder on the phone."""
+    q = (select(Run).where(Run.device_id == device_id, col(Run.status).in_(list(statuses)),
+                           col(Run.device_run_dir).is_not(None))
+         .order_by(col(Run.id).desc()).limit(limit))
+    rows = session.exec(q).all()
+    labels = device_labels(session=session) if rows else {}
+    return [_public_run(session, r, labels) for r in rows]
+
+
 def list_runs(
     *,
     session: Session,
@@ -276,13 +296,6 @@ def run_metrics(*, session: Session, run_id: int, key: str | None = None) -> lis
     return out
 
 
-def metric_series(*, session: Session, run_id: int) -> dict[str, list[tuple[int, float | None]]]:
-    series: dict[str, list[tuple[int, float | None]]] = {}
-    for m in run_metrics(session=session, run_id=run_id):
-        series.setdefault(m.key, []).append((m.step, m.value))
-    return series
-
-
 # ------------------------------------------------------------------ device samples, transfers
 
 
@@ -303,13 +316,6 @@ def record_sample(
 def run_samples(*, session: Session, run_id: int) -> list[SamplePublic]:
     q = select(DeviceSample).where(DeviceSample.run_id == run_id).order_by(DeviceSample.id)
     return [SamplePublic.model_validate(r) for r in session.exec(q).all()]
-
-
-def latest_sample(*, session: Session, device_id: int) -> SamplePublic | None:
-    q = (select(DeviceSample).where(DeviceSample.device_id == device_id)
-         .order_by(col(DeviceSample.id).desc()).limit(1))
-    row = session.exec(q).first()
-    return SamplePublic.model_validate(row) if row else None
 
 
 def record_transfer(
@@ -369,56 +375,3 @@ def device_bound(*, session: Session, device_id: int | None) -> DeviceBoundTotal
 def run_transfers(*, session: Session, run_id: int) -> list[TransferPublic]:
     q = select(Transfer).where(Transfer.run_id == run_id).order_by(Transfer.id)
     return [TransferPublic.model_validate(r) for r in session.exec(q).all()]
-
-
-# ------------------------------------------------------------------ comparisons
-
-
-def compare(*, session: Session, experiment: str) -> list[CompareRow]:
-    """The paper's Table 1: the latest finished run per (variant, device), else the latest."""
-    exp = get_experiment(session=session, name=experiment)
-    runs = session.exec(
-        select(Run).where(Run.experiment_id == exp.id).order_by(col(Run.id).desc())
-    ).all()
-    counts = dict(
-        ((v, d), n)
-        for v, d, n in session.exec(
-            select(Run.variant, Run.device_id, func.count())
-            .where(Run.experiment_id == exp.id)
-            .group_by(Run.variant, Run.device_id)
-        )
-    )
-    chosen: dict[tuple[str, int | None], Run] = {}
-    for r in runs:
-        key = (r.variant, r.device_id)
-        best = chosen.get(key)
-        if best is None or (best.status != RunStatus.FINISHED and r.status == RunStatus.FINISHED):
-            chosen[key] = r
-    rows = []
-    labels = device_labels(session=session)
-    for (variant, device_id), r in chosen.items():
-        pub = _public_run(session, r, labels)
-        rows.append(CompareRow(
-            variant=variant,
-            device=pub.device or "local",
-            finetune_from=(r.params or {}).get("finetune_from"),
-            run_id=r.id or 0,
-            runs=counts.get((variant, device_id), 1),
-            accuracy=r.accuracy,
-            train_seconds=(r.timing or {}).get("train"),
-            total_seconds=(r.timing or {}).get("total"),
-            delegate_requested=r.delegate_requested,
-            delegate_used=r.delegate_used,
-            status=r.status,
-        ))
-    first = {r.variant: r.id or 0 for r in runs}  # newest first: the oldest id wins
-    return sort_compare_rows(rows, exp.spec, first)
-
-
-def sort_compare_rows(rows: list[CompareRow], spec: dict[str, Any] | None,
-                      first: dict[str, int]) -> list[CompareRow]:
-    """The spec's variants in its order, then the others (a sweep's points) in the order
-    they were queued, which is the order the sweep file lists its values in; then device."""
-    order = list((spec or {}).get("variants", {}))
-    return sorted(rows, key=lambda c: (order.index(c.variant) if c.variant in order
-                                       else len(order), first.get(c.variant, 0), c.device))

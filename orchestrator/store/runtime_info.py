@@ -1,9 +1,12 @@
 """What a run's result says about its runtime, in words for the CLI and the dashboard alike:
-the interpreter with its version, and how much of each model a delegate actually took."""
+the interpreter with its version, and how much of each model a delegate actually took; and
+how many epochs its parameters plan."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from device_agent import contract
 
 MODELS = ("frozen", "train")
 
@@ -16,6 +19,17 @@ def runtime_label(result: dict[str, Any] | None) -> str | None:
         return None
     version = versions.get("interpreter_version")
     return f"{name} {version}" if version else str(name)
+
+
+def planned_epochs(params: dict[str, Any]) -> int | None:
+    """Epochs a run with these parameters reports (the contract's plan: method 1 skips the
+    fine-tune epochs); None when its parameters do not say."""
+    head, tune = params.get("head_epochs"), params.get("finetune_epochs")
+    if not isinstance(head, int):
+        return None
+    plan = contract.planned_epochs(head, tune if isinstance(tune, int) else 0,
+                                   has_finetune=params.get("finetune_from") is not None)
+    return sum(plan.values())
 
 
 def delegation_rows(result: dict[str, Any] | None) -> list[tuple[str, str]]:
