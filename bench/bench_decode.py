@@ -19,8 +19,8 @@ the trunk) against `exact` (Keras's load_img, one image at a time), in the paper
    up to 2000×1500 JPEGs, `fast` takes the DCT path (1/4: 500×375 before the resize, the
    size a 12 MP photo is scaled to at 1/8), and the paper's protocol (alpha 0.25 ImageNet
    weights) runs with both paths for both variants, once per data seed (`--seeds`: each
-   seed draws another train/test split and other training draws; one seed gives the same
-   figures every time): accuracy within how many points, as the mean over the seeds.
+   seed draws another train/test split and other training draws): accuracy within how many
+   points, as the mean over the seeds.
 
     python bench/bench_decode.py [--photos 40] [--exact-sample 100,500] [--seeds 3]
         [--write] [--out bench/out/decode.json] [--from JSON]
@@ -264,7 +264,8 @@ def render(res: dict) -> str:
         HEADING, "",
         f"`{res.get('command', 'python bench/bench_decode.py --write')}`: "
         f"{res['started'][:16].replace('T', ' ')} UTC, "
-        f"{m['cpus']} cores (`nproc`), {m['cpu']}, Python {m['python']}; one repetition; "
+        f"{m['cpus']} cores (`nproc`), {m['cpu']}, Python {m['python']}; camera photos: one "
+        f"repetition, shared photos: {len(_real_runs(res)) or 'no'} data seed(s); "
         f"load average {min(res['load']):.1f}–{max(res['load']):.1f} during the run (the "
         "machine is shared with other work, so wall times carry contention; CPU times "
         "less so).", "",
@@ -329,8 +330,7 @@ def render(res: dict) -> str:
                   "the paper's protocol (alpha 0.25 ImageNet weights, input 160; last epoch's "
                   f"test accuracy on the 1,000 test photos), once per data seed ({len(seeds)} "
                   f"seeds: {', '.join(seeds)}; a seed draws the train/test split and the "
-                  "training's shuffles and dropout, and gives the same figures when run "
-                  "again):", "",
+                  "training's shuffles and dropout):", "",
                   "| variant | exact, mean | fast, mean | fast − exact per seed (points) | "
                   "mean (points) | decode s exact / fast, mean |",
                   "| --- | ---: | ---: | --- | ---: | ---: |"]
@@ -366,25 +366,36 @@ def render(res: dict) -> str:
 
 
 EXPLANATION = (
-    "Where the time goes: a 12 MP JPEG's entropy decoding has to read every byte of its "
-    "3–5 MB whatever the output size, so DCT scaling (1/8 here: 500×375 before the resize) "
-    "saves the inverse DCT, the colour conversion and the resize of 12 M pixels, not the "
-    "Huffman decoding; that is the per-image ratio above. In a run, `fast` also decodes on "
-    "one thread per usable core (at most as many 12 MP decodes as the 160 MB decode budget "
-    "holds), up to 4 photos per thread ahead of the trunk, which starts on the first decoded "
-    "photo: the `decode` seconds of a fast run are only the wait the trunk could not hide. "
+    "Where the time goes: a 12 MP JPEG's entropy (Huffman) decoding has to read every byte "
+    "of its 3–5 MB whatever the output size, so DCT scaling (1/8 here: 500×375 before the "
+    "resize) saves the inverse DCT, the colour conversion and the resize of 12 M pixels, not "
+    "the Huffman decoding; that is the per-image ratio above. 1/8 is libjpeg's smallest "
+    "scale, so asking the DCT for less than twice the input would not scale a 12 MP photo "
+    "any further: what `fast` still spends per photo is nearly all Huffman decoding. In a "
+    "run, `fast` also decodes on one thread per usable core (at most as many 12 MP decodes "
+    "as the 160 MB decode budget holds), up to 4 photos per thread ahead of the trunk, which "
+    "starts on the first decoded photo: the `decode` seconds of a fast run are only the wait "
+    "the trunk could not hide. On a busy host that wait follows the CPU a photo's decode "
+    "takes against everything else the run computes: method 1 (head only) does little "
+    "besides the feature pass, and its trunk costs a photo less CPU than its decode, so its "
+    "share stays high however well the two overlap; method 2's fine-tuning is most of its "
+    "run. The protocol decodes the same photos once per variant: keeping them decoded on "
+    "the phone for the second variant would halve that, but the agent deletes everything "
+    "derived from the photos when a run ends, and keeping decoded pixels between runs is a "
+    "privacy decision not taken here. "
     "`exact` keeps Keras's path, one whole image at a time in the feature pass's thread (its "
     "12 MP decodes hold about 100 MB each), for the parity tests. A phone has 4–8 cores for "
     "the decode threads where this host has 2 shared ones, and slower ones: the per-image "
     "figures scale with the core, the parallel gain with their number. Peak memory is the "
-    "agent process's whole resident set (VmHWM: interpreter, models, decode buffers and the "
-    "pages of its memory-mapped feature cache it has read): method 2's trunk ends at layer B, "
-    "10×10×512 floats per photo at alpha 1.0, so its 1,200 cached feature maps alone are "
-    "246 MB of file pages (the kernel may drop them; method 1's pooled vectors are 5 MB). "
-    "The accuracies come from one run each: method 2's fine-tuning moves with small input "
-    "differences (on identical pixels the agent and its Keras twin differ by 1.2 points, "
-    "section \"Paper protocol: agent vs Keras\"), so telling a systematic loss of `fast` "
-    "from that spread needs repetitions.")
+    "agent process's whole resident set (VmHWM: interpreter, models, decode buffers, the "
+    "batch of features in use): the feature cache is read a batch of rows at a time, not "
+    "memory-mapped, so method 2's 1,200 cached feature maps (its trunk ends at layer B, "
+    "10×10×512 floats per photo at alpha 1.0: 246 MB) stay in the kernel's page cache and "
+    "out of the agent. The accuracies: each repetition is another data seed (another split "
+    "of the shared photos, other shuffles and dropout), not the same draw again; "
+    "method 2's fine-tuning moves with small input differences (on identical pixels the "
+    "agent and its Keras twin differ by 1.2 points, section \"Paper protocol: agent vs "
+    "Keras\"), which the per-seed column shows.")
 
 
 if __name__ == "__main__":
