@@ -4,10 +4,11 @@ Decoding runs ahead on its own threads (decode_pool) for the job's `fast` path, 
 starts on the first decoded image while the next ones decode on the other cores.
 
 cache/ (agent-private, never leaves the phone) holds train_x.npy / test_x.npy (float32
-features, memory-mapped when read), train_y.npy / test_y.npy (labels), and manifest.json,
-written last, which makes the cache valid for the job that made it (its digest), with the
-counts, the delegate record and the decode/feature timings. For method 2's head phase,
-train_pooled.npy / test_pooled.npy hold the upper layers' pooled output (`embed`).
+features, read a batch of rows at a time: feature_rows), train_y.npy / test_y.npy
+(labels), and manifest.json, written last, which makes the cache valid for the job that made
+it (its digest), with the counts, the delegate record and the decode/feature timings. For
+method 2's head phase, train_pooled.npy / test_pooled.npy hold the upper layers' pooled
+output (`embed`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from device_agent import data, decode_pool, trunk
 from device_agent.contract import stage_step
 from device_agent.errors import BadJob, Cancelled
 from device_agent.events import EventLog
+from device_agent.feature_rows import NpyRows
 from device_agent.fsio import atomic_open, disk_errors, read_json, write_json_atomic
 from device_agent.job import job_digest
 
@@ -34,9 +36,9 @@ MANIFEST = "manifest.json"
 
 @dataclass
 class Features:
-    train_x: np.ndarray
+    train_x: NpyRows
     train_y: np.ndarray
-    test_x: np.ndarray
+    test_x: NpyRows
     test_y: np.ndarray
     counts: dict[str, Any]
     delegate: dict[str, Any]
@@ -78,8 +80,8 @@ def load_cached(cache_dir: str, key: str) -> Features | None:
     if man.get("key") != key:
         return None
 
-    def arr(name: str) -> np.ndarray:
-        return np.load(os.path.join(cache_dir, name), mmap_mode="r")
+    def arr(name: str) -> NpyRows:
+        return NpyRows(os.path.join(cache_dir, name))
 
     try:
         return Features(arr("train_x.npy"), np.load(os.path.join(cache_dir, "train_y.npy")),
@@ -195,7 +197,7 @@ def _extract(job: dict[str, Any], meta: dict[str, Any], cache_dir: str, events: 
 
 
 def embed_cached(cache_dir: str, name: str, fn: Callable[[np.ndarray], np.ndarray],
-                 x: np.ndarray, batch: int) -> np.ndarray:
+                 x: NpyRows | np.ndarray, batch: int) -> np.ndarray:
     """The upper layers' pooled output for every row of x, computed once and cached.
 
     Valid for a whole head phase: the upper layers are frozen while only the head trains.
