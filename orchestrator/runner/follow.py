@@ -90,7 +90,10 @@ def follow_agent(
     sleep: Callable[[float], None] = time.sleep,
     tail_poll_s: float = 0.1,
     tail_window_s: float = 30.0,
+    on_terminal: Callable[[], None] | None = None,
 ) -> FollowOutcome:
+    """Poll the agent's events until it reports its end or stops; `on_terminal` is called as
+    soon as it reported its end, before waiting for it to exit."""
     # After the last epoch only the final evaluation and result.json remain: poll faster
     # for a while, so the run is collected soon after it ends without a busy poll throughout.
     last_epoch_at: list[float] = []
@@ -134,6 +137,8 @@ def follow_agent(
                 sign_of_life = time.monotonic()
         sleep(min(poll_s, tail_poll_s) if quiet_for == 0 else quiet_interval(quiet_for))
     if terminal:
+        if on_terminal is not None:
+            on_terminal()
         # result.json is written before the done event; the agent exits right after it.
         deadline = time.monotonic() + exit_grace_s
         while link.agent_alive(guard.run_dir) and time.monotonic() < deadline:
