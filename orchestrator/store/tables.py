@@ -41,6 +41,9 @@ class Experiment(SQLModel, table=True):
 
 
 class Run(SQLModel, table=True):
+    # Table 1's cells and their spread read this index only, not the runs' wide rows.
+    __table_args__ = (Index("ix_run_cell", "experiment_id", "variant", "device_id", "status",
+                            "accuracy", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     experiment_id: int = Field(foreign_key="experiment.id", index=True)
     device_id: int | None = Field(default=None, foreign_key="device.id", index=True)
