@@ -2,8 +2,8 @@
 answers requests line by line over one connection, with no process start per request.
 
 Shell v2 packets are (id u8, length u32 LE, data): 0 stdin, 1 stdout, 2 stderr, 3 exit
-code, 4 close stdin. Only stdout is handed on; stderr is dropped (bounded), the exit packet
-ends the stream.
+code, 4 close stdin. Only stdout is handed on; stderr is discarded, the exit packet ends the
+stream.
 """
 
 from __future__ import annotations

@@ -47,8 +47,9 @@ class ReaderSession:
             raise StreamEnded("the reader was closed")
         if "\n" in device_path:
             return OnceRead("error")
-        stream.write(f"{int(offset)} {int(max_bytes)} {int(cap)} {device_path}\n".encode())
         try:
+            stream.write(f"{int(offset)} {int(max_bytes)} {int(cap)} {device_path}\n"
+                         .encode())
             head = stream.read_line(HEADER_MAX)
         except (StreamEnded, OSError):
             self.close()
