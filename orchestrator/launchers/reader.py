@@ -5,8 +5,8 @@ costs one round trip and no Python start.
 
 What comes back is checked as strictly as a one-shot read's output: one header line of at
 most `HEADER_MAX` bytes, then exactly the byte count it announces, never more than asked
-for. Anything else ends the session; the bytes already taken are handed on under `error`,
-so the guard refuses and records them.
+for. A malformed answer ends the session and is handed on under `error`, so the guard
+refuses and records it.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ class ReaderSession:
 
     def read_once(self, device_path: str, offset: int, max_bytes: int, cap: int) -> OnceRead:
         """One bounded no-follow read of `device_path`, as `scripts.read_once` does it.
-        Raises StreamEnded (or an OSError) if the reader or the link went away before any
-        byte of the answer came: the caller may then ask again another way."""
+        Raises EOFError or OSError if the reader or the link went away before the whole
+        answer came (a cut-off answer is dropped, as a one-shot read's is): the caller may
+        then ask again another way."""
         stream = self._stream
         if stream is None:
             raise StreamEnded("the reader was closed")
@@ -51,11 +52,8 @@ class ReaderSession:
             stream.write(f"{int(offset)} {int(max_bytes)} {int(cap)} {device_path}\n"
                          .encode())
             head = stream.read_line(HEADER_MAX)
-        except (StreamEnded, OSError):
+        except (EOFError, OSError):  # the reader or the link went away
             self.close()
-            partial = stream.pending()
-            if partial:  # some bytes crossed: they are the guard's to record
-                return OnceRead("error", 0, partial)
             raise
         m = HEADER_RE.fullmatch(head) if head is not None else None
         if m is None:  # no header line: whatever came is kept as crossed
@@ -73,9 +71,9 @@ class ReaderSession:
             return OnceRead("error", size, head)
         try:
             data = stream.read_exact(count)
-        except (StreamEnded, OSError):
+        except (EOFError, OSError):  # the reader or the link went away
             self.close()
-            return OnceRead("error", size, head + b"\n" + stream.pending())
+            raise
         return OnceRead("ok", size, data)
 
     def close(self) -> None:

@@ -19,7 +19,6 @@ from orchestrator.devices.address import DeviceAddress
 from orchestrator.devices.facts import facts_from_props
 from orchestrator.devices.health import sample_health
 from orchestrator.devices.parsers import parse_getprop
-from orchestrator.devices.shell_stream import StreamEnded
 from orchestrator.devices.sync import SyncFailed, SyncSession
 from orchestrator.errors import DeviceCommandFailed, DeviceError
 from orchestrator.launchers.base import AgentControl, check_pruned
@@ -193,7 +192,7 @@ class AdbLink:
         if reader is not None:
             try:
                 return reader.read_once(device_path, offset, max_bytes, cap)
-            except (StreamEnded, OSError):
+            except (EOFError, OSError):  # the reader or the link went away
                 self._reader = None  # started again at the next read
         return AgentControl(AdbShell(self.phone), self.python).read_once(
             device_path, offset, max_bytes, cap)
