@@ -1,6 +1,7 @@
 """The follow loop polls soon after events, slower the longer the agent is quiet (up to its
-normal pace), and fast after the last epoch until the agent's end is collected (a real local device folder, egress guard and SQLite store; the
-"agent" is a sleeping process whose events the test writes, so each poll can be seen)."""
+normal pace), and fast after the last epoch until the agent's end is collected (a real
+local device folder, egress guard and SQLite store; the "agent" is a sleeping process
+whose events the test writes, so each poll can be seen)."""
 
 from __future__ import annotations
 
