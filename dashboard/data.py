@@ -26,6 +26,10 @@ from orchestrator.store.public import (
 from orchestrator.store.queries import CellStats, DeviceSummary, Series
 
 MAX_COMPARE = 12
+# Cell statistics per (store, experiment), kept with the fingerprint of the finished runs
+# they were computed from (queries.finished_fingerprint): reused while it is unchanged.
+_STATS: dict[tuple[str, int], tuple[tuple[Any, ...], list[CellStats]]] = {}
+_STATS_MAX = 64
 
 
 class ExperimentDetail(BaseModel):
@@ -85,8 +89,23 @@ def experiment_detail(session: Session, experiment_id: int) -> ExperimentDetail:
     return ExperimentDetail(
         experiment=exp,
         table=queries.table1(session=session, experiment=exp.name),
-        stats=queries.cell_stats(session=session, experiment_id=experiment_id),
+        stats=cell_stats(session, experiment_id),
     )
+
+
+def cell_stats(session: Session, experiment_id: int) -> list[CellStats]:
+    """`queries.cell_stats`, computed again only when the experiment's finished runs changed
+    (it reads every finished run; the fingerprint reads an index)."""
+    key = (str(session.get_bind().engine.url), experiment_id)
+    fingerprint = queries.finished_fingerprint(session=session, experiment_id=experiment_id)
+    hit = _STATS.get(key)
+    if hit is not None and hit[0] == fingerprint:
+        return hit[1]
+    stats = queries.cell_stats(session=session, experiment_id=experiment_id)
+    if len(_STATS) >= _STATS_MAX:
+        _STATS.pop(next(iter(_STATS)))
+    _STATS[key] = (fingerprint, stats)
+    return stats
 
 
 def run_detail(session: Session, run_id: int) -> RunDetail:

@@ -7,8 +7,10 @@ O_NOFOLLOW, and type and size are checked on the opened descriptor, so a symlink
 between cannot redirect the read. Prints one header line, then the bytes read:
 `none` | `link` | `other` | `error ERRNO` | `big SIZE` | `binary SIZE` | `ok SIZE COUNT`
 followed by COUNT bytes. Bytes that are not printable ASCII text (the only thing the schema
-allows) are not sent at all: a photo renamed result.json never leaves the phone. Standalone:
-stdlib only.
+allows) are not sent at all: a photo renamed result.json never leaves the phone. With
+`--serve` it answers one request line `OFFSET MAX_BYTES CAP PATH` after another on stdin,
+each the same single read, so a host following a run starts Python once, not per poll.
+Standalone: stdlib only.
 """
 
 import errno
@@ -58,9 +60,23 @@ def read_once(path, offset, max_bytes, cap):
         os.close(f)
 
 
+def serve(requests, out):
+    """Answer request lines until stdin ends; a malformed one ends the session."""
+    for line in iter(requests.readline, b""):
+        fields = line.rstrip(b"\n").decode("ascii", "replace").split(" ", 3)
+        if len(fields) != 4 or not all(f.isdigit() for f in fields[:3]):
+            return 2
+        header, data = read_once(fields[3], int(fields[0]), int(fields[1]), int(fields[2]))
+        out.write(header.encode() + b"\n" + data)
+        out.flush()
+    return 0
+
+
 def main(argv):
-    header, data = read_once(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
     out = sys.stdout.buffer
+    if argv[1:] == ["--serve"]:
+        return serve(sys.stdin.buffer, out)
+    header, data = read_once(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))
     out.write(header.encode() + b"\n" + data)
     out.flush()
     return 0

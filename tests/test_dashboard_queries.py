@@ -185,7 +185,7 @@ def test_list_queries_do_not_grow_with_the_number_of_runs(store):
     assert len(seen) == 4
     with count_statements(engine) as seen:
         queries.table1(session=s, experiment="paper-table1")
-    assert len(seen) == 3
+    assert len(seen) == 4  # experiment, cells (an index), the chosen rows, device names
     with count_statements(engine) as seen:
         repo.list_runs(session=s)
     assert len(seen) > n  # the per-row lookups the joins avoid (identity map caches some)
@@ -197,3 +197,28 @@ def test_runs_by_ids_keeps_the_asked_order(store):
     ids = [info.finished[3], info.finished[0], 99_999, info.finished[3]]
     assert [r.id for r in queries.runs_by_ids(session=s, run_ids=ids)] == [
         info.finished[3], info.finished[0]]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_cell_stats_are_reused_until_the_finished_runs_change(kind, tmp_path):
+    """The experiment page computes the spread of its cells again only after a run finished:
+    until then one index-only statement confirms the kept copy."""
+    from dashboard import data
+
+    with backend_url(kind, tmp_path) as url:
+        engine = make_engine(url)
+        with Session(engine, expire_on_commit=False) as s:
+            info = fill(s, repeats=2)
+            first = data.cell_stats(s, info.experiment_id)
+            with count_statements(engine) as seen:
+                again = data.cell_stats(s, info.experiment_id)
+            assert again == first and len(seen) == 1
+            repo.create_run(session=s, experiment_id=info.experiment_id,
+                            variant=first[0].variant,
+                            device_id=repo.list_devices(session=s)[0].id,
+                            status="finished", accuracy=0.01,
+                            timing={"train": 0.5, "total": 1.0})
+            after = data.cell_stats(s, info.experiment_id)
+            assert after == queries.cell_stats(session=s, experiment_id=info.experiment_id)
+            assert after != first and min(c.accuracy_min for c in after) == 0.01
+        engine.dispose()

@@ -1,6 +1,7 @@
-"""The follow loop polls at its normal pace until the last epoch, then faster until the
-agent's end is collected (a real local device folder, egress guard and SQLite store; the
-"agent" is a sleeping process whose events the test writes, so each poll can be seen)."""
+"""The follow loop polls soon after events, slower the longer the agent is quiet (up to its
+normal pace), and fast after the last epoch until the agent's end is collected (a real
+local device folder, egress guard and SQLite store; the "agent" is a sleeping process
+whose events the test writes, so each poll can be seen)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from device_agent import contract
 from orchestrator.egress import EgressGuard, EgressLimits
@@ -29,7 +32,8 @@ def _epoch(seq: int, n: int) -> str:
 
 
 def test_polls_faster_after_the_last_epoch_until_done(tmp_path):
-    """Quiet agents are polled at poll_s; right after events and after the last epoch, fast."""
+    """Quiet agents are polled ever slower up to poll_s; right after events and after the
+    last epoch, fast."""
     link = LocalLink(tmp_path / "device")
     run_dir = os.path.join(link.root, "runs", RUN_KEY)
     os.makedirs(run_dir)
@@ -43,9 +47,9 @@ def test_polls_faster_after_the_last_epoch_until_done(tmp_path):
                             run_key=RUN_KEY, limits=EgressLimits(
                                 epochs=2, classes=("cat", "dog"),
                                 allowed_prefixes=(link.root,)))
-        # What the agent writes between two polls: nothing, epoch 1, nothing, epoch 2 (the
-        # last), nothing, nothing, then done.
-        script = ["", _epoch(2, 1), "", _epoch(3, 2), "", "",
+        # What the agent writes between two polls: nothing five times, epoch 1, nothing,
+        # epoch 2 (the last), nothing, nothing, then done.
+        script = ["", "", "", "", "", _epoch(2, 1), "", _epoch(3, 2), "", "",
                   _event(4, "done", status="finished", accuracy=0.6)]
         events = os.path.join(run_dir, contract.EVENTS_FILE)
         with open(events, "w") as f:
@@ -70,7 +74,8 @@ def test_polls_faster_after_the_last_epoch_until_done(tmp_path):
         agent.kill()
         agent.wait()
     assert out.terminal == "finished"
-    # Up to the last epoch: fast right after events came, the normal pace when quiet;
-    # fast throughout after it.
-    assert slept == [0.1, 0.5, 0.1, 0.5, 0.1, 0.1, 0.1]
+    # Up to the last epoch: fast right after events came, then 1.5× slower per quiet poll
+    # up to poll_s; fast throughout after it.
+    assert slept == pytest.approx([0.1, 0.15, 0.225, 0.3375, 0.5, 0.5, 0.1, 0.15,
+                                   0.1, 0.1, 0.1])
     assert [p.epoch for p in agent_done if p.kind == "epoch"] == [1, 2]

@@ -79,6 +79,7 @@ def _make_v1(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_sweepitem_worker_id"))
+        conn.execute(text("DROP INDEX ix_run_cell"))
         conn.execute(text("ALTER TABLE sweepitem DROP COLUMN worker_id"))
         conn.execute(text("DROP TABLE worker"))
         conn.execute(text("DROP TABLE schema_version"))
@@ -97,6 +98,7 @@ def test_a_version_1_store_upgrades_on_both_databases(kind, tmp_path):
         assert _version(engine) == schema.HEAD
         with engine.connect() as conn:
             assert schema.missing(conn) == []
+            assert "ix_run_cell" in {i["name"] for i in inspect(conn).get_indexes("run")}
         with Session(engine) as s:
             assert [r.variant for r in repo.list_runs(session=s)] == ["method1"]
         engine.dispose()

@@ -19,6 +19,7 @@ from adbutils import AdbClient, AdbConnection, AdbDevice
 from adbutils.errors import AdbError
 
 from orchestrator.devices.address import AdbServer, DeviceAddress
+from orchestrator.devices.shell_stream import ShellStream, open_stream
 from orchestrator.errors import DeviceCommandFailed, DeviceError, DeviceOffline
 
 DEFAULT_TIMEOUT = 60.0
@@ -185,6 +186,18 @@ class Phone:
             return int(raw[at + len(_EXIT_MARK):].strip() or b"255"), out, out
         finally:
             conn.conn.close()  # the socket: AdbConnection.close() lingers 10 ms
+
+    def open_stream(self, command: str, *, timeout: float | None = None) -> ShellStream | None:
+        """`command` started in the phone's shell with its stdin kept open (shell v2), for a
+        program that answers requests over one connection; None without shell v2."""
+        if not self.shell_v2():
+            return None
+        conn = self._client.make_connection(timeout=timeout or self.timeout)
+        try:
+            return open_stream(conn, self.address.serial, command)
+        except BaseException:
+            conn.conn.close()
+            raise
 
     def getprop(self) -> str:
         return self.run("getprop")

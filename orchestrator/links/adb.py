@@ -31,16 +31,30 @@ from orchestrator.links.base import (
 )
 from orchestrator.links.direct import AdbShell
 from orchestrator.links.local import file_sha256
-from orchestrator.links.shell import AgentControl
+from orchestrator.links.reader import ReaderSession, serve_script
+from orchestrator.links.scripts import prune as prune_script
+from orchestrator.links.shell import AgentControl, check_pruned
 
 DEVICE_ROOT = "/data/local/tmp/orch"
 _SHA_LINE = re.compile(r"^([0-9a-f]{64}) [ *]?(.+)$")
+_DIR_MARK = "ORCH-DIR"
 # Files are staged world-readable: apps (Termux via run-as) may read exact paths only.
 STAGED_MODE = 0o644
 
 
 def q(path: str) -> str:
     return shlex.quote(path)
+
+
+def _hash_script(folder: str, *, recursive: bool = False) -> str:
+    """Shell that prints the marker, then (when the folder exists) `d PATH` for each folder
+    below it and a sha256sum line for each regular file (directly in it, or in its whole
+    tree when `recursive`); symlinks are neither followed nor listed."""
+    depth = "" if recursive else "-maxdepth 1 "
+    subdirs = (f"find {q(folder)} -mindepth 1 -type d | sed 's/^/d /'; " if recursive
+               else "")
+    return (f"if test -d {q(folder)}; then echo {_DIR_MARK}; {subdirs}"
+            f"find {q(folder)} {depth}-type f -exec sha256sum {{}} +; fi")
 
 
 class AdbLink:
@@ -59,6 +73,8 @@ class AdbLink:
         self._listed: set[str] = set()  # staged folders whose hashes are in _sha
         self._dirs: set[str] = set()  # folders known to exist (saves a mkdir per file)
         self._sync = SyncSession(self.phone.device)
+        self._reader: ReaderSession | None = None  # the phone's egress reader, once started
+        self._one_shot = False  # no reader session on this phone (no shell v2): per-read
 
     @property
     def serial(self) -> str:
@@ -99,8 +115,11 @@ class AdbLink:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        """End the sync session (staging is over)."""
+        """End the sync session and the egress reader."""
         self._sync.close()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
     def exists(self, device_path: str) -> bool:
         rc, _ = self.phone.run_rc(f"test -e {q(device_path)} || test -L {q(device_path)}",
@@ -128,34 +147,80 @@ class AdbLink:
 
     def _hash_folder(self, folder: str) -> None:
         """One command hashes every regular file directly in a staged folder."""
-        rc, out = self.phone.run_rc(
-            f"test -d {q(folder)} || exit 0; echo 'ORCH-DIR'; "
-            f"find {q(folder)} -maxdepth 1 -type f -exec sha256sum {{}} +")
+        rc, out = self.phone.run_rc(f"test -d {q(folder)} || exit 0; {_hash_script(folder)}")
         if rc != 0:
             raise DeviceCommandFailed(f"sha256sum in {folder}", rc, out)
-        if "ORCH-DIR" in out:
-            self._dirs.add(folder)
-        for line in out.splitlines():
+        self._take_hashes(folder, out)
+
+    def _take_hashes(self, folder: str, out: str) -> None:
+        """Remember what `_hash_script` printed: the folder (and the sub-folders it names)
+        holds exactly the files listed; none at all if it is absent."""
+        for key in [k for k in self._sha if posixpath.dirname(k) == folder]:
+            del self._sha[key]
+        if _DIR_MARK not in out:
+            self._listed.add(folder)  # absent: nothing in it
+            return
+        for line in out.partition(_DIR_MARK)[2].splitlines():
+            if line.startswith("d "):
+                self._dirs.add(line[2:])
+                self._listed.add(line[2:])
             m = _SHA_LINE.match(line.strip())
             if m:
                 self._sha[m.group(2)] = m.group(1)
+        self._dirs.add(folder)
         self._listed.add(folder)
 
     def mkdirs(self, device_path: str) -> None:
-        self.phone.run(f"umask 022; mkdir -p {q(device_path)} && chmod 755 {q(device_path)}")
-        while device_path.startswith(self.root) and device_path not in self._dirs:
-            self._dirs.add(device_path)
-            device_path = posixpath.dirname(device_path)
+        """Make the folder (and those on the way) and learn what it already holds, in one
+        round trip: a push into it then needs no hash query of its own."""
+        rc, out = self.phone.run_rc(f"umask 022; mkdir -p {q(device_path)} && chmod 755 "
+                                    f"{q(device_path)} && {_hash_script(device_path)}",
+                                    what="mkdir")
+        if rc != 0:
+            raise DeviceCommandFailed(f"mkdir {device_path}", rc, out)
+        path = device_path
+        while path.startswith(self.root) and path not in self._dirs:
+            self._dirs.add(path)
+            path = posixpath.dirname(path)
+        self._take_hashes(device_path, out)
 
     def read_once(self, device_path: str, offset: int, max_bytes: int, cap: int) -> OnceRead:
-        """One bounded no-follow read by the phone's Python: only those bytes cross."""
+        """One bounded no-follow read by the phone's Python: only those bytes cross. The
+        reader stays running between reads (links/reader.py); if it cannot be started
+        or went away before answering, the read is a one-shot Python run instead."""
+        reader = self._reader_session()
+        if reader is not None:
+            try:
+                return reader.read_once(device_path, offset, max_bytes, cap)
+            except (EOFError, OSError):  # the reader or the link went away
+                self._reader = None  # started again at the next read
         return AgentControl(AdbShell(self.phone), self.python).read_once(
             device_path, offset, max_bytes, cap)
 
+    def _reader_session(self) -> ReaderSession | None:
+        if self._reader is None and not self._one_shot:
+            with adb_errors("start the reader", self.serial):
+                stream = self.phone.open_stream(serve_script(self._python))
+            if stream is None:
+                self._one_shot = True
+            else:
+                self._reader = ReaderSession(stream)
+        return self._reader
+
     def prune(self, folder: str, keep: list[str]) -> int:
-        # Hashes of what was there are read again after this.
+        """The prune script, then the hashes of what is left in the whole tree, in one round
+        trip: staging the kept files then asks the phone nothing more."""
         self._listed = {f for f in self._listed if f != folder and not f.startswith(folder + "/")}
-        return AgentControl(AdbShell(self.phone), "").prune(folder, keep)
+        rc, out = self.phone.run_rc(f"{{ {prune_script(folder, keep)}; }}; "
+                                    f"{_hash_script(folder, recursive=True)}", what="prune")
+        listing = out.partition(_DIR_MARK)
+        if rc != 0:
+            raise DeviceCommandFailed("prune", rc, out)
+        removed = check_pruned(folder, keep, listing[0])
+        for key in [k for k in self._sha if k.startswith(folder + "/")]:
+            del self._sha[key]
+        self._take_hashes(folder, listing[1] + listing[2] if listing[1] else "")
+        return removed
 
     def stat(self, device_path: str) -> FileStat | None:
         return self.agent.stat(device_path)
@@ -189,7 +254,7 @@ class AdbLink:
 
     def start_agent(self, *, agent_dir: str, run_dir: str, resume: bool,
                     standby_s: float | None = None) -> AgentHandle:
-        self.close()
+        self._sync.close()  # staging is over
         return AgentControl(AdbShell(self.phone), self.python).start_agent(
             agent_dir=agent_dir, run_dir=run_dir, resume=resume, standby_s=standby_s)
 

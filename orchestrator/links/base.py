@@ -46,14 +46,14 @@ class OnceRead:
     data: bytes = b""
 
 
-_HEADER = re.compile(rb"(ok|none|link|other|big|binary|error)(?: (\d{1,20}))?(?: (\d{1,20}))?")
+HEADER_RE = re.compile(rb"(ok|none|link|other|big|binary|error)(?: (\d{1,20}))?(?: (\d{1,20}))?")
 
 
 def parse_once(out: bytes, max_bytes: int) -> OnceRead:
     """The reader's output: its header line, then the bytes it read. Anything else that came
     back (a malformed header, more bytes than asked) is kept as crossed, under `error`."""
     head, nl, data = out.partition(b"\n")
-    m = _HEADER.fullmatch(head) if nl else None
+    m = HEADER_RE.fullmatch(head) if nl else None
     if m is None:
         return OnceRead("error", 0, out)
     status = m.group(1).decode()

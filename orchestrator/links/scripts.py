@@ -107,13 +107,13 @@ def _reader_source() -> str:
     return text.split('"""', 2)[2].strip() + "\n"
 
 
-_READER = _reader_source()
+READER = _reader_source()
 
 
 def read_once(python: str, path: str, offset: int, max_bytes: int, cap: int) -> str:
     """One bounded no-follow read of `path` (header line, then the bytes), by `python`
     started isolated and without site: nothing of the agent's folder or environment runs."""
-    return (f"{q(python)} -I -S -c {q(_READER)} {q(path)} {int(offset)} {int(max_bytes)} "
+    return (f"{q(python)} -I -S -c {q(READER)} {q(path)} {int(offset)} {int(max_bytes)} "
             f"{int(cap)}")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from device_agent import contract
-from orchestrator.egress import EgressGuard
+from orchestrator.egress import EVENTS_CHUNK, EgressGuard
 from orchestrator.links.base import DeviceLink
 from orchestrator.runner.ingest import ingest_events
 
@@ -78,14 +78,17 @@ def drain(*, guard: EgressGuard, session: Session, run_id: int, device_id: int |
     """Read and store every complete event available now; returns a terminal status if seen."""
     terminal = None
     while True:
+        start = guard.events_offset
         events = guard.read_events()
-        if not events:
+        if events:
+            got = ingest_events(session=session, run_id=run_id, events=events,
+                                device_id=device_id, sample_health=link.sample_health)
+            for ev in got.new:
+                _report(ev, variant, run_id, epochs, on_progress)
+            terminal = got.terminal or terminal
+        # A read shorter than a chunk reached the end of the file: nothing more to ask for.
+        if not events or guard.events_offset + len(guard.tail) - start < EVENTS_CHUNK:
             return terminal
-        got = ingest_events(session=session, run_id=run_id, events=events,
-                            device_id=device_id, sample_health=link.sample_health)
-        for ev in got.new:
-            _report(ev, variant, run_id, epochs, on_progress)
-        terminal = got.terminal or terminal
 
 
 def follow_agent(
@@ -103,7 +106,10 @@ def follow_agent(
     sleep: Callable[[float], None] = time.sleep,
     tail_poll_s: float = 0.1,
     tail_window_s: float = 30.0,
+    on_terminal: Callable[[], None] | None = None,
 ) -> FollowOutcome:
+    """Poll the agent's events until it reports its end or stops; `on_terminal` is called as
+    soon as it reported its end, before waiting for it to exit."""
     # After the last epoch only the final evaluation and result.json remain: poll faster
     # for a while, so the run is collected soon after it ends without a busy poll throughout.
     last_epoch_at: list[float] = []
@@ -117,27 +123,40 @@ def follow_agent(
         return drain(guard=guard, session=session, run_id=run_id, device_id=device_id,
                      link=link, variant=variant, epochs=epochs, on_progress=watch)
 
-    def interval(busy: bool) -> float:
-        # Events come in bursts (stages, then an epoch's lines): right after some, look
-        # again soon; a quiet agent is polled at poll_s.
+    def quiet_interval(quiet_for: int) -> float:
+        # Events come in bursts (stages, then an epoch's lines): right after some, and near
+        # the end, look again soon; the longer the agent is quiet, the slower the polls,
+        # up to poll_s.
         near_end = last_epoch_at and time.monotonic() - last_epoch_at[0] < tail_window_s
-        return min(poll_s, tail_poll_s) if near_end or busy else poll_s
+        if near_end:
+            return min(poll_s, tail_poll_s)
+        return min(poll_s, tail_poll_s * 1.5 ** quiet_for)
 
+    quiet_for = 0
+    sign_of_life = time.monotonic()  # the agent was started, or wrote, or answered, then
     while True:
         offset = guard.events_offset
         terminal = step()
         if terminal:
             break
-        busy = guard.events_offset != offset
-        # New lines say the agent was alive a moment ago: ask the phone only when it is
-        # quiet (one adb round trip less per busy poll).
-        if not busy and not link.agent_alive(guard.run_dir):
-            terminal = step()  # its last lines, written just before it exited
-            break
-        sleep(interval(busy))
+        now = time.monotonic()
+        if guard.events_offset != offset:
+            quiet_for, sign_of_life = 0, now
+        else:
+            quiet_for += 1
+            # New lines say the agent was alive a moment ago: ask the phone only after it
+            # was quiet for poll_s (a round trip less on the other polls).
+            if now - sign_of_life >= poll_s:
+                if not link.agent_alive(guard.run_dir):
+                    terminal = step()  # its last lines, written just before it exited
+                    break
+                sign_of_life = time.monotonic()
+        sleep(min(poll_s, tail_poll_s) if quiet_for == 0 else quiet_interval(quiet_for))
     if terminal:
-        # result.json is written around the done event: let the agent finish and exit.
+        if on_terminal is not None:
+            on_terminal()
+        # result.json is written before the done event; the agent exits right after it.
         deadline = time.monotonic() + exit_grace_s
         while link.agent_alive(guard.run_dir) and time.monotonic() < deadline:
-            sleep(min(poll_s, 0.1))
+            sleep(min(poll_s, 0.05))
     return FollowOutcome(terminal, link.agent_exit_code(guard.run_dir))

@@ -124,7 +124,8 @@ def ingest_events(
     device_id: int | None = None,
     sample_health: Callable[[], HealthSample | None] | None = None,
 ) -> Ingested:
-    """Store the events not stored yet; sample device health once per new epoch."""
+    """Store the events not stored yet; sample device health for each new epoch (once per
+    call: epochs that arrive together share the sample)."""
     run = repo.get_run(session=session, run_id=run_id)
     seen = run.events_seen
     fold = _Fold(run=run, progress=dict(run.progress))
@@ -146,13 +147,14 @@ def ingest_events(
     out.run = repo.update_run(session=session, run_id=run_id, events_seen=seen,
                               progress=progress, **fields)
     # After events_seen is stored: a crash in between loses a sample, never doubles one.
-    if sample_health is not None and device_id is not None:
+    # Epochs read together ended moments apart: one sample serves them all.
+    health = sample_health() if sample_health is not None and device_id is not None \
+        and epochs else None
+    if health is not None:
         for epoch in epochs:
-            health = sample_health()
-            if health is not None:
-                repo.record_sample(session=session, device_id=device_id, run_id=run_id,
-                                   step=epoch, battery=health.battery,
-                                   temperature=health.temperature)
+            repo.record_sample(session=session, device_id=device_id, run_id=run_id,
+                               step=epoch, battery=health.battery,
+                               temperature=health.temperature)
     return out
 
 

@@ -108,6 +108,8 @@ class _Ctx:
     agent_package: Path
     wait: bool = True  # for a busy phone; False: refuse at once (DeviceBusy)
     hold: PhoneHold | None = None
+    # Called once the agent reported its end, before its result is collected and stored.
+    on_agent_ended: Callable[[RunPublic], None] | None = None
 
     def say(self, variant: str, text: str, run_id: int | None = None) -> None:
         self.on_progress(Progress(variant, "note", run_id, text=text))
@@ -231,13 +233,15 @@ def run_queued(
     agent_package: Path = AGENT_PACKAGE,
     poll_s: float = 0.5,
     standby: Standby | None = None,
+    on_agent_ended: Callable[[RunPublic], None] | None = None,
 ) -> RunPublic:
     """Run a Run row created up front (a sweep's queue) on the fresh-run path, holding the
     phone's lease. `variant` is the spec's key; the row keeps its own variant label and
     params. `standby`: a warm agent to hand the job to, if it is still there and runs the
-    staged agent code."""
+    staged agent code. `on_agent_ended(run)`: called as soon as the agent reported its end,
+    while its result is still to be collected (a sweep starts the phone's next agent there)."""
     ctx = _Ctx(link, session, device, on_progress or (lambda _p: None), None, poll_s,
-               agent_package)
+               agent_package, on_agent_ended=on_agent_ended)
     if builder is None:
         builder = default_builder()
     queued = repo.get_run(session=session, run_id=run_id)
@@ -491,6 +495,7 @@ def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float, *,
     assert run_dir is not None
     guard = guard or _guard(ctx, run)
     wall_before = float(run.timing.get("wall", 0.0))
+    ended = ctx.on_agent_ended
 
     def wall() -> dict[str, float]:
         return {"wall": round(wall_before + time.monotonic() - t0, 3)}
@@ -502,7 +507,8 @@ def _follow_and_collect(ctx: _Ctx, run: RunPublic, t0: float, *,
             out = follow_agent(link=link, guard=guard, session=ctx.session, run_id=run.id,
                                device_id=ctx.device.id, variant=run.variant,
                                epochs=planned_epochs(run.params) or 0,
-                               on_progress=ctx.on_progress, poll_s=ctx.poll_s)
+                               on_progress=ctx.on_progress, poll_s=ctx.poll_s,
+                               on_terminal=(lambda: ended(run)) if ended else None)
         result = guard.read_result()
     except KeyboardInterrupt as stop:
         _interrupted_by_user(ctx, run, wall, stop)

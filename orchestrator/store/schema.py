@@ -81,6 +81,17 @@ def add_column(table: str, column: str) -> Action:
     return act
 
 
+def add_index(table: str, name: str) -> Action:
+    """Create the index `name` of `table` as the classes declare it."""
+
+    def act(conn: Connection) -> None:
+        (index,) = [i for i in SQLModel.metadata.tables[table].indexes if i.name == name]
+        index.create(conn, checkfirst=True)
+
+    act.__name__ = f"add_index({table}.{name})"
+    return act
+
+
 # Version 1 is the store as it was before versions: devices, experiments, runs, metrics,
 # device samples, transfers, sweeps and their items.
 STEPS: tuple[Step, ...] = (
@@ -88,6 +99,7 @@ STEPS: tuple[Step, ...] = (
          (add_table("worker"), add_column("sweepitem", "worker_id"))),
     Step(3, "phone leases (one run at a time per phone)", (add_table("phone_lease"),)),
     Step(4, "the information bound of each run", (add_table("egressbound"),)),
+    Step(5, "an index over Table 1's cells", (add_index("run", "ix_run_cell"),)),
 )
 HEAD = max((s.version for s in STEPS), default=1)
 

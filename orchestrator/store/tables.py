@@ -134,7 +134,9 @@ class Experiment(ExperimentBase, table=True):
 
 
 class Run(RunBase, table=True):
-    pass
+    # Table 1's cells and their spread read this index only, not the runs' wide rows.
+    __table_args__ = (Index("ix_run_cell", "experiment_id", "variant", "device_id", "status",
+                            "accuracy", "id"),)
 
 
 class Metric(MetricBase, table=True):

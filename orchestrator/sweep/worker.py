@@ -260,13 +260,23 @@ class PhoneWorker(threading.Thread):
             self.say(f"run {run.id} {run.variant}: starting")
             with self.rt.lock:
                 standby = self.rt.standbys.pop(self.device.id, None)
+            started: list[bool] = []
+
+            def agent_ended(ended: RunPublic) -> None:
+                # The next agent's Python start overlaps collecting this run and the host's
+                # work before the next one.
+                self._start_standby(link, ended)
+                started.append(True)
+
             done = run_queued(spec=spec, variant=item.variant, run_id=run.id, link=link,
                               session=s, device=self.device, on_progress=progress,
                               builder=self.rt.builder, agent_package=self.rt.agent_package,
-                              poll_s=self.rt.poll_s, standby=standby)
+                              poll_s=self.rt.poll_s, standby=standby,
+                              on_agent_ended=agent_ended)
             if standby is not None and done.device_run_dir != standby.run_dir:
                 _stop_standby(link, standby)  # not taken (it had left, or old agent code)
-            self._start_standby(link, done)
+            if not started:
+                self._start_standby(link, done)
             return done
         finally:
             close_link(link)
