@@ -256,8 +256,9 @@ def main() -> None:
               f"- `orch results show RUN --format json`: {statistics.median(cli_show):.0f} ms, "
               f"{statistics.median(cli_show) / run50:.0f}× the run page's p50.", "",
               f"In-process, the Table 1 rows over {RUNS:,} runs (20 repetitions, median): "
-              f"`queries.table1` (a window query that picks the rows in SQL, for the CLI and "
-              f"the dashboard alike) {statistics.median(new):.1f} ms.", "",
+              f"`queries.table1` (for the CLI and the dashboard alike: one grouped query over the "
+              f"`ix_run_cell` index picks each cell's run, then only those rows are read) "
+              f"{statistics.median(new):.1f} ms.", "",
               "In-process requests (Starlette's TestClient, no network, 100 each): "
               + "; ".join(f"{name.split(' (')[0]} fastest {min(ms):.1f} ms, median "
                           f"{statistics.median(ms):.1f} ms" for name, ms in inproc.items())
