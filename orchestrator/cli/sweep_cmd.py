@@ -30,7 +30,7 @@ from orchestrator.cli.common import (
 from orchestrator.cli.sweep_worker_cmd import worker
 from orchestrator.errors import RunError
 from orchestrator.store import sweep_repo
-from orchestrator.store.status import RunStatus
+from orchestrator.store.status import RunStatus, SweepState
 from orchestrator.sweep.display import SweepDisplay, status_table
 from orchestrator.sweep.status import SweepStatus
 
@@ -71,7 +71,7 @@ def _finish(status: SweepStatus, format: OutputFormat) -> None:
                        f"{first.error or 'no reason given'}.",
                        hint=f"See `orch results show {first.run_id}`; `orch sweep resume "
                             f"{status.sweep.id} --retry-failed` runs the failed ones again.")
-    if status.sweep.status == "interrupted":
+    if status.sweep.status == SweepState.INTERRUPTED:
         raise RunError(f"Sweep {status.sweep.id} stopped with runs left: {status.sweep.error}.",
                        hint=f"`orch sweep resume {status.sweep.id}` continues it.")
 

@@ -62,3 +62,17 @@ def allowed(current: str, target: str) -> bool:
 def sources(target: str) -> frozenset[RunStatus]:
     """The statuses a run may be in to move to `target`."""
     return frozenset(s for s, nxt in TRANSITIONS.items() if RunStatus(target) in nxt)
+
+
+class SweepState(StrEnum):
+    """A sweep's own state (its items' states are their runs' statuses). Stored as its value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # its driving process stopped; `orch sweep resume` goes on
+
+
+SWEEP_OPEN = frozenset({SweepState.QUEUED, SweepState.RUNNING})  # workers may claim its runs
+SWEEP_ENDED = frozenset({SweepState.FINISHED, SweepState.CANCELLED})  # nothing left to run

@@ -21,7 +21,6 @@ from orchestrator.store.sweep_tables import Sweep, SweepItem
 from orchestrator.store.tables import Run, utcnow
 
 OPEN = tuple(sorted(status.OPEN))  # run statuses of an item still to do
-SWEEP_STATUSES = ("queued", "running", "finished", "cancelled", "interrupted")
 
 
 class SweepPublic(BaseModel):
@@ -102,7 +101,7 @@ def update_sweep(*, session: Session, sweep_id: int, **fields: Any) -> SweepPubl
     row = session.get(Sweep, sweep_id) if valid_id(sweep_id) else None
     if row is None:
         raise NotFound(f"No sweep {sweep_id} in the store.", hint="See `orch sweep list`.")
-    if fields.get("status", "queued") not in SWEEP_STATUSES:
+    if fields.get("status", status.SweepState.QUEUED) not in set(status.SweepState):
         raise ValueError(f"unknown sweep status {fields['status']!r}")
     for key, value in fields.items():
         setattr(row, key, value)

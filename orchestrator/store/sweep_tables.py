@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
+from orchestrator.store.status import SweepState
 from orchestrator.store.tables import utcnow
 
 
@@ -23,7 +24,7 @@ class Sweep(SQLModel, table=True):
     # The sweep as given (file, validated sweep spec, --set, phones) so it can be audited.
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     # queued | running | finished | cancelled | interrupted
-    status: str = Field(default="queued", index=True)
+    status: str = Field(default=SweepState.QUEUED.value, index=True)  # a SweepState
     created: datetime = Field(default_factory=utcnow)
     started: datetime | None = None
     finished: datetime | None = None

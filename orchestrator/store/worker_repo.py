@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.errors import TransitionRefused
 from orchestrator.store import repo, sweep_repo
-from orchestrator.store.status import RunStatus
+from orchestrator.store.status import SWEEP_OPEN, RunStatus, SweepState
 from orchestrator.store.sweep_repo import OPEN, SweepItemPublic
 from orchestrator.store.sweep_tables import Sweep, SweepItem
 from orchestrator.store.tables import LEFT_RUNNING, Run, utcnow
@@ -104,7 +104,7 @@ def list_workers(*, session: Session) -> list[WorkerPublic]:
 
 def pool_sweeps(*, session: Session) -> list[sweep_repo.SweepPublic]:
     """Open sweeps queued for workers (`orch sweep FILE --queue-only`)."""
-    rows = session.exec(select(Sweep).where(col(Sweep.status).in_(("queued", "running")))
+    rows = session.exec(select(Sweep).where(col(Sweep.status).in_(sorted(SWEEP_OPEN)))
                         .order_by(col(Sweep.id)).execution_options(populate_existing=True))
     return [sweep_repo.SweepPublic.model_validate(r) for r in rows.all()
             if (r.spec or {}).get("queue") == POOL]
@@ -139,8 +139,8 @@ def claim(*, session: Session, worker_id: int, sweep_ids: Sequence[int], device_
         return None
     session.exec(update(SweepItem).where(SweepItem.id == item_id)
                  .values(worker_id=worker_id, device_id=device_id, phone=phone))
-    session.exec(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == "queued")
-                 .values(status="running", started=utcnow()))
+    session.exec(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepState.QUEUED)
+                 .values(status=SweepState.RUNNING, started=utcnow()))
     session.commit()
     item, run = session.exec(
         select(SweepItem, Run).join(Run, col(Run.id) == SweepItem.run_id)
@@ -236,7 +236,7 @@ def close_if_done(*, session: Session, sweep_id: int) -> bool:
     if sweep_repo.open_runs(session=session, sweep_id=sweep_id):
         return False
     session.exec(update(Sweep).where(Sweep.id == sweep_id,
-                                     col(Sweep.status).in_(("queued", "running")))
-                 .values(status="finished", finished=utcnow()))
+                                     col(Sweep.status).in_(sorted(SWEEP_OPEN)))
+                 .values(status=SweepState.FINISHED, finished=utcnow()))
     session.commit()
     return True

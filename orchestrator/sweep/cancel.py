@@ -10,7 +10,7 @@ from sqlmodel import Session
 from orchestrator.errors import DeviceError, TransitionRefused
 from orchestrator.runner.orphans import flag_left_running
 from orchestrator.store import repo, sweep_repo
-from orchestrator.store.status import RunStatus
+from orchestrator.store.status import SWEEP_ENDED, RunStatus, SweepState
 from orchestrator.store.tables import utcnow
 from orchestrator.sweep.agents import stop_agent
 from orchestrator.sweep.owner import driver_alive
@@ -30,12 +30,12 @@ class CancelResult(BaseModel):
 def cancel_sweep(*, session: Session, sweep_id: int) -> CancelResult:
     sweep = sweep_repo.get_sweep(session=session, sweep_id=sweep_id)
     out = CancelResult(sweep_id=sweep_id)
-    if sweep.status in ("finished", "cancelled"):
+    if sweep.status in SWEEP_ENDED:
         out.already = sweep.status
         return out
     live = driver_alive(sweep)
     out.driver = sweep.owner if live else None
-    sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status="cancelled",
+    sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status=SweepState.CANCELLED,
                             finished=utcnow(), error="cancelled by the user")
     for item in sweep_repo.open_runs(session=session, sweep_id=sweep_id):
         queued = item.status == RunStatus.QUEUED

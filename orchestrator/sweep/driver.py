@@ -23,7 +23,7 @@ from orchestrator.spec import ExperimentSpec
 from orchestrator.store import repo, sweep_repo
 from orchestrator.store.db import open_session
 from orchestrator.store.public import DevicePublic
-from orchestrator.store.status import RunStatus
+from orchestrator.store.status import SWEEP_ENDED, RunStatus, SweepState
 from orchestrator.store.tables import utcnow
 from orchestrator.sweep.agents import stop_agent
 from orchestrator.sweep.display import SweepDisplay
@@ -98,7 +98,7 @@ def _phones(session: Session, sweep_id: int, serials: list[str]) -> list[DeviceP
 
 def _claim(session: Session, sweep_id: int) -> None:
     sweep = sweep_repo.get_sweep(session=session, sweep_id=sweep_id)
-    if sweep.status in ("finished", "cancelled"):
+    if sweep.status in SWEEP_ENDED:
         raise RunError(f"Sweep {sweep_id} is {sweep.status}; nothing to run.",
                        hint=f"See `orch sweep status {sweep_id}`; `orch sweep resume "
                             f"{sweep_id} --retry-failed` runs its failed runs again.")
@@ -113,7 +113,7 @@ def _claim(session: Session, sweep_id: int) -> None:
                                      expected=sweep.owner):
         raise RunError(f"Another process took sweep {sweep_id} just now.",
                        hint=f"See `orch sweep status {sweep_id}`.")
-    sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status="running",
+    sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status=SweepState.RUNNING,
                             started=sweep.started or utcnow(), finished=None, error=None)
 
 
@@ -173,7 +173,7 @@ def drive(*, url: str, sweep_id: int, display: SweepDisplay,
                 _release_crashed(session, sweep_id, workers, crashed, display)
                 now = sweep_repo.update_sweep(session=session, sweep_id=sweep_id,
                                               heartbeat=utcnow())
-                if now.status == "cancelled":
+                if now.status == SweepState.CANCELLED:
                     rt.cancelled.set()
                     _stop_agents(session, sweep_id, stopped, display)
                 display.refresh(sweep_status(session=session, sweep_id=sweep_id))
@@ -182,8 +182,9 @@ def drive(*, url: str, sweep_id: int, display: SweepDisplay,
                     w.join(max(0.0, deadline - time.monotonic()))
         except KeyboardInterrupt:
             rt.stopping.set()
-            sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status="interrupted",
-                                    owner=None, error="the driving process was interrupted")
+            sweep_repo.update_sweep(session=session, sweep_id=sweep_id,
+                                    status=SweepState.INTERRUPTED, owner=None,
+                                    error="the driving process was interrupted")
             raise RunInterrupted(
                 f"Sweep {sweep_id} interrupted; agents already started keep training.",
                 hint=f"`orch sweep resume {sweep_id}` continues it.") from None
@@ -193,14 +194,14 @@ def drive(*, url: str, sweep_id: int, display: SweepDisplay,
 def _close(session: Session, sweep_id: int, workers: list[PhoneWorker]) -> SweepStatus:
     status = sweep_status(session=session, sweep_id=sweep_id)
     crashed = [w for w in workers if w.error is not None]
-    if status.sweep.status == "cancelled":
-        final, error = "cancelled", status.sweep.error
+    if status.sweep.status == SweepState.CANCELLED:
+        final, error = SweepState.CANCELLED, status.sweep.error
     elif status.done:
-        final, error = "finished", None
+        final, error = SweepState.FINISHED, None
     else:
-        final = "interrupted"
+        final = SweepState.INTERRUPTED
         error = (f"{crashed[0].label}: {type(crashed[0].error).__name__}: {crashed[0].error}"
                  if crashed else "runs are left that no phone of the sweep can take")
     sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status=final, owner=None,
-                            finished=utcnow() if final != "interrupted" else None, error=error)
+                            finished=utcnow() if final in SWEEP_ENDED else None, error=error)
     return sweep_status(session=session, sweep_id=sweep_id)

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from orchestrator.runner.job import run_params
 from orchestrator.spec import spec_hash
 from orchestrator.store import repo, sweep_repo
-from orchestrator.store.status import RunStatus
+from orchestrator.store.status import RunStatus, SweepState
 from orchestrator.store.sweep_repo import SweepPublic
 from orchestrator.sweep.phones import choose_phones
 from orchestrator.sweep.plan import PlannedRun, Planner
@@ -106,7 +106,7 @@ def requeue_failed(*, session: Session, sweep_id: int) -> int:
         sweep_repo.update_item(session=session, item_id=item.id, attempts=0, note=None)
         n += 1
     if n:
-        sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status="queued",
+        sweep_repo.update_sweep(session=session, sweep_id=sweep_id, status=SweepState.QUEUED,
                                 finished=None)
     return n
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from orchestrator.store import repo, sweep_repo
-from orchestrator.store.status import OPEN, RunStatus
+from orchestrator.store.status import OPEN, RunStatus, SweepState
 from orchestrator.store.sweep_repo import SweepItemPublic, SweepPublic
 from orchestrator.sweep.owner import driver_alive, me
 
@@ -70,9 +70,9 @@ def sweep_status(*, session: Session, sweep_id: int) -> SweepStatus:
     open_ = any(totals[k] for k in OPEN)
     if sweep.spec.get("queue") == "workers":
         driver = "workers"  # any number of `orch sweep worker`s, or none right now
-    elif sweep.status == "running" and (sweep.owner == me() or driver_alive(sweep)):
+    elif sweep.status == SweepState.RUNNING and (sweep.owner == me() or driver_alive(sweep)):
         driver = "running"
-    elif sweep.status == "running" and open_:
+    elif sweep.status == SweepState.RUNNING and open_:
         driver = "stalled"
     else:
         driver = "idle"

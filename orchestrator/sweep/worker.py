@@ -48,7 +48,7 @@ from orchestrator.spec import ExperimentSpec
 from orchestrator.store import repo, sweep_repo
 from orchestrator.store.db import open_session
 from orchestrator.store.public import DevicePublic, RunPublic
-from orchestrator.store.status import OPEN, RunStatus
+from orchestrator.store.status import OPEN, RunStatus, SweepState
 from orchestrator.store.sweep_repo import SweepItemPublic
 from orchestrator.store.tables import utcnow
 from orchestrator.sweep.agents import close_link, open_phone_link, stop_agent, stop_leftovers
@@ -160,7 +160,7 @@ class PhoneWorker(threading.Thread):
                     return
                 rt.stopping.wait(rt.idle_s)
                 continue
-            if sweep_repo.get_sweep(session=s, sweep_id=rt.sweep_id).status == "cancelled":
+            if sweep_repo.get_sweep(session=s, sweep_id=rt.sweep_id).status == SweepState.CANCELLED:
                 rt.cancelled.set()
             if rt.cancelled.is_set():
                 self._cancel_run(s, item.run_id)
