@@ -172,7 +172,8 @@ def render(results: dict, cold: dict, a: argparse.Namespace, load: float,
         SECTION, "",
         f"`python bench/bench_orchestration.py --reps {a.reps} --epochs {a.epochs}`: "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {nproc} cores (`nproc`), {cpu_model()}, "
-        f"load average {load:.1f} at the start; adb {adb_version}, one virtual Pixel 7 "
+        f"load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end; adb "
+        f"{adb_version}, one virtual Pixel 7 "
         "(its agent runs on this host's CPU).", "",
         f"Workload: `orch run experiments/paper_table1.yaml --device SERIAL` with alpha 0.25, "
         f"{'ImageNet' if WEIGHTS.is_file() else 'no'} weights, input 160, batch 4, "
@@ -210,8 +211,8 @@ def render(results: dict, cold: dict, a: argparse.Namespace, load: float,
               f"Python and the CLI ({cold['cli_start']:.1f} s, `orch --help`), then per "
               "variant: staging checks (hashes computed on the phone, one command per "
               "folder), the job push, starting the agent's Python on the phone, and the "
-              "follow loop's polling (every 0.5 s, every 0.1 s once the last epoch is in: the "
-              "result is collected up to one poll after the agent writes it): "
+              "follow loop's polling (0.1 s after an event, backing off to 0.5 s while the agent "
+              "is quiet; one reader process on the phone answers each poll): "
               f"{(per_variant - cold['cli_start']) / 2:.1f} s per variant in the median.", "",
               "Overhead of each repetition, in order (seconds): " + "; ".join(
                   f"`{kind}:` {label} " + ", ".join(f"{p[i]['overhead']:.1f}" for p in pairs)
