@@ -94,3 +94,41 @@ def test_file_store_uses_wal(tmp_path):
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     con.close()
     engine.dispose()
+
+
+@pytest.mark.parametrize("kind", [b for b in BACKENDS if b != "sqlite-memory"])
+@pytest.mark.parametrize("upsert", ["experiment", "device"])
+def test_a_row_created_meanwhile_by_another_process_is_updated_not_an_error(
+        kind, upsert, tmp_path):
+    """Two `orch run` of one spec on a new store: both find no experiment (or device) row
+    and create it; the one that commits second gets the other's row, updated, not a
+    unique-constraint error. The other process's insert is forced between the look-up and
+    the commit."""
+    with backend_url(kind, tmp_path) as url:
+        engine = make_engine(url)
+        with Session(engine) as mine, Session(engine) as other:
+            def call(session):
+                if upsert == "experiment":
+                    return repo.upsert_experiment(session=session, name="exp", spec={},
+                                                  spec_hash="theirs" if session is other
+                                                  else "mine")
+                return repo.upsert_device(session=session, serial="SER1",
+                                          model="theirs" if session is other else "mine")
+
+            real_exec, raced = mine.exec, []
+
+            def exec_then_race(statement, *a, **kw):
+                result = real_exec(statement, *a, **kw)
+                if not raced:  # the look-up found nothing; now the other process commits
+                    raced.append(call(other))
+                return result
+
+            mine.exec = exec_then_race  # type: ignore[method-assign]
+            got = call(mine)
+            assert raced and got.id == raced[0].id
+            field = "spec_hash" if upsert == "experiment" else "model"
+            assert getattr(got, field) == "mine"
+            rows = (repo.list_experiments(session=other) if upsert == "experiment"
+                    else repo.list_devices(session=other))
+            assert len(rows) == 1
+        engine.dispose()

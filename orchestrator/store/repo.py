@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from orchestrator.errors import NotFound, TransitionRefused
@@ -41,18 +42,34 @@ DERIVED_STATUSES = DERIVED
 # ------------------------------------------------------------------ devices
 
 
+def _upsert(session: Session, table: type[Any], key: str, value: str,
+            change: dict[str, Any]) -> Any:
+    """The row of `table` whose unique `key` is `value`, created if missing, with `change`
+    applied. Two processes creating the same row at once (two `orch run` of one spec on a new
+    store) collide on the unique key: the loser reads the winner's row and updates it."""
+    for attempt in range(2):
+        row = session.exec(select(table).where(getattr(table, key) == value)).first()
+        if row is None:
+            row = table(**{key: value})
+        for field, new in change.items():
+            setattr(row, field, new)
+        session.add(row)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            if attempt:
+                raise
+            continue
+        session.refresh(row)
+        return row
+    raise AssertionError("unreachable")
+
+
 def upsert_device(*, session: Session, serial: str, **facts: Any) -> DevicePublic:
     """Create or refresh a device by serial; only the given facts change."""
-    row = session.exec(select(Device).where(Device.serial == serial)).first()
-    if row is None:
-        row = Device(serial=serial)
-    for key, value in facts.items():
-        if value is not None:
-            setattr(row, key, value)
-    row.last_seen = utcnow()
-    session.add(row)
-    session.commit()
-    session.refresh(row)
+    change = {k: v for k, v in facts.items() if v is not None}
+    row = _upsert(session, Device, "serial", serial, {**change, "last_seen": utcnow()})
     return DevicePublic.model_validate(row)
 
 
@@ -93,14 +110,7 @@ def alias_map(*, session: Session) -> dict[str, str]:
 def upsert_experiment(
     *, session: Session, name: str, spec: dict[str, Any], spec_hash: str
 ) -> ExperimentPublic:
-    row = session.exec(select(Experiment).where(Experiment.name == name)).first()
-    if row is None:
-        row = Experiment(name=name)
-    row.spec = spec
-    row.spec_hash = spec_hash
-    session.add(row)
-    session.commit()
-    session.refresh(row)
+    row = _upsert(session, Experiment, "name", name, {"spec": spec, "spec_hash": spec_hash})
     return ExperimentPublic.model_validate(row)
 
 
