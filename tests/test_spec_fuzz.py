@@ -74,7 +74,9 @@ def _check(text: str, overrides: list[str]) -> None:
         count("spec_loaded")
     count("spec_documents")
     elapsed = time.process_time() - start
-    assert elapsed < 1.0, f"took {elapsed:.2f} s"
+    # A hang guard, not a timing: hostile input must not make the reader work for long
+    # (one spec takes milliseconds; 1 s of CPU was exceeded once by a busy shared core).
+    assert elapsed < 5.0, f"took {elapsed:.2f} s"
 
 
 @pytest.fixture(scope="module", autouse=True)
