@@ -3,19 +3,14 @@ figures into its own section of BENCHMARKS.md."""
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
+
+from orchestrator.links.local import cpu_model as local_cpu_model
 
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo), for the machine line of a report."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return local_cpu_model() or "unknown CPU"
 
 
 def replace_section(path: Path, heading: str, text: str) -> None:

@@ -38,7 +38,7 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -197,7 +197,7 @@ class LocalLink:
     def facts(self) -> DeviceFacts:
         return DeviceFacts(
             serial=f"local:{socket.gethostname()}", model="local", abi=platform.machine(),
-            release=platform.release(), soc=_cpu_model(), launcher=self.launcher,
+            release=platform.release(), soc=cpu_model(), launcher=self.launcher,
             cpus=os.cpu_count(), extra={"python": platform.python_version(),
                                         "system": platform.system()},
         )
